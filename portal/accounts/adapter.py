@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from allauth.account.adapter import DefaultAccountAdapter
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # Render now (the request and its objects are still here), deliver once the transaction
+        # that produced the mail has committed: no mail about a sign-up that was rolled back.
+        message = self.render_mail(template_prefix, email, context)
+        transaction.on_commit(message.send)
+
+    def get_signup_redirect_url(self, request: HttpRequest) -> str:
+        # "home" sends a newcomer to onboarding, or back to the invitation they came from.
+        return reverse("home")

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def portal(request: HttpRequest) -> dict:
+    """What the page frame needs: the organizations and projects for the header switchers."""
+    context: dict = {"site_name": settings.SITE_NAME}
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return context
+    match = getattr(request, "resolver_match", None)
+    kwargs = match.kwargs if match else {}
+    memberships = list(user.memberships.select_related("organization").order_by("organization__name"))
+    current = next((m for m in memberships if m.organization.slug == kwargs.get("org_slug")), None)
+    context["nav_memberships"] = memberships
+    if current is not None:
+        context["nav_org"] = current.organization
+        context["nav_role"] = current.get_role_display()
+        context["nav_projects"] = list(current.organization.projects.all())
+        context["nav_project"] = next(
+            (p for p in context["nav_projects"] if p.slug == kwargs.get("project_slug")), None
+        )
+    return context
