@@ -14,11 +14,11 @@ from django.utils.csp import CSP
 from portal.lib.env import (
     ConfigError,
     database_from_url,
-    email_from_url,
     env_bool,
     env_int,
     env_list,
     env_str,
+    mailer_from_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -119,12 +119,15 @@ else:
     _processed = VAR_DIR / "celery" / "processed"
     _queue.mkdir(parents=True, exist_ok=True)
     _processed.mkdir(parents=True, exist_ok=True)
+    _control = VAR_DIR / "celery" / "control"
+    _control.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue),
         "data_folder_out": str(_queue),
         "processed_folder": str(_processed),
         "store_processed": False,
+        "control_folder": str(_control),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -193,7 +196,7 @@ PORTAL_DEFAULT_QUOTAS = {
 PORTAL_INVITATION_DAYS = env_int("PORTAL_INVITATION_DAYS", 7)
 
 # --- E-mail ------------------------------------------------------------------------------------
-vars().update(email_from_url(env_str("EMAIL_URL")))
+MAILERS = {"default": mailer_from_url(env_str("EMAIL_URL"))}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -201,6 +204,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

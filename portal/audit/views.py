@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from portal.audit.models import AuditAction, AuditEvent
 from portal.tenancy.access import Perm, org_access
@@ -19,6 +20,7 @@ class AuditFilterForm(forms.Form):
 
 
 @login_required
+@require_safe
 def audit_log(request: HttpRequest, org_slug: str) -> HttpResponse:
     access = org_access(request.user, org_slug, Perm.AUDIT_VIEW)
     org = access.organization

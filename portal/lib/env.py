@@ -89,23 +89,26 @@ def _sqlite(path: Path) -> dict:
     }
 
 
-def email_from_url(url: str) -> dict:
-    """Django e-mail settings from EMAIL_URL: smtp://user:pass@host:587?tls=1, console://, locmem://."""
+def mailer_from_url(url: str) -> dict:
+    """One MAILERS entry from EMAIL_URL: smtp://user:pass@host:587?tls=1, smtps://…, console://."""
     if not url or url.startswith("console:"):
-        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+        return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
     parts = urlsplit(url)
     if parts.scheme == "locmem":
-        return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+        return {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
     if parts.scheme in {"smtp", "smtps", "submission"}:
         query = {key: values[-1].lower() in _TRUE for key, values in parse_qs(parts.query).items()}
+        default_port = {"smtps": 465, "submission": 587}.get(parts.scheme, 25)
         return {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "EMAIL_HOST": parts.hostname or "localhost",
-            "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 587 if parts.scheme == "submission" else 25),
-            "EMAIL_HOST_USER": unquote(parts.username or ""),
-            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
-            "EMAIL_USE_SSL": parts.scheme == "smtps" or query.get("ssl", False),
-            "EMAIL_USE_TLS": parts.scheme == "submission" or query.get("tls", False),
-            "EMAIL_TIMEOUT": 10,
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": parts.hostname or "localhost",
+                "port": parts.port or default_port,
+                "username": unquote(parts.username or ""),
+                "password": unquote(parts.password or ""),
+                "use_ssl": parts.scheme == "smtps" or query.get("ssl", False),
+                "use_tls": parts.scheme == "submission" or query.get("tls", False),
+                "timeout": 10,
+            },
         }
     raise ConfigError(f"EMAIL_URL scheme {parts.scheme!r} is not supported (use smtp://, smtps://, console://)")

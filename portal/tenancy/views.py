@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from portal.tenancy import services
 from portal.tenancy.access import Access, Perm, org_access, project_access
@@ -54,6 +54,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def org_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
     access = org_access(request.user, org_slug)
     _remember(request, access)
@@ -126,6 +127,7 @@ def _members_page(
 
 
 @login_required
+@require_safe
 def members(request: HttpRequest, org_slug: str) -> HttpResponse:
     access = org_access(request.user, org_slug, Perm.MEMBERS_VIEW)
     return _members_page(request, access)
@@ -289,6 +291,7 @@ def project_create(request: HttpRequest, org_slug: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def project_dashboard(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug)
     _remember(request, access)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from portal.tenancy.models import Role
+from tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Rate-limit counters and used TOTP codes live in the shared cache: start every test clean.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory(name="Acme Research", slug="acme")
+
+
+@pytest.fixture
+def project(org):
+    return ProjectFactory(organization=org, name="Web shop", slug="web-shop")
+
+
+def _member(org, role: Role, email: str):
+    return MembershipFactory(organization=org, role=role, user=UserFactory(email=email)).user
+
+
+@pytest.fixture
+def owner(org):
+    return _member(org, Role.OWNER, "owner@example.com")
+
+
+@pytest.fixture
+def admin_user(org):
+    return _member(org, Role.ADMIN, "admin@example.com")
+
+
+@pytest.fixture
+def member(org):
+    return _member(org, Role.MEMBER, "member@example.com")
+
+
+@pytest.fixture
+def viewer(org):
+    return _member(org, Role.VIEWER, "viewer@example.com")
+
+
+@pytest.fixture
+def outsider(db):
+    """Owner of another organization: signed in, verified, powerful elsewhere, a stranger here."""
+    other = OrganizationFactory(name="Other Corp", slug="other")
+    ProjectFactory(organization=other, name="Theirs", slug="theirs")
+    return _member(other, Role.OWNER, "outsider@example.com")
+
+
+@pytest.fixture
+def client_as():
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def users(owner, admin_user, member, viewer, outsider):
+    return {"owner": owner, "admin": admin_user, "member": member, "viewer": viewer, "outsider": outsider}
