@@ -72,3 +72,16 @@ def client_as():
 @pytest.fixture
 def users(owner, admin_user, member, viewer, outsider):
     return {"owner": owner, "admin": admin_user, "member": member, "viewer": viewer, "outsider": outsider}
+
+
+@pytest.fixture
+def operator(db):
+    """A cloud operator: staff in Django admin, no organization."""
+    return UserFactory(email="operator@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_client(operator, client_as):
+    # pytest-django's admin_client builds on an `admin_user` fixture, which here is an
+    # organization admin; operators are a different thing.
+    return client_as(operator)

@@ -22,7 +22,7 @@ class AuditAction(models.TextChoices):
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
-    def update(self, **kwargs):  # noqa: ARG002
+    def update(self, **kwargs):
         raise TypeError("Audit events are append-only.")
 
     def delete(self):

@@ -154,9 +154,8 @@ def _owner_count(org: Organization) -> int:
 
 
 def _require_may_touch(access: Access, membership: Membership, new_role: str | None = None) -> None:
-    if Role.OWNER in (membership.role, new_role):
-        if not access.can(Perm.OWNERS_MANAGE):
-            raise PermissionDenied("Only an owner can add, change or remove owners.")
+    if Role.OWNER in (membership.role, new_role) and not access.can(Perm.OWNERS_MANAGE):
+        raise PermissionDenied("Only an owner can add, change or remove owners.")
 
 
 @transaction.atomic

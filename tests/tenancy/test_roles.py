@@ -5,21 +5,21 @@ import pytest
 from portal.tenancy.access import ROLE_PERMISSIONS, Perm, role_allows
 from portal.tenancy.models import Role
 
-O, A, M, V = Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER
+OW, A, M, V = Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER
 
 EXPECTED = {
-    Perm.ORG_VIEW: {O, A, M, V},
-    Perm.MEMBERS_VIEW: {O, A, M, V},
-    Perm.PROJECT_VIEW: {O, A, M, V},
-    Perm.RESOURCE_CREATE: {O, A, M},
-    Perm.RESOURCE_OPERATE: {O, A, M},
-    Perm.ORG_EDIT: {O, A},
-    Perm.MEMBERS_MANAGE: {O, A},
-    Perm.PROJECT_CREATE: {O, A},
-    Perm.PROJECT_EDIT: {O, A},
-    Perm.PROJECT_DELETE: {O, A},
-    Perm.AUDIT_VIEW: {O, A},
-    Perm.OWNERS_MANAGE: {O},
+    Perm.ORG_VIEW: {OW, A, M, V},
+    Perm.MEMBERS_VIEW: {OW, A, M, V},
+    Perm.PROJECT_VIEW: {OW, A, M, V},
+    Perm.RESOURCE_CREATE: {OW, A, M},
+    Perm.RESOURCE_OPERATE: {OW, A, M},
+    Perm.ORG_EDIT: {OW, A},
+    Perm.MEMBERS_MANAGE: {OW, A},
+    Perm.PROJECT_CREATE: {OW, A},
+    Perm.PROJECT_EDIT: {OW, A},
+    Perm.PROJECT_DELETE: {OW, A},
+    Perm.AUDIT_VIEW: {OW, A},
+    Perm.OWNERS_MANAGE: {OW},
 }
 
 
