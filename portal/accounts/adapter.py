@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
@@ -10,7 +14,19 @@ class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         # Render now (the request and its objects are still here), deliver once the transaction
         # that produced the mail has committed: no mail about a sign-up that was rolled back.
-        message = self.render_mail(template_prefix, email, context)
+        request = allauth_context.request
+        site = SimpleNamespace(name=settings.SITE_NAME, domain=request.get_host() if request else "")
+        message = self.render_mail(
+            template_prefix,
+            email,
+            {
+                "request": request,
+                "email": email,
+                "current_site": site,
+                "site_name": settings.SITE_NAME,
+                **context,
+            },
+        )
         transaction.on_commit(message.send)
 
     def get_signup_redirect_url(self, request: HttpRequest) -> str:

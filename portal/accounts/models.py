@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class UserManager(BaseUserManager["User"]):
@@ -42,6 +43,10 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["email"]
+        constraints = [
+            # allauth looks addresses up case-insensitively: one account per address, whatever its case.
+            models.UniqueConstraint(Lower("email"), name="user_email_unique_ci"),
+        ]
 
     def __str__(self) -> str:
         return self.email

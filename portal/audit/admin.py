@@ -5,7 +5,15 @@ from portal.audit.models import AuditEvent
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "action", "actor_email", "organization", "project", "target_repr", "ip_address"]
+    list_display = [
+        "created_at",
+        "action",
+        "actor_email",
+        "organization",
+        "project",
+        "target_repr",
+        "ip_address",
+    ]
     list_filter = ["action", "created_at"]
     search_fields = ["actor_email", "target_repr", "organization__name", "project__name"]
     date_hierarchy = "created_at"

@@ -45,9 +45,7 @@ def diff_fields(before: models.Model | dict, after: models.Model, fields: list[s
     """{field: [old, new]} for the fields whose value differs."""
     old = before if isinstance(before, dict) else {f: getattr(before, f) for f in fields}
     return {
-        f: [_jsonable(old[f]), _jsonable(getattr(after, f))]
-        for f in fields
-        if old[f] != getattr(after, f)
+        f: [_jsonable(old[f]), _jsonable(getattr(after, f))] for f in fields if old[f] != getattr(after, f)
     }
 
 

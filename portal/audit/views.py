@@ -13,7 +13,9 @@ from portal.tenancy.access import Perm, org_access
 
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(required=False, choices=[("", "All actions"), *AuditAction.choices])
-    actor = forms.CharField(required=False, label="Who", widget=forms.TextInput(attrs={"placeholder": "e-mail"}))
+    actor = forms.CharField(
+        required=False, label="Who", widget=forms.TextInput(attrs={"placeholder": "e-mail"})
+    )
     project = forms.ChoiceField(required=False)
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
@@ -25,7 +27,10 @@ def audit_log(request: HttpRequest, org_slug: str) -> HttpResponse:
     access = org_access(request.user, org_slug, Perm.AUDIT_VIEW)
     org = access.organization
     form = AuditFilterForm(request.GET or None)
-    form.fields["project"].choices = [("", "All projects"), *((str(p.pk), p.name) for p in org.projects.all())]
+    form.fields["project"].choices = [
+        ("", "All projects"),
+        *((str(p.pk), p.name) for p in org.projects.all()),
+    ]
     events = AuditEvent.objects.filter(organization=org).select_related("project")
     status = 200
     if form.is_bound:

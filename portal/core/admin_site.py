@@ -31,7 +31,9 @@ class PortalAdminSite(admin.AdminSite):
                 and user.is_staff
                 and not is_mfa_enabled(user)
             ):
-                messages.warning(request, "Operators must turn on two-factor authentication before using admin.")
+                messages.warning(
+                    request, "Operators must turn on two-factor authentication before using admin."
+                )
                 return redirect("mfa_index")
             return inner(request, *args, **kwargs)
 

@@ -23,7 +23,10 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("tenancy:invitation_accept", token=token)
     memberships = request.user.memberships.select_related("organization")
     last = request.session.get("last_org")
-    membership = memberships.filter(organization__slug=last).first() or memberships.order_by("organization__name").first()
+    membership = (
+        memberships.filter(organization__slug=last).first()
+        or memberships.order_by("organization__name").first()
+    )
     if membership is None:
         return redirect("welcome")
     return redirect(membership.organization)
@@ -41,9 +44,9 @@ def _check_database() -> str | None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as error:  # any failure means "down"; the reason goes into the response
+    except Exception as error:  # any failure means "down"; details go to the log, not to callers
         log.warning("healthz: database check failed", exc_info=True)
-        return f"{type(error).__name__}: {error}"
+        return f"unavailable ({type(error).__name__})"
     return None
 
 
@@ -51,16 +54,20 @@ def _check_broker() -> str | None:
     try:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
-    except Exception as error:  # any failure means "down"; the reason goes into the response
+    except Exception as error:  # any failure means "down"; details go to the log, not to callers
         log.warning("healthz: broker check failed", exc_info=True)
-        return f"{type(error).__name__}: {error}"
+        return f"unavailable ({type(error).__name__})"
     return None
 
 
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    problems = {name: problem for name, check in (("database", _check_database), ("broker", _check_broker)) if (problem := check())}
+    problems = {
+        name: problem
+        for name, check in (("database", _check_database), ("broker", _check_broker))
+        if (problem := check())
+    }
     body = {
         "status": "ok" if not problems else "unavailable",
         "checks": {name: problems.get(name, "ok") for name in ("database", "broker")},

@@ -111,4 +111,6 @@ def mailer_from_url(url: str) -> dict:
                 "timeout": 10,
             },
         }
-    raise ConfigError(f"EMAIL_URL scheme {parts.scheme!r} is not supported (use smtp://, smtps://, console://)")
+    raise ConfigError(
+        f"EMAIL_URL scheme {parts.scheme!r} is not supported (use smtp://, smtps://, console://)"
+    )

@@ -54,9 +54,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_READ),
 }
 
-_WHO_MAY = {
-    perm: " or ".join(r.label for r in Role if perm in ROLE_PERMISSIONS[r]) for perm in Perm
-}
+_WHO_MAY = {perm: " or ".join(r.label for r in Role if perm in ROLE_PERMISSIONS[r]) for perm in Perm}
 
 
 def role_allows(role: str, perm: Perm) -> bool:
@@ -78,7 +76,9 @@ class Access:
 
     def get_membership(self, membership_id: int) -> Membership:
         membership = (
-            Membership.objects.select_related("user").filter(organization=self.organization, pk=membership_id).first()
+            Membership.objects.select_related("user")
+            .filter(organization=self.organization, pk=membership_id)
+            .first()
         )
         if membership is None:
             raise Http404("No such member.")

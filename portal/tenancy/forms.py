@@ -26,7 +26,10 @@ class ProjectForm(forms.Form):
         widget=forms.TextInput(attrs={"autofocus": True, "placeholder": "Web shop (production)"}),
     )
     description = forms.CharField(
-        max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Description (optional)"
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Description (optional)",
     )
 
     def clean_name(self) -> str:
@@ -41,7 +44,9 @@ def _role_choices(allow_owner: bool) -> list[tuple[str, str]]:
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(label="E-mail address", widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"}))
+    email = forms.EmailField(
+        label="E-mail address", widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"})
+    )
     role = forms.ChoiceField(choices=_role_choices(True), initial=Role.MEMBER)
 
     def __init__(self, *args, allow_owner: bool = False, **kwargs) -> None:

@@ -67,7 +67,9 @@ def organization_update(*, access: Access, name: str, request: HttpRequest | Non
     changes = diff_fields(before, org, ["name"])
     if changes:
         org.save(update_fields=["name"])
-        audit_record(action=AuditAction.ORG_UPDATED, organization=org, target=org, changes=changes, request=request)
+        audit_record(
+            action=AuditAction.ORG_UPDATED, organization=org, target=org, changes=changes, request=request
+        )
     return org
 
 
@@ -236,7 +238,9 @@ def invitation_create(
     email = email.strip().lower()
     if Membership.objects.filter(organization=org, user__email__iexact=email).exists():
         raise ValidationError(f"{email} is already a member of {org.name}.")
-    if Invitation.objects.filter(organization=org, email__iexact=email, status=InvitationStatus.PENDING).exists():
+    if Invitation.objects.filter(
+        organization=org, email__iexact=email, status=InvitationStatus.PENDING
+    ).exists():
         raise ValidationError(f"{email} already has an invitation; resend it from the list instead.")
     invitation = Invitation(organization=org, email=email, role=role, invited_by=access.membership.user)
     token = invitation.new_token()
@@ -244,7 +248,9 @@ def invitation_create(
         with transaction.atomic():
             invitation.save()
     except IntegrityError:  # a concurrent request invited the same address
-        raise ValidationError(f"{email} already has an invitation; resend it from the list instead.") from None
+        raise ValidationError(
+            f"{email} already has an invitation; resend it from the list instead."
+        ) from None
     audit_record(
         action=AuditAction.INVITATION_SENT,
         organization=org,
@@ -271,20 +277,29 @@ def _pending_invitation(access: Access, invitation_id: int) -> Invitation:
 
 
 @transaction.atomic
-def invitation_resend(*, access: Access, invitation_id: int, request: HttpRequest | None = None) -> Invitation:
+def invitation_resend(
+    *, access: Access, invitation_id: int, request: HttpRequest | None = None
+) -> Invitation:
     invitation = _pending_invitation(access, invitation_id)
     if invitation.status != InvitationStatus.PENDING:
         raise ValidationError(f"This invitation was already {invitation.get_status_display().lower()}.")
     token = invitation.new_token()
     invitation.invited_by = access.membership.user
     invitation.save(update_fields=["token_hash", "sent_at", "expires_at", "invited_by"])
-    audit_record(action=AuditAction.INVITATION_RESENT, organization=invitation.organization, target=invitation, request=request)
+    audit_record(
+        action=AuditAction.INVITATION_RESENT,
+        organization=invitation.organization,
+        target=invitation,
+        request=request,
+    )
     _send_invitation(invitation, token, request)
     return invitation
 
 
 @transaction.atomic
-def invitation_revoke(*, access: Access, invitation_id: int, request: HttpRequest | None = None) -> Invitation:
+def invitation_revoke(
+    *, access: Access, invitation_id: int, request: HttpRequest | None = None
+) -> Invitation:
     invitation = _pending_invitation(access, invitation_id)
     if invitation.status == InvitationStatus.REVOKED:
         return invitation  # repeating a revoke changes nothing
@@ -292,7 +307,12 @@ def invitation_revoke(*, access: Access, invitation_id: int, request: HttpReques
         raise ValidationError("This invitation was already accepted; remove the member instead.")
     invitation.status = InvitationStatus.REVOKED
     invitation.save(update_fields=["status"])
-    audit_record(action=AuditAction.INVITATION_REVOKED, organization=invitation.organization, target=invitation, request=request)
+    audit_record(
+        action=AuditAction.INVITATION_REVOKED,
+        organization=invitation.organization,
+        target=invitation,
+        request=request,
+    )
     return invitation
 
 
@@ -336,7 +356,13 @@ def invitation_accept(*, user, token: str, request: HttpRequest | None = None) -
     invitation.accepted_by = user
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["status", "accepted_by", "accepted_at"])
-    audit_record(action=AuditAction.INVITATION_ACCEPTED, actor=user, organization=org, target=invitation, request=request)
+    audit_record(
+        action=AuditAction.INVITATION_ACCEPTED,
+        actor=user,
+        organization=org,
+        target=invitation,
+        request=request,
+    )
     if created:
         audit_record(
             action=AuditAction.MEMBER_ADDED,

@@ -28,6 +28,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/audit/", audit_log, name="audit_log"),
     path("o/<slug:org_slug>/projects/new/", views.project_create, name="project_create"),
     path("o/<slug:org_slug>/p/<slug:project_slug>/", views.project_dashboard, name="project_dashboard"),
-    path("o/<slug:org_slug>/p/<slug:project_slug>/settings/", views.project_settings, name="project_settings"),
+    path(
+        "o/<slug:org_slug>/p/<slug:project_slug>/settings/", views.project_settings, name="project_settings"
+    ),
     path("o/<slug:org_slug>/p/<slug:project_slug>/delete/", views.project_delete, name="project_delete"),
 ]

@@ -41,7 +41,9 @@ def organization_create(request: HttpRequest) -> HttpResponse:
         if not verified:
             raise PermissionDenied("Please confirm your e-mail address before creating an organization.")
         if form.is_valid():
-            org = services.organization_create(user=request.user, name=form.cleaned_data["name"], request=request)
+            org = services.organization_create(
+                user=request.user, name=form.cleaned_data["name"], request=request
+            )
             messages.success(request, f"{org.name} is ready. Now create its first project.")
             return redirect(reverse("tenancy:project_create", kwargs={"org_slug": org.slug}) + "?welcome=1")
     onboarding = not request.user.memberships.exists()
@@ -105,7 +107,9 @@ def _members_page(
         {
             "membership": m,
             "is_me": m.pk == access.membership.pk,
-            "editable": can_manage and m.pk != access.membership.pk and (m.role != Role.OWNER or can_manage_owners),
+            "editable": can_manage
+            and m.pk != access.membership.pk
+            and (m.role != Role.OWNER or can_manage_owners),
         }
         for m in memberships
     ]
@@ -161,7 +165,9 @@ def invitation_resend(request: HttpRequest, org_slug: str, invitation_id: int) -
     except ValidationError as error:
         messages.error(request, _error_text(error))
         return _members_page(request, access, status=409)
-    messages.success(request, f"Invitation sent again to {invitation.email}; the earlier link no longer works.")
+    messages.success(
+        request, f"Invitation sent again to {invitation.email}; the earlier link no longer works."
+    )
     return redirect("tenancy:members", org_slug=org_slug)
 
 
@@ -195,7 +201,9 @@ def member_role(request: HttpRequest, org_slug: str, membership_id: int) -> Http
     except ValidationError as error:
         messages.error(request, _error_text(error))
         return _members_page(request, access, status=409)
-    messages.success(request, f"{membership.user.display_name} is now {Role(form.cleaned_data['role']).label}.")
+    messages.success(
+        request, f"{membership.user.display_name} is now {Role(form.cleaned_data['role']).label}."
+    )
     return redirect("tenancy:members", org_slug=org_slug)
 
 
@@ -212,7 +220,9 @@ def member_remove(request: HttpRequest, org_slug: str, membership_id: int) -> Ht
     except ValidationError as error:
         messages.error(request, _error_text(error))
         return _members_page(request, access, status=409)
-    messages.success(request, f"{membership.user.display_name} no longer has access to {access.organization.name}.")
+    messages.success(
+        request, f"{membership.user.display_name} no longer has access to {access.organization.name}."
+    )
     return redirect("tenancy:members", org_slug=org_slug)
 
 
@@ -259,7 +269,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         # Following the e-mailed link proves the address.
         EmailAddress.objects.filter(user=request.user, email__iexact=invitation.email).update(verified=True)
         request.session.pop(SESSION_INVITATION, None)
-        messages.success(request, f"Welcome to {membership.organization.name}! You joined as {membership.get_role_display()}.")
+        messages.success(
+            request,
+            f"Welcome to {membership.organization.name}! You joined as {membership.get_role_display()}.",
+        )
         return redirect(membership.organization)
     already = Membership.objects.filter(organization=invitation.organization, user=request.user).first()
     return render(
@@ -315,7 +328,9 @@ def project_dashboard(request: HttpRequest, org_slug: str, project_slug: str) ->
 def project_settings(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug, Perm.PROJECT_EDIT)
     project = access.project
-    form = ProjectForm(request.POST or None, initial={"name": project.name, "description": project.description})
+    form = ProjectForm(
+        request.POST or None, initial={"name": project.name, "description": project.description}
+    )
     if request.method == "POST" and form.is_valid():
         services.project_update(access=access, request=request, **form.cleaned_data)
         messages.success(request, "Project settings saved.")

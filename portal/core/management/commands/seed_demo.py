@@ -59,9 +59,7 @@ class Command(BaseCommand):
         )
         if created:
             # The one audit event a real signup would leave; the rest is demo scaffolding.
-            audit_record(
-                action=AuditAction.ORG_CREATED, actor=customer, organization=org, target=org
-            )
+            audit_record(action=AuditAction.ORG_CREATED, actor=customer, organization=org, target=org)
         members = [(customer, Role.OWNER)]
         members += [(self._user(email, name), role) for email, name, role in TEAMMATES]
         for user, role in members:
