@@ -23,7 +23,10 @@ class UserFactory(factory.django.DjangoModelFactory):
         """Verified by default; `UserFactory(verified=False)` leaves the address unconfirmed."""
         if create:
             EmailAddress.objects.create(
-                user=self, email=self.email, primary=True, verified=extracted if extracted is not None else True
+                user=self,
+                email=self.email,
+                primary=True,
+                verified=extracted if extracted is not None else True,
             )
 
 

@@ -17,8 +17,15 @@ def _rows(response) -> str:
 
 @pytest.fixture
 def events(org, project, owner, admin_user):
-    audit_record(action=AuditAction.PROJECT_CREATED, actor=owner, organization=org, project=project, target=project)
-    audit_record(action=AuditAction.MEMBER_ROLE_CHANGED, actor=admin_user, organization=org, changes={"role": ["member", "viewer"]})
+    audit_record(
+        action=AuditAction.PROJECT_CREATED, actor=owner, organization=org, project=project, target=project
+    )
+    audit_record(
+        action=AuditAction.MEMBER_ROLE_CHANGED,
+        actor=admin_user,
+        organization=org,
+        changes={"role": ["member", "viewer"]},
+    )
     return AuditEvent.objects.all()
 
 
@@ -41,11 +48,15 @@ def test_bad_filter_is_a_400_not_a_500(org, events, owner, client_as):
 
 
 def test_members_cannot_read_the_log(org, events, member, client_as):
-    assert client_as(member).get(reverse("tenancy:audit_log", kwargs={"org_slug": org.slug})).status_code == 403
+    assert (
+        client_as(member).get(reverse("tenancy:audit_log", kwargs={"org_slug": org.slug})).status_code == 403
+    )
 
 
 def test_log_shows_only_this_organization(org, events, outsider, owner, client_as):
-    audit_record(action=AuditAction.ORG_UPDATED, actor=outsider, organization=outsider.memberships.get().organization)
+    audit_record(
+        action=AuditAction.ORG_UPDATED, actor=outsider, organization=outsider.memberships.get().organization
+    )
     page = _rows(client_as(owner).get(reverse("tenancy:audit_log", kwargs={"org_slug": org.slug})))
     assert "owner@example.com" in page and "outsider@example.com" not in page
 

@@ -47,7 +47,9 @@ def test_invitation_email_names_the_organization_role_and_inviter(invite, mailou
     assert AuditEvent.objects.filter(action="invitation.sent").count() == 1
 
 
-def test_new_user_signs_up_from_the_invitation_and_joins_with_the_role(invite, org, client, django_capture_on_commit_callbacks, mailoutbox):
+def test_new_user_signs_up_from_the_invitation_and_joins_with_the_role(
+    invite, org, client, django_capture_on_commit_callbacks, mailoutbox
+):
     link = invite("newcomer@example.com", Role.VIEWER)
     page = client.get(link)
     assert page.status_code == 200 and b"Create account" in page.content
@@ -55,7 +57,11 @@ def test_new_user_signs_up_from_the_invitation_and_joins_with_the_role(invite, o
     with django_capture_on_commit_callbacks(execute=True):
         signup = client.post(
             reverse("account_signup") + f"?next={link}",
-            {"email": "newcomer@example.com", "password1": "a-long-pass-phrase-1", "password2": "a-long-pass-phrase-1"},
+            {
+                "email": "newcomer@example.com",
+                "password1": "a-long-pass-phrase-1",
+                "password2": "a-long-pass-phrase-1",
+            },
         )
     assert signup.status_code == 302
     # Opening the e-mailed link proved the address: no separate verification needed.
@@ -103,7 +109,9 @@ def test_signed_in_as_someone_else_cannot_accept(invite, org, client):
 
 def test_expired_invitation_is_refused(invite, org, client):
     link = invite("late@example.com")
-    Invitation.objects.filter(email="late@example.com").update(expires_at=timezone.now() - timedelta(minutes=1))
+    Invitation.objects.filter(email="late@example.com").update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
     client.force_login(UserFactory(email="late@example.com"))
     response = client.post(link)
     assert response.status_code == 404 and b"expired" in response.content
@@ -128,7 +136,9 @@ def test_unknown_token_is_a_clear_404(db, client):
     assert response.status_code == 404 and b"not valid" in response.content
 
 
-def test_resend_rotates_the_link(invite, org, owner, client_as, django_capture_on_commit_callbacks, mailoutbox, client):
+def test_resend_rotates_the_link(
+    invite, org, owner, client_as, django_capture_on_commit_callbacks, mailoutbox, client
+):
     first = invite("again@example.com")
     invitation = Invitation.objects.get(email="again@example.com")
     url = reverse("tenancy:invitation_resend", kwargs={"org_slug": org.slug, "invitation_id": invitation.pk})
@@ -140,7 +150,9 @@ def test_resend_rotates_the_link(invite, org, owner, client_as, django_capture_o
     assert client.get(second).status_code == 200
 
 
-def test_inviting_a_member_or_a_pending_address_is_refused(invite, org, owner, member, client_as, django_capture_on_commit_callbacks, mailoutbox):
+def test_inviting_a_member_or_a_pending_address_is_refused(
+    invite, org, owner, member, client_as, django_capture_on_commit_callbacks, mailoutbox
+):
     invite("pending@example.com")
     sent = len(mailoutbox)
     client = client_as(owner)
@@ -154,8 +166,12 @@ def test_inviting_a_member_or_a_pending_address_is_refused(invite, org, owner, m
     assert Invitation.objects.count() == 1
 
 
-def test_admin_cannot_invite_an_owner(org, admin_user, client_as, django_capture_on_commit_callbacks, mailoutbox):
-    response = _invite(client_as(admin_user), org, "boss@example.com", Role.OWNER, django_capture_on_commit_callbacks)
+def test_admin_cannot_invite_an_owner(
+    org, admin_user, client_as, django_capture_on_commit_callbacks, mailoutbox
+):
+    response = _invite(
+        client_as(admin_user), org, "boss@example.com", Role.OWNER, django_capture_on_commit_callbacks
+    )
     assert response.status_code == 400
     assert not Invitation.objects.exists() and not mailoutbox
 

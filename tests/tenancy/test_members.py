@@ -21,7 +21,12 @@ def _m(org, user):
 
 @pytest.mark.parametrize(
     "name",
-    ["tenancy:member_role", "tenancy:member_remove", "tenancy:invitation_resend", "tenancy:invitation_revoke"],
+    [
+        "tenancy:member_role",
+        "tenancy:member_remove",
+        "tenancy:invitation_resend",
+        "tenancy:invitation_revoke",
+    ],
 )
 def test_actions_refuse_get(name, org, owner, member, client_as):
     kwargs = {"org_slug": org.slug}

@@ -23,7 +23,12 @@ OBJECT_KWARGS = {
     "membership_id": lambda w: w["membership"].pk,
     "invitation_id": lambda w: w["invitation"].pk,
 }
-MISSING = {"org_slug": "no-such-org", "project_slug": "no-such-project", "membership_id": 987654, "invitation_id": 987654}
+MISSING = {
+    "org_slug": "no-such-org",
+    "project_slug": "no-such-project",
+    "membership_id": 987654,
+    "invitation_id": 987654,
+}
 
 # URLs whose parameters are not tenant objects, with the reason; tested elsewhere.
 NOT_TENANT_SCOPED = {
@@ -67,7 +72,9 @@ def test_matrix_covers_every_parameter():
 
 @pytest.fixture
 def world(org, project, owner, viewer):
-    target = MembershipFactory(organization=org, role=Role.MEMBER, user=UserFactory(email="target@example.com"))
+    target = MembershipFactory(
+        organization=org, role=Role.MEMBER, user=UserFactory(email="target@example.com")
+    )
     invitation = Invitation(organization=org, email="invitee@example.com", role=Role.MEMBER, invited_by=owner)
     invitation.new_token()
     invitation.save()
@@ -99,7 +106,9 @@ def test_outsider_gets_the_same_404_as_for_a_missing_object(route, method, world
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_viewer_cannot_change_anything(route, world, viewer, client_as):
     url = _url(route, {p: OBJECT_KWARGS[p](world) for p in route.params})
-    response = client_as(viewer).post(url, {"name": "Renamed", "role": "owner", "email": "x@example.com", "confirm": world["project"].slug})
+    response = client_as(viewer).post(
+        url, {"name": "Renamed", "role": "owner", "email": "x@example.com", "confirm": world["project"].slug}
+    )
     if route.name in VIEWER_MAY_POST:
         assert response.status_code != 403, VIEWER_MAY_POST[route.name]
         return
