@@ -194,6 +194,9 @@ PORTAL_DEFAULT_QUOTAS = {
     "volume_gib": env_int("PORTAL_QUOTA_VOLUME_GIB", 1000),
 }
 PORTAL_INVITATION_DAYS = env_int("PORTAL_INVITATION_DAYS", 7)
+PORTAL_INVITATIONS_PER_HOUR = env_int("PORTAL_INVITATIONS_PER_HOUR", 30)
+PORTAL_MAX_PENDING_INVITATIONS = env_int("PORTAL_MAX_PENDING_INVITATIONS", 100)
+PORTAL_CURRENCY = env_str("PORTAL_CURRENCY", "EUR")
 
 # --- E-mail ------------------------------------------------------------------------------------
 MAILERS = {"default": mailer_from_url(env_str("EMAIL_URL"))}

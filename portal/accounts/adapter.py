@@ -5,9 +5,10 @@ from types import SimpleNamespace
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
+
+from portal.core.mail import send_after_commit
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -27,7 +28,7 @@ class AccountAdapter(DefaultAccountAdapter):
                 **context,
             },
         )
-        transaction.on_commit(message.send)
+        send_after_commit(message)
 
     def get_signup_redirect_url(self, request: HttpRequest) -> str:
         # "home" sends a newcomer to onboarding, or back to the invitation they came from.

@@ -19,6 +19,8 @@ class AuditAction(models.TextChoices):
     INVITATION_RESENT = "invitation.resent", "Invitation resent"
     INVITATION_REVOKED = "invitation.revoked", "Invitation revoked"
     INVITATION_ACCEPTED = "invitation.accepted", "Invitation accepted"
+    POLICY_CHANGED = "residency.policy_changed", "Residency policy changed"
+    PLACEMENT_DENIED = "residency.placement_denied", "Placement denied"
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
@@ -44,6 +46,8 @@ class AuditEvent(models.Model):
     project = models.ForeignKey(
         "tenancy.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
     )
+    # The project's name when it happened: the event keeps it after the project is deleted.
+    project_name = models.CharField(max_length=80, blank=True)
     action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

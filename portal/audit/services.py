@@ -33,6 +33,7 @@ def audit_record(
         actor_email=getattr(actor, "email", "") or "",
         organization=organization,
         project=project,
+        project_name=project.name if project is not None else "",
         target_type=target._meta.model_name if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:255] if target is not None else "",

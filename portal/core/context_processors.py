@@ -3,6 +3,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
+from portal.tenancy.access import ROLE_PERMISSIONS
+from portal.tenancy.models import Role
+
 
 def portal(request: HttpRequest) -> dict:
     """What the page frame needs: the organizations and projects for the header switchers."""
@@ -18,6 +21,8 @@ def portal(request: HttpRequest) -> dict:
     if current is not None:
         context["nav_org"] = current.organization
         context["nav_role"] = current.get_role_display()
+        # What the navigation may offer: links a role can't use are not shown.
+        context["nav_perms"] = {perm.value for perm in ROLE_PERMISSIONS[Role(current.role)]}
         context["nav_projects"] = list(current.organization.projects.all())
         context["nav_project"] = next(
             (p for p in context["nav_projects"] if p.slug == kwargs.get("project_slug")), None

@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return render(request, "core/landing.html")
-    token = request.session.get("pending_invitation")
-    if token:
+    token = request.session.pop("pending_invitation", None)
+    if token:  # once, right after the sign-up or sign-in the invitation led to
         return redirect("tenancy:invitation_accept", token=token)
     memberships = request.user.memberships.select_related("organization")
     last = request.session.get("last_org")

@@ -3,6 +3,11 @@ from django import forms
 from portal.tenancy.models import Role
 
 
+def _collapse_spaces(value: str) -> str:
+    # Required fields already refuse blank input; this only tidies runs of spaces.
+    return " ".join(value.split())
+
+
 class OrganizationForm(forms.Form):
     name = forms.CharField(
         max_length=80,
@@ -12,10 +17,7 @@ class OrganizationForm(forms.Form):
     )
 
     def clean_name(self) -> str:
-        name = " ".join(self.cleaned_data["name"].split())
-        if not name:
-            raise forms.ValidationError("Give the organization a name.")
-        return name
+        return _collapse_spaces(self.cleaned_data["name"])
 
 
 class ProjectForm(forms.Form):
@@ -33,25 +35,24 @@ class ProjectForm(forms.Form):
     )
 
     def clean_name(self) -> str:
-        name = " ".join(self.cleaned_data["name"].split())
-        if not name:
-            raise forms.ValidationError("Give the project a name.")
-        return name
+        return _collapse_spaces(self.cleaned_data["name"])
 
 
-def _role_choices(allow_owner: bool) -> list[tuple[str, str]]:
+def role_choices(*, allow_owner: bool) -> list[tuple[str, str]]:
     return [(r.value, r.label) for r in Role if allow_owner or r != Role.OWNER]
 
 
 class InvitationForm(forms.Form):
     email = forms.EmailField(
-        label="E-mail address", widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"})
+        label="E-mail address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"}),
     )
-    role = forms.ChoiceField(choices=_role_choices(True), initial=Role.MEMBER)
+    role = forms.ChoiceField(choices=role_choices(allow_owner=True), initial=Role.MEMBER)
 
     def __init__(self, *args, allow_owner: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = _role_choices(allow_owner)
+        self.fields["role"].choices = role_choices(allow_owner=allow_owner)
 
 
 class RoleForm(forms.Form):

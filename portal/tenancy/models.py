@@ -72,9 +72,6 @@ def _hash_token(token: str) -> str:
 
 
 class InvitationQuerySet(models.QuerySet["Invitation"]):
-    def open(self) -> InvitationQuerySet:
-        return self.filter(status=InvitationStatus.PENDING, expires_at__gt=timezone.now())
-
     def by_token(self, token: str) -> InvitationQuerySet:
         return self.filter(token_hash=_hash_token(token))
 
@@ -136,12 +133,6 @@ class Invitation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == InvitationStatus.PENDING and not self.is_expired
-
-    @property
-    def state_label(self) -> str:
-        if self.status == InvitationStatus.PENDING and self.is_expired:
-            return "Expired"
-        return self.get_status_display()
 
 
 class Project(models.Model):

@@ -7,6 +7,8 @@ transaction, and sends mail only after commit.
 
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -17,6 +19,7 @@ from django.utils.text import slugify
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record, diff_fields
 from portal.core.mail import mail_after_commit
+from portal.lib.ratelimit import RateLimited, consume
 from portal.tenancy.access import Access, Perm, require_verified_email
 from portal.tenancy.models import (
     Invitation,
@@ -40,11 +43,16 @@ def unique_slug(name: str, *, queryset, fallback: str) -> str:
 @transaction.atomic
 def organization_create(*, user, name: str, request: HttpRequest | None = None) -> Organization:
     require_verified_email(user)
-    org = Organization.objects.create(
-        name=name,
-        slug=unique_slug(name, queryset=Organization.objects, fallback="org"),
-        created_by=user,
-    )
+    for _attempt in range(5):
+        slug = unique_slug(name, queryset=Organization.objects, fallback="org")
+        try:
+            with transaction.atomic():
+                org = Organization.objects.create(name=name, slug=slug, created_by=user)
+            break
+        except IntegrityError:  # someone took the slug between the check and the insert
+            continue
+    else:
+        raise ValidationError("Could not find a free address for this name; try a slightly different one.")
     membership = Membership.objects.create(organization=org, user=user, role=Role.OWNER)
     audit_record(action=AuditAction.ORG_CREATED, actor=user, organization=org, target=org, request=request)
     audit_record(
@@ -78,7 +86,7 @@ def project_create(
     *, access: Access, name: str, description: str = "", request: HttpRequest | None = None
 ) -> Project:
     access.require(Perm.PROJECT_CREATE)
-    org = access.organization
+    org = _lock_org(access.organization)  # two creates with one name must not pick the same slug
     project = Project(
         organization=org,
         name=name,
@@ -129,7 +137,7 @@ def project_delete(*, access: Access, request: HttpRequest | None = None) -> Non
     audit_record(
         action=AuditAction.PROJECT_DELETED,
         organization=project.organization,
-        project=None,
+        project=project,
         target=project,
         request=request,
     )
@@ -144,7 +152,7 @@ def _lock_org(org: Organization) -> Organization:
     return Organization.objects.select_for_update().get(pk=org.pk)
 
 
-def _membership_locked(org: Organization, membership_id: int) -> Membership:
+def _membership_or_error(org: Organization, membership_id: int) -> Membership:
     membership = Membership.objects.select_related("user").filter(organization=org, pk=membership_id).first()
     if membership is None:
         raise ValidationError("That person is no longer a member.")
@@ -166,7 +174,7 @@ def membership_change_role(
 ) -> Membership:
     access.require(Perm.MEMBERS_MANAGE)
     org = _lock_org(access.organization)
-    membership = _membership_locked(org, membership_id)
+    membership = _membership_or_error(org, membership_id)
     if membership.role == role:
         return membership
     _require_may_touch(access, membership, role)
@@ -188,12 +196,10 @@ def membership_change_role(
 @transaction.atomic
 def membership_remove(*, access: Access, membership_id: int, request: HttpRequest | None = None) -> None:
     leaving = access.membership.pk == membership_id
-    if not leaving:
+    if not leaving:  # giving up one's own access needs no permission (nor a verified address)
         access.require(Perm.MEMBERS_MANAGE)
-    else:
-        require_verified_email(access.membership.user)
     org = _lock_org(access.organization)
-    membership = _membership_locked(org, membership_id)
+    membership = _membership_or_error(org, membership_id)
     if not leaving:
         _require_may_touch(access, membership)
     if membership.role == Role.OWNER and _owner_count(org) == 1:
@@ -212,6 +218,13 @@ def membership_remove(*, access: Access, membership_id: int, request: HttpReques
 
 
 # --- Invitations ------------------------------------------------------------------------------
+
+
+def _count_invitation_sent(access: Access) -> None:
+    """Invitations are mail to arbitrary addresses: limit how many one person sends."""
+    user = access.membership.user
+    if not consume(f"invitations:user:{user.pk}", limit=settings.PORTAL_INVITATIONS_PER_HOUR, window=3600):
+        raise RateLimited("You have sent a lot of invitations in the last hour. Please try again later.")
 
 
 def _send_invitation(invitation: Invitation, token: str, request: HttpRequest | None) -> None:
@@ -238,10 +251,14 @@ def invitation_create(
     email = email.strip().lower()
     if Membership.objects.filter(organization=org, user__email__iexact=email).exists():
         raise ValidationError(f"{email} is already a member of {org.name}.")
-    if Invitation.objects.filter(
-        organization=org, email__iexact=email, status=InvitationStatus.PENDING
-    ).exists():
+    pending = Invitation.objects.filter(organization=org, status=InvitationStatus.PENDING)
+    if pending.filter(email__iexact=email).exists():
         raise ValidationError(f"{email} already has an invitation; resend it from the list instead.")
+    if pending.count() >= settings.PORTAL_MAX_PENDING_INVITATIONS:
+        raise ValidationError(
+            "Too many invitations are waiting for an answer. Revoke some before sending more."
+        )
+    _count_invitation_sent(access)
     invitation = Invitation(organization=org, email=email, role=role, invited_by=access.membership.user)
     token = invitation.new_token()
     try:
@@ -262,7 +279,7 @@ def invitation_create(
     return invitation
 
 
-def _pending_invitation(access: Access, invitation_id: int) -> Invitation:
+def _invitation_for_update(access: Access, invitation_id: int) -> Invitation:
     access.require(Perm.MEMBERS_MANAGE)
     invitation = (
         Invitation.objects.select_for_update()
@@ -280,9 +297,10 @@ def _pending_invitation(access: Access, invitation_id: int) -> Invitation:
 def invitation_resend(
     *, access: Access, invitation_id: int, request: HttpRequest | None = None
 ) -> Invitation:
-    invitation = _pending_invitation(access, invitation_id)
+    invitation = _invitation_for_update(access, invitation_id)
     if invitation.status != InvitationStatus.PENDING:
         raise ValidationError(f"This invitation was already {invitation.get_status_display().lower()}.")
+    _count_invitation_sent(access)
     token = invitation.new_token()
     invitation.invited_by = access.membership.user
     invitation.save(update_fields=["token_hash", "sent_at", "expires_at", "invited_by"])
@@ -300,7 +318,7 @@ def invitation_resend(
 def invitation_revoke(
     *, access: Access, invitation_id: int, request: HttpRequest | None = None
 ) -> Invitation:
-    invitation = _pending_invitation(access, invitation_id)
+    invitation = _invitation_for_update(access, invitation_id)
     if invitation.status == InvitationStatus.REVOKED:
         return invitation  # repeating a revoke changes nothing
     if invitation.status != InvitationStatus.PENDING:
@@ -352,6 +370,8 @@ def invitation_accept(*, user, token: str, request: HttpRequest | None = None) -
     membership, created = Membership.objects.get_or_create(
         organization=org, user=user, defaults={"role": invitation.role}
     )
+    # Following the e-mailed link proves the invited address belongs to this user.
+    EmailAddress.objects.filter(user=user, email__iexact=invitation.email).update(verified=True)
     invitation.status = InvitationStatus.ACCEPTED
     invitation.accepted_by = user
     invitation.accepted_at = timezone.now()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from allauth.account.adapter import get_adapter
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,10 +11,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from portal.lib.ratelimit import RateLimited
 from portal.tenancy import services
 from portal.tenancy.access import Access, Perm, org_access, project_access
-from portal.tenancy.forms import InvitationForm, OrganizationForm, ProjectForm, RoleForm
-from portal.tenancy.models import ROLE_HELP, Membership, Role
+from portal.tenancy.forms import InvitationForm, OrganizationForm, ProjectForm, RoleForm, role_choices
+from portal.tenancy.models import ROLE_HELP, InvitationStatus, Membership, Role
 from portal.tenancy.selectors import quota_usage
 
 SESSION_LAST_ORG = "last_org"
@@ -24,8 +26,10 @@ def _remember(request: HttpRequest, access: Access) -> None:
     request.session[SESSION_LAST_ORG] = access.organization.slug
 
 
-def _error_text(error: ValidationError) -> str:
-    return " ".join(error.messages)
+def _refused(request: HttpRequest, access: Access, error: Exception, status: int = 409) -> HttpResponse:
+    """A rule refused the action: the members page again, with the reason."""
+    messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+    return _members_page(request, access, status=429 if isinstance(error, RateLimited) else status)
 
 
 # --- Organizations ----------------------------------------------------------------------------
@@ -41,11 +45,17 @@ def organization_create(request: HttpRequest) -> HttpResponse:
         if not verified:
             raise PermissionDenied("Please confirm your e-mail address before creating an organization.")
         if form.is_valid():
-            org = services.organization_create(
-                user=request.user, name=form.cleaned_data["name"], request=request
-            )
-            messages.success(request, f"{org.name} is ready. Now create its first project.")
-            return redirect(reverse("tenancy:project_create", kwargs={"org_slug": org.slug}) + "?welcome=1")
+            try:
+                org = services.organization_create(
+                    user=request.user, name=form.cleaned_data["name"], request=request
+                )
+            except ValidationError as error:
+                form.add_error("name", error)
+            else:
+                messages.success(request, f"{org.name} is ready. Now create its first project.")
+                return redirect(
+                    reverse("tenancy:project_create", kwargs={"org_slug": org.slug}) + "?welcome=1"
+                )
     onboarding = not request.user.memberships.exists()
     return render(
         request,
@@ -120,10 +130,16 @@ def _members_page(
             "access": access,
             "org": org,
             "rows": rows,
-            "invitations": org.invitations.select_related("invited_by").filter(status="pending"),
+            "invitations": org.invitations.select_related("invited_by").filter(
+                status=InvitationStatus.PENDING
+            ),
+            "can_manage_owners": can_manage_owners,
+            "last_owner": access.role == Role.OWNER
+            and not org.memberships.filter(role=Role.OWNER).exclude(pk=access.membership.pk).exists(),
+            "invitation_days": settings.PORTAL_INVITATION_DAYS,
             "can_manage": can_manage,
             "invite_form": invite_form or InvitationForm(allow_owner=can_manage_owners),
-            "role_choices": [(r.value, r.label) for r in Role if can_manage_owners or r != Role.OWNER],
+            "role_choices": role_choices(allow_owner=can_manage_owners),
             "role_help": [(r.label, ROLE_HELP[r]) for r in Role],
         },
         status=status,
@@ -151,6 +167,8 @@ def invitation_create(request: HttpRequest, org_slug: str) -> HttpResponse:
     except ValidationError as error:
         form.add_error("email", error)
         return _members_page(request, access, invite_form=form, status=400)
+    except RateLimited as error:
+        return _refused(request, access, error)
     messages.success(request, f"Invitation sent to {invitation.email}.")
     return redirect("tenancy:members", org_slug=org_slug)
 
@@ -162,9 +180,8 @@ def invitation_resend(request: HttpRequest, org_slug: str, invitation_id: int) -
     invitation = access.get_invitation(invitation_id)
     try:
         services.invitation_resend(access=access, invitation_id=invitation.pk, request=request)
-    except ValidationError as error:
-        messages.error(request, _error_text(error))
-        return _members_page(request, access, status=409)
+    except (ValidationError, RateLimited) as error:
+        return _refused(request, access, error)
     messages.success(
         request, f"Invitation sent again to {invitation.email}; the earlier link no longer works."
     )
@@ -179,8 +196,7 @@ def invitation_revoke(request: HttpRequest, org_slug: str, invitation_id: int) -
     try:
         services.invitation_revoke(access=access, invitation_id=invitation.pk, request=request)
     except ValidationError as error:
-        messages.error(request, _error_text(error))
-        return _members_page(request, access, status=409)
+        return _refused(request, access, error)
     messages.success(request, f"Invitation for {invitation.email} withdrawn.")
     return redirect("tenancy:members", org_slug=org_slug)
 
@@ -192,15 +208,13 @@ def member_role(request: HttpRequest, org_slug: str, membership_id: int) -> Http
     membership = access.get_membership(membership_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose one of the roles listed.")
-        return _members_page(request, access, status=400)
+        return _refused(request, access, ValidationError("Choose one of the roles listed."), 400)
     try:
         services.membership_change_role(
             access=access, membership_id=membership.pk, role=form.cleaned_data["role"], request=request
         )
     except ValidationError as error:
-        messages.error(request, _error_text(error))
-        return _members_page(request, access, status=409)
+        return _refused(request, access, error)
     messages.success(
         request, f"{membership.user.display_name} is now {Role(form.cleaned_data['role']).label}."
     )
@@ -213,13 +227,13 @@ def member_remove(request: HttpRequest, org_slug: str, membership_id: int) -> Ht
     access = org_access(request.user, org_slug, Perm.MEMBERS_MANAGE)
     membership = access.get_membership(membership_id)
     if membership.pk == access.membership.pk:
-        messages.error(request, "To leave the organization, use “Leave organization”.")
-        return _members_page(request, access, status=400)
+        return _refused(
+            request, access, ValidationError("To leave the organization, use “Leave organization”."), 400
+        )
     try:
         services.membership_remove(access=access, membership_id=membership.pk, request=request)
     except ValidationError as error:
-        messages.error(request, _error_text(error))
-        return _members_page(request, access, status=409)
+        return _refused(request, access, error)
     messages.success(
         request, f"{membership.user.display_name} no longer has access to {access.organization.name}."
     )
@@ -233,8 +247,7 @@ def org_leave(request: HttpRequest, org_slug: str) -> HttpResponse:
     try:
         services.membership_remove(access=access, membership_id=access.membership.pk, request=request)
     except ValidationError as error:
-        messages.error(request, _error_text(error))
-        return _members_page(request, access, status=409)
+        return _refused(request, access, error)
     request.session.pop(SESSION_LAST_ORG, None)
     messages.success(request, f"You left {access.organization.name}.")
     return redirect("home")
@@ -261,20 +274,21 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         )
 
     matches = services.user_has_email(request.user, invitation.email)
+    already = Membership.objects.filter(organization=invitation.organization, user=request.user).first()
     if request.method == "POST":
         try:
             membership = services.invitation_accept(user=request.user, token=token, request=request)
         except services.InvitationInvalid as error:
             return render(request, "tenancy/invitation_invalid.html", {"reason": str(error)}, status=410)
-        # Following the e-mailed link proves the address.
-        EmailAddress.objects.filter(user=request.user, email__iexact=invitation.email).update(verified=True)
         request.session.pop(SESSION_INVITATION, None)
-        messages.success(
-            request,
-            f"Welcome to {membership.organization.name}! You joined as {membership.get_role_display()}.",
-        )
+        org_name, role = membership.organization.name, membership.get_role_display()
+        if already:
+            messages.info(request, f"You were already a member of {org_name}; your role stays {role}.")
+        else:
+            messages.success(request, f"Welcome to {org_name}! You joined as {role}.")
         return redirect(membership.organization)
-    already = Membership.objects.filter(organization=invitation.organization, user=request.user).first()
+    # Shown once: home stops sending the user here, whatever they decide.
+    request.session.pop(SESSION_INVITATION, None)
     return render(
         request,
         "tenancy/invitation_accept.html",
@@ -327,19 +341,25 @@ def project_dashboard(request: HttpRequest, org_slug: str, project_slug: str) ->
 @require_http_methods(["GET", "POST"])
 def project_settings(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug, Perm.PROJECT_EDIT)
-    project = access.project
-    form = ProjectForm(
-        request.POST or None, initial={"name": project.name, "description": project.description}
-    )
+    form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.project_update(access=access, request=request, **form.cleaned_data)
         messages.success(request, "Project settings saved.")
-        return redirect(project)
+        return redirect(access.project)
+    return _project_settings_page(request, access, form=form, status=400 if form.errors else 200)
+
+
+def _project_settings_page(
+    request: HttpRequest, access: Access, *, form: ProjectForm | None = None, status: int = 200
+) -> HttpResponse:
+    project = access.project
+    if form is None or not form.is_bound:
+        form = ProjectForm(initial={"name": project.name, "description": project.description})
     return render(
         request,
         "tenancy/project_settings.html",
         {"access": access, "org": access.organization, "project": project, "form": form},
-        status=400 if form.errors else 200,
+        status=status,
     )
 
 

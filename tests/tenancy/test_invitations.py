@@ -188,3 +188,99 @@ def test_mail_is_not_sent_when_the_transaction_rolls_back(org, owner, mailoutbox
         raise RuntimeError("something later failed")
     assert not Invitation.objects.exists()
     assert not mailoutbox
+
+
+def test_text_mail_is_not_html_escaped(org, owner, client_as, django_capture_on_commit_callbacks, mailoutbox):
+    org.name = "Smith & O'Brien"
+    org.save()
+    _invite(client_as(owner), org, "plain@example.com", capture=django_capture_on_commit_callbacks)
+    mail = mailoutbox[-1]
+    assert "Smith & O'Brien" in mail.subject and "Smith & O'Brien" in mail.body
+    assert "&amp;" in mail.alternatives[0][0]  # the HTML part is escaped, as it must be
+
+
+def test_overlong_address_is_a_400_not_a_500(org, owner, client_as, django_capture_on_commit_callbacks):
+    address = "a" * 250 + "@example.com"
+    response = _invite(client_as(owner), org, address, capture=django_capture_on_commit_callbacks)
+    assert response.status_code == 400
+    assert not Invitation.objects.exists()
+
+
+def test_invitations_per_person_are_rate_limited(
+    org, owner, client_as, settings, django_capture_on_commit_callbacks, mailoutbox
+):
+    settings.PORTAL_INVITATIONS_PER_HOUR = 3
+    client = client_as(owner)
+    statuses = [
+        _invite(client, org, f"p{i}@example.com", capture=django_capture_on_commit_callbacks).status_code
+        for i in range(5)
+    ]
+    assert statuses == [302, 302, 302, 429, 429]
+    assert len(mailoutbox) == 3 and Invitation.objects.count() == 3
+
+
+def test_admin_is_not_offered_owner_invitation_controls(org, owner, admin_user, client_as, invite):
+    invite("future-owner@example.com", Role.OWNER)
+    invitation = Invitation.objects.get(email="future-owner@example.com")
+    page = (
+        client_as(admin_user).get(reverse("tenancy:members", kwargs={"org_slug": org.slug})).content.decode()
+    )
+    assert "Only owners can change this" in page
+    assert (
+        reverse("tenancy:invitation_revoke", kwargs={"org_slug": org.slug, "invitation_id": invitation.pk})
+        not in page
+    )
+    url = reverse("tenancy:invitation_revoke", kwargs={"org_slug": org.slug, "invitation_id": invitation.pk})
+    assert client_as(admin_user).post(url).status_code == 403
+
+
+def test_an_invitation_opened_before_signing_in_as_someone_else_does_not_trap_home(invite, org, client):
+    link = invite("someone@example.com")
+    client.get(link)  # signed out: remembered for after sign-in
+    client.force_login(UserFactory(email="different@example.com"))
+    first = client.get("/")
+    assert first.status_code == 302 and first["Location"] == link
+    assert client.get(link).status_code == 403
+    assert client.get("/")["Location"] != link  # home works again
+
+
+def test_already_a_member_is_told_the_role_stays(invite, org, client):
+    link = invite("joined-meanwhile@example.com", Role.ADMIN)
+    member = UserFactory(email="joined-meanwhile@example.com")
+    Membership.objects.create(organization=org, user=member, role=Role.MEMBER)  # e.g. added by another admin
+    client.force_login(member)
+    response = client.post(link, follow=True)
+    assert "your role stays Member" in response.content.decode()
+    assert Membership.objects.get(organization=org, user=member).role == Role.MEMBER
+
+
+class _RefusingMailServer:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        import smtplib
+
+        raise smtplib.SMTPServerDisconnected("the mail server went away")
+
+
+def test_a_mail_server_failure_does_not_fail_the_request_nor_lose_the_mail(
+    org, owner, client_as, settings, monkeypatch, django_capture_on_commit_callbacks, mailoutbox
+):
+    from portal.core import mail as mail_module
+    from portal.core.tasks import mail_deliver
+
+    queued = []
+    monkeypatch.setattr(mail_module.mail_deliver, "delay", queued.append)
+    settings.MAILERS = {"default": {"BACKEND": f"{__name__}._RefusingMailServer"}}
+    response = _invite(
+        client_as(owner), org, "patient@example.com", capture=django_capture_on_commit_callbacks
+    )
+    assert response.status_code == 302
+    assert Invitation.objects.filter(email="patient@example.com").exists()
+    assert len(queued) == 1 and queued[0]["to"] == ["patient@example.com"]
+
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    mail_deliver(queued[0])  # what the worker does on its retry
+    assert mailoutbox[-1].to == ["patient@example.com"]
+    assert "/invitations/" in mailoutbox[-1].body

@@ -109,3 +109,20 @@ def test_members_page_shows_controls_only_to_managers(org, owner, viewer, member
     assert b"Send invitation" in client_as(owner).get(url).content
     page = client_as(viewer).get(url).content
     assert b"Send invitation" not in page and member.email.encode() in page
+
+
+def test_the_last_owner_is_told_why_they_cannot_leave(org, owner, client_as):
+    page = client_as(owner).get(reverse("tenancy:members", kwargs={"org_slug": org.slug})).content.decode()
+    assert "You are the only owner" in page
+    assert reverse("tenancy:org_leave", kwargs={"org_slug": org.slug}) not in page
+
+
+def test_navigation_offers_only_what_the_role_may_use(org, project, viewer, owner, client_as):
+    settings_url = reverse("tenancy:org_settings", kwargs={"org_slug": org.slug})
+    audit_url = reverse("tenancy:audit_log", kwargs={"org_slug": org.slug})
+    new_project = reverse("tenancy:project_create", kwargs={"org_slug": org.slug})
+    viewer_page = client_as(viewer).get(project.get_absolute_url()).content.decode()
+    owner_page = client_as(owner).get(project.get_absolute_url()).content.decode()
+    for url in (settings_url, audit_url, new_project):
+        assert url not in viewer_page
+        assert url in owner_page
