@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.audit",
     "portal.tenancy",
+    "portal.catalog",
+    "portal.residency",
 ]
 
 MIDDLEWARE = [

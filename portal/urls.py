@@ -12,4 +12,5 @@ urlpatterns = [
     path("accounts/profile/", account_views.profile, name="profile"),
     path("accounts/", include("allauth.urls")),
     path("", include("portal.tenancy.urls")),
+    path("", include("portal.residency.urls")),
 ]

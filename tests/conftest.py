@@ -85,3 +85,13 @@ def admin_client(operator, client_as):
     # pytest-django's admin_client builds on an `admin_user` fixture, which here is an
     # organization admin; operators are a different thing.
     return client_as(operator)
+
+
+@pytest.fixture
+def catalog(db):
+    """The demo catalog: zones by code (fra1-a, iad1-a, par1-b sold out, fra1-c in maintenance…)."""
+    from portal.catalog.demo import load_demo_catalog
+    from portal.catalog.models import Zone
+
+    load_demo_catalog()
+    return {zone.code: zone for zone in Zone.objects.select_related("region__jurisdiction")}

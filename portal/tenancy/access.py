@@ -27,6 +27,7 @@ class Perm(StrEnum):
     PROJECT_EDIT = "project.edit"
     PROJECT_DELETE = "project.delete"
     AUDIT_VIEW = "audit.view"
+    POLICY_EDIT = "policy.edit"
     RESOURCE_CREATE = "resource.create"
     RESOURCE_OPERATE = "resource.operate"
 
@@ -44,6 +45,7 @@ _ADMINISTER = {
     Perm.PROJECT_EDIT,
     Perm.PROJECT_DELETE,
     Perm.AUDIT_VIEW,
+    Perm.POLICY_EDIT,
 }
 
 # The permission table. tests/tenancy/test_roles.py mirrors it cell by cell.

@@ -144,6 +144,14 @@ class Project(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    default_zone = models.ForeignKey(
+        "catalog.Zone",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Where new resources go unless the customer picks another zone.",
+    )
     # Quotas are set by the operator (Django admin); defaults come from settings.
     quota_instances = models.PositiveIntegerField("instances", default=0, validators=[MinValueValidator(0)])
     quota_vcpus = models.PositiveIntegerField("vCPUs", default=0)

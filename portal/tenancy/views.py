@@ -12,6 +12,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from portal.lib.ratelimit import RateLimited
+from portal.residency.findings import noncompliant
+from portal.residency.picker import zone_picker
+from portal.residency.placement import PlacementRules
 from portal.tenancy import services
 from portal.tenancy.access import Access, Perm, org_access, project_access
 from portal.tenancy.forms import InvitationForm, OrganizationForm, ProjectForm, RoleForm, role_choices
@@ -331,6 +334,7 @@ def project_dashboard(request: HttpRequest, org_slug: str, project_slug: str) ->
             "org": org,
             "project": access.project,
             "quotas": quota_usage(access.project),
+            "noncompliant": noncompliant(access.project),
             "members": org.memberships.select_related("user").order_by("user__email"),
             "can_edit": access.can(Perm.PROJECT_EDIT),
         },
@@ -346,19 +350,22 @@ def project_settings(request: HttpRequest, org_slug: str, project_slug: str) -> 
         services.project_update(access=access, request=request, **form.cleaned_data)
         messages.success(request, "Project settings saved.")
         return redirect(access.project)
-    return _project_settings_page(request, access, form=form, status=400 if form.errors else 200)
+    return project_settings_page(request, access, form=form, status=400 if form.errors else 200)
 
 
-def _project_settings_page(
+def project_settings_page(
     request: HttpRequest, access: Access, *, form: ProjectForm | None = None, status: int = 200
 ) -> HttpResponse:
     project = access.project
     if form is None or not form.is_bound:
         form = ProjectForm(initial={"name": project.name, "description": project.description})
+    picker = zone_picker(
+        rules=PlacementRules.for_project(project), selected_zone_id=project.default_zone_id, field_name="zone"
+    )
     return render(
         request,
         "tenancy/project_settings.html",
-        {"access": access, "org": access.organization, "project": project, "form": form},
+        {"access": access, "org": access.organization, "project": project, "form": form, "picker": picker},
         status=status,
     )
 

@@ -63,6 +63,7 @@ def shoot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def take(page, name: str) -> None:
+        page.evaluate("window.scrollTo(0, 0)")  # sticky header and sidebar belong at the top
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
     return take

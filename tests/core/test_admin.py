@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent
+from portal.catalog.demo import load_demo_catalog
+from portal.residency.models import ResidencyPolicy
 from portal.tenancy import services
 from portal.tenancy.models import Invitation, Role
 from tests.factories import PASSWORD, UserFactory
@@ -139,6 +141,8 @@ def populated(owner, member, project, superuser):
         expires_at=timezone.now() + timedelta(days=7),
     )
     Group.objects.create(name="Operators")
+    load_demo_catalog()
+    ResidencyPolicy.objects.create(organization=org, name="EU only")
     Client(HTTP_USER_AGENT="TestBrowser/1.0").post(
         reverse("account_login"), {"login": member.email, "password": PASSWORD}
     )  # a user session
@@ -177,7 +181,15 @@ def test_superuser_can_open_every_change_page(client_as, superuser, require_mfa,
     assert response.status_code == 200
 
 
-ADDABLE = [model for model in REGISTERED if model not in {AuditEvent, Invitation}]
+# Audit events are append-only; invitations carry a secret only the e-mail holds; residency
+# policies belong to customers (every change audited in their organization).
+NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy}
+ADDABLE = [model for model in REGISTERED if model not in NOT_ADDABLE]
+
+
+@pytest.mark.parametrize("model", sorted(NOT_ADDABLE, key=str), ids=lambda m: m._meta.label)
+def test_operators_cannot_add_customer_owned_or_append_only_rows(client_as, superuser, require_mfa, model):
+    assert client_as(superuser).get(_admin_url(model, "add")).status_code == 403
 
 
 @pytest.mark.parametrize("model", ADDABLE, ids=lambda m: m._meta.label)

@@ -19,6 +19,7 @@ EXPECTED = {
     Perm.PROJECT_EDIT: {OW, A},
     Perm.PROJECT_DELETE: {OW, A},
     Perm.AUDIT_VIEW: {OW, A},
+    Perm.POLICY_EDIT: {OW, A},
     Perm.OWNERS_MANAGE: {OW},
 }
 

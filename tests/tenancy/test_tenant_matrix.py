@@ -39,7 +39,13 @@ VIEWER_MAY_POST = {
     "tenancy:org_leave": "anyone may leave an organization",
 }
 # Read-only pages a viewer may open; every other portal page that takes an object is 403 for GET too.
-VIEWER_MAY_GET = {"tenancy:org_dashboard", "tenancy:members", "tenancy:project_dashboard"}
+VIEWER_MAY_GET = {
+    "tenancy:org_dashboard",
+    "tenancy:members",
+    "tenancy:project_dashboard",
+    "residency:org_residency",
+    "residency:project_residency",
+}
 
 
 @dataclass(frozen=True)

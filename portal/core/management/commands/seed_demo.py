@@ -14,6 +14,7 @@ from django.db import transaction
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
+from portal.catalog.demo import load_demo_catalog
 from portal.tenancy.models import Membership, Organization, Project, Role
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - published demo credential, DEBUG only
@@ -31,7 +32,9 @@ PROJECTS = [("web-shop", "Web shop"), ("data-lab", "Data lab")]
 
 
 class Command(BaseCommand):
-    help = "Create demo users, the 'Acme Research' organization and its projects (idempotent)."
+    help = (
+        "Load the demo catalog, demo users, the 'Acme Research' organization and its projects (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -51,6 +54,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _seed(self) -> None:
+        load_demo_catalog()
         self._user(*OPERATOR, is_staff=True, is_superuser=True)
         customer = self._user(*CUSTOMER)
 

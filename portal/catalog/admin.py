@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from portal.catalog.models import Certification, Flavor, Image, Jurisdiction, Region, Zone
+
+
+@admin.register(Jurisdiction)
+class JurisdictionAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "legal_framework"]
+    search_fields = ["name", "code", "legal_framework"]
+
+
+@admin.register(Certification)
+class CertificationAdmin(admin.ModelAdmin):
+    list_display = ["name", "code"]
+    search_fields = ["name", "code"]
+
+
+class ZoneInline(admin.TabularInline):
+    model = Zone
+    extra = 0
+    fields = ["code", "status", "backend", "free_vcpus", "free_ram_gib", "capacity_updated_at"]
+    readonly_fields = ["capacity_updated_at"]
+    show_change_link = True
+
+
+@admin.register(Region)
+class RegionAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "city", "country", "jurisdiction", "is_active"]
+    list_filter = ["jurisdiction", "is_active", "certifications"]
+    search_fields = ["name", "code", "city", "country"]
+    list_select_related = ["jurisdiction"]
+    filter_horizontal = ["certifications"]
+    inlines = [ZoneInline]
+
+
+@admin.register(Zone)
+class ZoneAdmin(admin.ModelAdmin):
+    list_display = [
+        "code",
+        "region",
+        "status",
+        "backend",
+        "free_vcpus",
+        "free_ram_gib",
+        "capacity_updated_at",
+    ]
+    list_filter = ["status", "backend", "region__jurisdiction", "region"]
+    list_editable = ["status"]
+    search_fields = ["code", "region__name", "region__city"]
+    list_select_related = ["region"]
+
+
+@admin.register(Flavor)
+class FlavorAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "vcpus", "ram_gib", "root_disk_gib", "price_hourly", "is_active"]
+    list_filter = ["is_active", "zones__region"]
+    list_editable = ["price_hourly", "is_active"]
+    search_fields = ["code", "name"]
+    filter_horizontal = ["zones"]
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "os_family", "version", "min_disk_gib", "license_price_hourly", "is_active"]
+    list_filter = ["os_family", "is_active"]
+    list_editable = ["is_active"]
+    search_fields = ["name", "version"]
+    filter_horizontal = ["zones"]

@@ -1,0 +1,145 @@
+"""What the operator offers: where (jurisdictions, regions, zones) and what (flavors, images, prices).
+
+Managed in Django admin. Prices are Decimal in the one currency of `settings.PORTAL_CURRENCY`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+HOURS_PER_MONTH = Decimal("730")  # the usual cloud-billing month: 365 * 24 / 12
+
+
+class Jurisdiction(models.Model):
+    code = models.SlugField(max_length=16, unique=True, help_text="Short code, e.g. eu, ch, us.")
+    name = models.CharField(max_length=80, help_text="e.g. European Union")
+    legal_framework = models.CharField(
+        max_length=160,
+        help_text='The law in plain words, e.g. "EU — GDPR" or "United States — CLOUD Act applies".',
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Certification(models.Model):
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=80, help_text="e.g. ISO 27001, SOC 2, C5, HIPAA-eligible")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Region(models.Model):
+    code = models.SlugField(max_length=16, unique=True, help_text="e.g. fra1")
+    name = models.CharField(max_length=80, help_text="e.g. Frankfurt")
+    city = models.CharField(max_length=80)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. DE")
+    jurisdiction = models.ForeignKey(Jurisdiction, on_delete=models.PROTECT, related_name="regions")
+    latitude = models.DecimalField(
+        max_digits=8, decimal_places=5, validators=[MinValueValidator(-90), MaxValueValidator(90)]
+    )
+    longitude = models.DecimalField(
+        max_digits=8, decimal_places=5, validators=[MinValueValidator(-180), MaxValueValidator(180)]
+    )
+    certifications = models.ManyToManyField(Certification, blank=True, related_name="regions")
+    is_active = models.BooleanField(default=True, help_text="Inactive regions are hidden from customers.")
+
+    class Meta:
+        ordering = ["jurisdiction__name", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ZoneStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    DEGRADED = "degraded", "Degraded"
+    MAINTENANCE = "maintenance", "Maintenance"
+    SOLD_OUT = "sold_out", "Sold out"
+
+
+class Zone(models.Model):
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="zones")
+    code = models.SlugField(max_length=24, unique=True, help_text="e.g. fra1-a")
+    status = models.CharField(max_length=16, choices=ZoneStatus.choices, default=ZoneStatus.AVAILABLE)
+    backend = models.CharField(
+        max_length=32,
+        default="simulated",
+        help_text="Which compute backend serves this zone (a key of COMPUTE_BACKENDS in settings).",
+    )
+    free_vcpus = models.PositiveIntegerField(default=0, help_text="As last reported by the backend.")
+    free_ram_gib = models.PositiveIntegerField(default=0, help_text="As last reported by the backend.")
+    capacity_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["region__jurisdiction__name", "region__name", "code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def accepts_launches(self) -> bool:
+        """New resources may be placed here (degraded zones still accept, with a warning)."""
+        return self.region.is_active and self.status in (ZoneStatus.AVAILABLE, ZoneStatus.DEGRADED)
+
+
+class Flavor(models.Model):
+    code = models.SlugField(max_length=32, unique=True, help_text="e.g. s-2vcpu-4gb")
+    name = models.CharField(max_length=80)
+    vcpus = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    ram_gib = models.PositiveSmallIntegerField("RAM (GiB)", validators=[MinValueValidator(1)])
+    root_disk_gib = models.PositiveIntegerField("root disk (GiB)", validators=[MinValueValidator(1)])
+    price_hourly = models.DecimalField(max_digits=10, decimal_places=5, validators=[MinValueValidator(0)])
+    zones = models.ManyToManyField(Zone, blank=True, related_name="flavors")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["vcpus", "ram_gib", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.vcpus} vCPU, {self.ram_gib} GiB)"
+
+    @property
+    def price_monthly(self) -> Decimal:
+        return (self.price_hourly * HOURS_PER_MONTH).quantize(Decimal("0.01"))
+
+
+class OsFamily(models.TextChoices):
+    DEBIAN = "debian", "Debian"
+    UBUNTU = "ubuntu", "Ubuntu"
+    ROCKY = "rocky", "Rocky Linux"
+    ALPINE = "alpine", "Alpine Linux"
+    WINDOWS = "windows", "Windows Server"
+
+
+class Image(models.Model):
+    os_family = models.CharField(max_length=16, choices=OsFamily.choices)
+    name = models.CharField(max_length=80, help_text="e.g. Debian 13")
+    version = models.CharField(max_length=32, help_text="e.g. 13 (trixie)")
+    min_disk_gib = models.PositiveIntegerField("minimum disk (GiB)", default=10)
+    license_price_hourly = models.DecimalField(
+        max_digits=10, decimal_places=5, default=Decimal(0), validators=[MinValueValidator(0)]
+    )
+    zones = models.ManyToManyField(Zone, blank=True, related_name="images")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["os_family", "-version", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def currency() -> str:
+    return settings.PORTAL_CURRENCY
