@@ -1,7 +1,9 @@
 """Where a project's resources live, and which of them its residency policies no longer allow.
 
-Apps that place resources register a provider with `@placed_resources_provider`; the compute app
-adds instances and volumes. Nothing here moves or deletes anything: findings are shown and mailed.
+Apps that place resources register a provider with `@placed_resources_provider`: it takes a list
+of projects and yields (project id, PlacedResource) for all of them in a constant number of
+queries. The compute app adds instances and volumes. Nothing here moves or deletes anything:
+findings are shown and mailed.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Finding:
         return self.decision.allowed
 
 
-Provider = Callable[[object], Iterable[PlacedResource]]
+Provider = Callable[[list], Iterable[tuple[int, PlacedResource]]]
 _PROVIDERS: list[Provider] = []
 
 
@@ -42,18 +44,28 @@ def placed_resources_provider(provider: Provider) -> Provider:
 
 
 @placed_resources_provider
-def _default_zone(project) -> Iterable[PlacedResource]:
-    if project.default_zone_id:
-        yield PlacedResource("Default zone for new resources", project.name, project.default_zone_id)
+def _default_zones(projects) -> Iterable[tuple[int, PlacedResource]]:
+    for project in projects:
+        if project.default_zone_id:
+            yield project.pk, PlacedResource("Default zone (setting)", project.name, project.default_zone_id)
 
 
-def residency_findings(project, rules: PlacementRules | None = None) -> list[Finding]:
-    """Every placed resource of the project with the placement decision for where it is."""
-    rules = rules or PlacementRules.for_project(project)
-    resources = [r for provider in _PROVIDERS for r in provider(project)]
-    zones = zones_for_decisions().in_bulk({r.zone_id for r in resources})
-    return [Finding(r, zones[r.zone_id], rules.decide(zones[r.zone_id])) for r in resources]
+def findings_by_project(organization, projects) -> dict[int, list[Finding]]:
+    """Every placed resource of each project with the placement decision for where it is."""
+    projects = list(projects)
+    rules = PlacementRules.for_projects(organization, projects)
+    placed = [item for provider in _PROVIDERS for item in provider(projects)]
+    zones = zones_for_decisions().in_bulk({resource.zone_id for _, resource in placed})
+    found: dict[int, list[Finding]] = {project.pk: [] for project in projects}
+    for project_id, resource in placed:
+        zone = zones[resource.zone_id]
+        found[project_id].append(Finding(resource, zone, rules[project_id].decide(zone)))
+    return found
 
 
-def noncompliant(project, rules: PlacementRules | None = None) -> list[Finding]:
-    return [f for f in residency_findings(project, rules) if not f.compliant]
+def residency_findings(project) -> list[Finding]:
+    return findings_by_project(project.organization, [project])[project.pk]
+
+
+def noncompliant(project) -> list[Finding]:
+    return [f for f in residency_findings(project) if not f.compliant]

@@ -1,6 +1,14 @@
 from django import forms
+from django.db.models import Q
 
-from portal.catalog.models import Certification, Jurisdiction, Region
+from portal.catalog.models import Certification, Jurisdiction, Region, Zone
+
+
+class DefaultZoneForm(forms.Form):
+    zone = forms.ModelChoiceField(
+        Zone.objects.filter(region__is_active=True),
+        error_messages={"required": "Choose a zone.", "invalid_choice": "Choose one of the zones listed."},
+    )
 
 
 class PolicyForm(forms.Form):
@@ -32,6 +40,14 @@ class PolicyForm(forms.Form):
         label="Required certifications",
         help_text="A region must hold every one of these.",
     )
+
+    def __init__(self, *args, keep_regions=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A region the policy already names stays a choice when it is deactivated: otherwise saving
+        # the form unchanged would drop it, and an empty region list means "any" (a wider policy).
+        self.fields["regions"].queryset = Region.objects.filter(
+            Q(is_active=True) | Q(pk__in=[r.pk for r in keep_regions])
+        ).select_related("jurisdiction")
 
     def apply_errors(self, errors: dict[str, list[str]]) -> None:
         for field, messages in errors.items():

@@ -93,6 +93,21 @@ class PlacementRules:
         return cls(tuple(PolicyRule.from_policy(p) for p in ordered))
 
     @classmethod
+    def for_projects(cls, organization, projects) -> dict[int, PlacementRules]:
+        """Rules for many projects of one organization, from one query (plus its prefetches)."""
+        policies = list(
+            ResidencyPolicy.objects.filter(organization=organization).prefetch_related(
+                "jurisdictions", "regions", "certifications"
+            )
+        )
+        org_rules = tuple(PolicyRule.from_policy(p) for p in policies if p.project_id is None)
+        by_project = {p.project_id: PolicyRule.from_policy(p) for p in policies if p.project_id is not None}
+        return {
+            project.pk: cls(org_rules + ((by_project[project.pk],) if project.pk in by_project else ()))
+            for project in projects
+        }
+
+    @classmethod
     def for_organization(cls, organization) -> PlacementRules:
         policy = (
             ResidencyPolicy.objects.filter(organization=organization, project__isnull=True)
@@ -111,6 +126,18 @@ def zones_for_decisions():
     return Zone.objects.select_related("region__jurisdiction").prefetch_related("region__certifications")
 
 
-def placement_decision(project, zone: Zone) -> Decision:
+def placement_decision(project, zone: Zone, *, lock: bool = False) -> Decision:
+    """May `project` place a resource in `zone`?
+
+    With `lock=True` (inside a transaction) the project's policies are locked first, so a policy
+    change waits until this placement has committed and then sees it (and reports it if needed).
+    """
+    if lock:
+        list(
+            ResidencyPolicy.objects.select_for_update()
+            .filter(organization_id=project.organization_id)
+            .filter(Q(project__isnull=True) | Q(project=project))
+            .values_list("pk", flat=True)
+        )
     zone = zones_for_decisions().get(pk=zone.pk)
     return PlacementRules.for_project(project).decide(zone)

@@ -59,4 +59,3 @@ def describe(policy: ResidencyPolicy | None) -> list[str]:
     if certifications:
         lines.append(f"Required certifications: {', '.join(certifications)}.")
     return lines
-

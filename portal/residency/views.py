@@ -9,18 +9,24 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.audit.models import AuditAction, AuditEvent
-from portal.catalog.models import Zone
 from portal.residency import services
-from portal.residency.findings import residency_findings
-from portal.residency.forms import PolicyForm
+from portal.residency.findings import findings_by_project, residency_findings
+from portal.residency.forms import DefaultZoneForm, PolicyForm
 from portal.residency.models import ResidencyPolicy
 from portal.residency.picker import zone_picker
-from portal.residency.placement import PlacementDenied, PlacementRules
+from portal.residency.placement import PlacementDenied, PlacementRules, placement_decision
 from portal.residency.policy import describe
 from portal.tenancy.access import Access, Perm, org_access, project_access
 from portal.tenancy.views import project_settings_page
 
 HISTORY_ACTIONS = [AuditAction.POLICY_CHANGED, AuditAction.PLACEMENT_DENIED]
+
+
+def _history(access: Access, where: Q):
+    """Policy changes and refused placements; who did what is for those who may read the audit log."""
+    if not access.can(Perm.AUDIT_VIEW):
+        return None
+    return AuditEvent.objects.filter(where, action__in=HISTORY_ACTIONS)[:25]
 
 
 def _policy_initial(policy: ResidencyPolicy | None) -> dict:
@@ -54,11 +60,20 @@ def org_residency(request: HttpRequest, org_slug: str) -> HttpResponse:
     )
     org = access.organization
     policy = ResidencyPolicy.objects.filter(organization=org, project__isnull=True).first()
-    form = PolicyForm(request.POST or None, initial=_policy_initial(policy))
+    initial = _policy_initial(policy)
+    form = PolicyForm(request.POST or None, initial=initial, keep_regions=initial.get("regions", ()))
     if request.method == "POST" and _save_policy(request, access, form):
+        stranded = services.projects_allowing_no_zone(org)
+        if stranded:
+            messages.warning(
+                request,
+                "These projects' own policies now leave no zone at all; review them: "
+                + ", ".join(p.name for p in stranded),
+            )
         return redirect("residency:org_residency", org_slug=org.slug)
     rules = PlacementRules.for_organization(org)
-    projects = [(project, residency_findings(project)) for project in org.projects.all()]
+    project_list = list(org.projects.all())
+    found = findings_by_project(org, project_list)
     return render(
         request,
         "residency/org_residency.html",
@@ -70,8 +85,8 @@ def org_residency(request: HttpRequest, org_slug: str) -> HttpResponse:
             "form": form,
             "can_edit": access.can(Perm.POLICY_EDIT),
             "picker": zone_picker(rules=rules),
-            "projects": [(p, sum(not f.compliant for f in findings)) for p, findings in projects],
-            "history": AuditEvent.objects.filter(organization=org, action__in=HISTORY_ACTIONS)[:25],
+            "projects": [(p, sum(not f.compliant for f in found[p.pk])) for p in project_list],
+            "history": _history(access, Q(organization=org)),
         },
         status=400 if form.errors else 200,
     )
@@ -87,7 +102,8 @@ def project_residency(request: HttpRequest, org_slug: str, project_slug: str) ->
         organization=access.organization, project__isnull=True
     ).first()
     policy = ResidencyPolicy.objects.filter(project=project).first()
-    form = PolicyForm(request.POST or None, initial=_policy_initial(policy))
+    initial = _policy_initial(policy)
+    form = PolicyForm(request.POST or None, initial=initial, keep_regions=initial.get("regions", ()))
     form.mark_outside(org_policy)
     if request.method == "POST" and _save_policy(request, access, form):
         return redirect("residency:project_residency", org_slug=org_slug, project_slug=project.slug)
@@ -106,9 +122,11 @@ def project_residency(request: HttpRequest, org_slug: str, project_slug: str) ->
             "can_edit": access.can(Perm.POLICY_EDIT),
             "findings": residency_findings(project),
             # This project's policy changes and refusals, and the organization's policy changes.
-            "history": AuditEvent.objects.filter(organization=access.organization, action__in=HISTORY_ACTIONS)
-            .filter(Q(project=project) | Q(project__isnull=True, action=AuditAction.POLICY_CHANGED))
-            .select_related("project")[:25],
+            "history": _history(
+                access,
+                Q(organization=access.organization)
+                & (Q(project=project) | Q(project__isnull=True, action=AuditAction.POLICY_CHANGED)),
+            ),
         },
         status=400 if form.errors else 200,
     )
@@ -118,14 +136,26 @@ def project_residency(request: HttpRequest, org_slug: str, project_slug: str) ->
 @require_POST
 def project_default_zone(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug, Perm.PROJECT_EDIT)
-    raw = request.POST.get("zone", "").strip()
-    zone = None
-    if raw:
-        zone = Zone.objects.filter(pk=raw).first() if raw.isdigit() else None
-        if zone is None:
-            return _settings_refusal(request, access, "Choose one of the zones listed.", 400)
+    if request.POST.get("action") == "clear":
+        services.project_default_zone_set(access=access, zone=None, request=request)
+        messages.success(request, "Default zone cleared.")
+        return redirect("tenancy:project_settings", org_slug=org_slug, project_slug=project_slug)
+    form = DefaultZoneForm(request.POST)
+    if not form.is_valid():
+        raw = request.POST.get("zone", "")
+        if raw:  # a value no picker offered: a forged or stale request
+            services.record_placement_denied(
+                access=access,
+                zone=None,
+                attempted=f"set the default zone to {raw[:40]!r}",
+                reason="No such zone.",
+                request=request,
+            )
+        return _settings_refusal(request, access, " ".join(form.errors["zone"]), 400)
+    zone = form.cleaned_data["zone"]
     try:
-        if zone is not None and not zone.accepts_launches:
+        # Policy first: a forbidden zone is refused (and audited) whatever its status.
+        if placement_decision(access.project, zone) and not zone.accepts_launches:
             return _settings_refusal(
                 request,
                 access,
@@ -135,7 +165,7 @@ def project_default_zone(request: HttpRequest, org_slug: str, project_slug: str)
         services.project_default_zone_set(access=access, zone=zone, request=request)
     except PlacementDenied as denied:
         return _settings_refusal(request, access, denied.decision.reason, 403)
-    messages.success(request, f"New resources will go to {zone.code}." if zone else "Default zone cleared.")
+    messages.success(request, f"New resources will go to {zone.code}.")
     return redirect("tenancy:project_settings", org_slug=org_slug, project_slug=project_slug)
 
 
