@@ -7,6 +7,7 @@ ALLOWED_HOSTS, DATABASE_URL, REDIS_URL and EMAIL_URL (see README).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from django.utils.csp import CSP
@@ -36,6 +37,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_NAME = env_str("PORTAL_SITE_NAME", "Nimbus Cloud")
+# Links in e-mail sent by background tasks (which have no request to take the address from).
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "portal.core.apps.PortalAdminConfig",
@@ -57,6 +60,7 @@ INSTALLED_APPS = [
     "portal.tenancy",
     "portal.catalog",
     "portal.residency",
+    "portal.compute",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +146,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "compute-reconcile": {"task": "portal.compute.tasks.reconcile", "schedule": 45.0},
     "sessions-clear-expired": {"task": "portal.core.tasks.sessions_clear_expired", "schedule": 86400.0},
 }
 CELERY_TIMEZONE = "UTC"
@@ -199,6 +204,27 @@ PORTAL_INVITATION_DAYS = env_int("PORTAL_INVITATION_DAYS", 7)
 PORTAL_INVITATIONS_PER_HOUR = env_int("PORTAL_INVITATIONS_PER_HOUR", 30)
 PORTAL_MAX_PENDING_INVITATIONS = env_int("PORTAL_MAX_PENDING_INVITATIONS", 100)
 PORTAL_CURRENCY = env_str("PORTAL_CURRENCY", "EUR")
+# Root disk beyond what a size includes, per GiB and hour (0.000137 * 730 h ≈ 0.10 a month).
+PORTAL_DISK_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_DISK_PRICE_GIB_HOUR", "0.000137"))
+
+# --- Compute ----------------------------------------------------------------------------------
+# Each zone names the backend that serves it (Zone.backend); these are the backends there are.
+COMPUTE_BACKENDS = {
+    "simulated": {"CLASS": "portal.compute.backends.simulated.SimulatedBackend", "OPTIONS": {}},
+}
+# Defaults for the simulated cloud; operators change them live in admin (Simulated backend settings).
+SIMULATED_BACKEND = {
+    "boot_seconds": float(env_str("SIMULATED_BOOT_SECONDS", "4")),
+    "action_seconds": float(env_str("SIMULATED_ACTION_SECONDS", "2")),
+    "transient_error_rate": float(env_str("SIMULATED_TRANSIENT_ERROR_RATE", "0")),
+    "slow_call_seconds": float(env_str("SIMULATED_SLOW_CALL_SECONDS", "0")),
+    "fail_marker": env_str("SIMULATED_FAIL_MARKER", "fail"),
+}
+COMPUTE_POLL_SECONDS = float(env_str("COMPUTE_POLL_SECONDS", "1.5"))
+COMPUTE_MAX_TRANSIENT_RETRIES = env_int("COMPUTE_MAX_TRANSIENT_RETRIES", 6)
+COMPUTE_OPERATION_TIMEOUT_SECONDS = env_int("COMPUTE_OPERATION_TIMEOUT_SECONDS", 900)
+COMPUTE_MAX_LAUNCH_COUNT = env_int("COMPUTE_MAX_LAUNCH_COUNT", 20)
+COMPUTE_USER_DATA_MAX_BYTES = env_int("COMPUTE_USER_DATA_MAX_BYTES", 16 * 1024)
 
 # --- E-mail ------------------------------------------------------------------------------------
 MAILERS = {"default": mailer_from_url(env_str("EMAIL_URL"))}

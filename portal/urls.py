@@ -13,4 +13,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("portal.tenancy.urls")),
     path("", include("portal.residency.urls")),
+    path("", include("portal.compute.urls")),
 ]

@@ -95,3 +95,66 @@ def catalog(db):
 
     load_demo_catalog()
     return {zone.code: zone for zone in Zone.objects.select_related("region__jurisdiction")}
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings):
+    """A real `celery worker` process on the configured broker, reading the test database.
+
+    Tests that use it must commit their data (transactional_db), as a second process would.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        database_url = f"sqlite:///{db['NAME']}"
+    else:
+        database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": database_url,
+        "SIMULATED_BOOT_SECONDS": "1",
+        "SIMULATED_ACTION_SECONDS": "1",
+        "COMPUTE_POLL_SECONDS": "0.5",
+    }
+    root = Path(__file__).resolve().parents[1]
+    log = open(Path(settings.VAR_DIR) / "worker.log", "w+")  # noqa: SIM115 — closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "threads",
+            "-c",
+            "2",
+            "-l",
+            "info",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    time.sleep(1.5)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.seek(0)
+    print(log.read()[-3000:])
+    log.close()

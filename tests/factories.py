@@ -58,3 +58,30 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     quota_vcpus = 32
     quota_ram_gib = 128
     quota_volume_gib = 1000
+
+
+class InstanceFactory(factory.django.DjangoModelFactory):
+    """A running server in the demo catalog's fra1-a zone (load the catalog first)."""
+
+    class Meta:
+        model = "compute.Instance"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"server-{n}")
+    zone = factory.LazyFunction(lambda: _catalog("Zone", code="fra1-a"))
+    flavor = factory.LazyFunction(lambda: _catalog("Flavor", code="s-1vcpu-2gb"))
+    image = factory.LazyFunction(lambda: _catalog("Image", name="Debian 13"))
+    root_disk_gib = 50
+    status = "running"
+    addresses = factory.LazyFunction(lambda: ["100.64.0.10"])
+
+
+def _catalog(model: str, **lookup):
+    from portal.catalog import models
+    from portal.catalog.demo import load_demo_catalog
+
+    found = getattr(models, model).objects.filter(**lookup).first()
+    if found is None:
+        load_demo_catalog()
+        found = getattr(models, model).objects.get(**lookup)
+    return found

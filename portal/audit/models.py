@@ -21,6 +21,19 @@ class AuditAction(models.TextChoices):
     INVITATION_ACCEPTED = "invitation.accepted", "Invitation accepted"
     POLICY_CHANGED = "residency.policy_changed", "Residency policy changed"
     PLACEMENT_DENIED = "residency.placement_denied", "Placement denied"
+    INSTANCES_LAUNCHED = "instance.launched", "Servers launched"
+    INSTANCE_ACTION = "instance.action", "Server action requested"
+    INSTANCE_PROTECTION = "instance.protection_changed", "Termination protection changed"
+    INSTANCE_CHANGED_OUTSIDE = "instance.changed_outside", "Server changed outside the portal"
+    VOLUME_CREATED = "volume.created", "Volume created"
+    VOLUME_DELETED = "volume.deleted", "Volume deleted"
+    VOLUME_ATTACHED = "volume.attached", "Volume attached"
+    VOLUME_DETACHED = "volume.detached", "Volume detached"
+    SSH_KEY_ADDED = "sshkey.added", "SSH key added"
+    SSH_KEY_DELETED = "sshkey.deleted", "SSH key deleted"
+    FIREWALL_CREATED = "firewall.created", "Firewall created"
+    FIREWALL_UPDATED = "firewall.updated", "Firewall changed"
+    FIREWALL_DELETED = "firewall.deleted", "Firewall deleted"
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

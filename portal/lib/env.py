@@ -80,6 +80,8 @@ def _sqlite(path: Path) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
+        # A file, not memory, so that a Celery worker process started by a test sees the test data.
+        "TEST": {"NAME": path.with_name(f"test-{path.name}")},
         "OPTIONS": {
             # WAL lets the web server and the worker read while the other writes; IMMEDIATE makes
             # a writing transaction take the lock up front instead of failing half-way.

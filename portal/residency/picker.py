@@ -138,6 +138,16 @@ class ZonePicker:
         return [r for g in self.groups for r in g.regions]
 
     @property
+    def open_groups(self) -> list[JurisdictionGroup]:
+        """Jurisdictions with at least one region the policy allows."""
+        return [g for g in self.groups if any(r.state != "forbidden" for r in g.regions)]
+
+    @property
+    def forbidden_regions(self) -> list[RegionGroup]:
+        """Regions of jurisdictions the policy rules out entirely, shown together and compactly."""
+        return [r for g in self.groups if g not in self.open_groups for r in g.regions]
+
+    @property
     def options(self) -> list[ZoneOption]:
         return [o for r in self.regions for o in r.options]
 

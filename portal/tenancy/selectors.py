@@ -24,15 +24,13 @@ class QuotaLine:
 
 
 def quota_usage(project: Project) -> list[QuotaLine]:
-    """Each quota beside what the project uses now.
+    """Each quota beside what the project uses now (counted from its resources)."""
+    from portal.compute.quota import project_usage  # compute builds on tenancy, not the reverse
 
-    Usage is counted from the resources themselves; until the compute app exists the project
-    holds none, so every line reads 0.
-    """
-    used = {"instances": 0, "vcpus": 0, "ram_gib": 0, "volume_gib": 0}
+    used = project_usage(project)
     return [
-        QuotaLine("Instances", used["instances"], project.quota_instances),
-        QuotaLine("vCPUs", used["vcpus"], project.quota_vcpus),
-        QuotaLine("RAM", used["ram_gib"], project.quota_ram_gib, "GiB"),
-        QuotaLine("Volume storage", used["volume_gib"], project.quota_volume_gib, "GiB"),
+        QuotaLine("Instances", used.instances, project.quota_instances),
+        QuotaLine("vCPUs", used.vcpus, project.quota_vcpus),
+        QuotaLine("RAM", used.ram_gib, project.quota_ram_gib, "GiB"),
+        QuotaLine("Volume storage", used.volume_gib, project.quota_volume_gib, "GiB"),
     ]

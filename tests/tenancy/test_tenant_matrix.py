@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from portal.compute.models import FirewallRule, FirewallRuleSet, SshKey, Volume
 from portal.tenancy.models import Invitation, Role
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import InstanceFactory, MembershipFactory, UserFactory
 
 # How to fill each path parameter from the test organization's objects.
 OBJECT_KWARGS = {
@@ -22,12 +23,22 @@ OBJECT_KWARGS = {
     "project_slug": lambda w: w["project"].slug,
     "membership_id": lambda w: w["membership"].pk,
     "invitation_id": lambda w: w["invitation"].pk,
+    "instance_id": lambda w: w["instance"].pk,
+    "key_id": lambda w: w["ssh_key"].pk,
+    "firewall_id": lambda w: w["firewall"].pk,
+    "rule_id": lambda w: w["rule"].pk,
+    "volume_id": lambda w: w["volume"].pk,
 }
 MISSING = {
     "org_slug": "no-such-org",
     "project_slug": "no-such-project",
     "membership_id": 987654,
     "invitation_id": 987654,
+    "instance_id": "00000000-0000-4000-8000-000000000000",
+    "key_id": 987654,
+    "firewall_id": 987654,
+    "rule_id": 987654,
+    "volume_id": "00000000-0000-4000-8000-000000000001",
 }
 
 # URLs whose parameters are not tenant objects, with the reason; tested elsewhere.
@@ -45,6 +56,12 @@ VIEWER_MAY_GET = {
     "tenancy:project_dashboard",
     "residency:org_residency",
     "residency:project_residency",
+    "compute:instance_list",
+    "compute:instance_detail",
+    "compute:ssh_keys",
+    "compute:firewalls",
+    "compute:firewall_detail",
+    "compute:volumes",
 }
 
 
@@ -84,7 +101,32 @@ def world(org, project, owner, viewer):
     invitation = Invitation(organization=org, email="invitee@example.com", role=Role.MEMBER, invited_by=owner)
     invitation.new_token()
     invitation.save()
-    return {"org": org, "project": project, "membership": target, "invitation": invitation}
+    instance = InstanceFactory(project=project)
+    world = {
+        "org": org,
+        "project": project,
+        "membership": target,
+        "invitation": invitation,
+        "instance": instance,
+    }
+    return world | _compute_resources(project, instance)
+
+
+def _compute_resources(project, instance) -> dict:
+    firewall = FirewallRuleSet.objects.create(project=project, name="web")
+    return {
+        "ssh_key": SshKey.objects.create(
+            project=project,
+            name="laptop",
+            public_key="ssh-ed25519 AAAA",
+            key_type="ssh-ed25519",
+            bits=256,
+            fingerprint="SHA256:matrix",
+        ),
+        "firewall": firewall,
+        "rule": FirewallRule.objects.create(rule_set=firewall, port_from=22, port_to=22, source="0.0.0.0/0"),
+        "volume": Volume.objects.create(project=project, name="data", zone=instance.zone, size_gib=10),
+    }
 
 
 def _url(route: Route, values: dict) -> str:

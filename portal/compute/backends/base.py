@@ -1,0 +1,135 @@
+"""The one interface between the portal and a cloud.
+
+Calls submit and return: `create_server` answers with an id while the server still builds, and
+the caller polls `get_server` later (a Celery task re-schedules itself; nobody sleeps in a worker).
+Errors come in three kinds: `Transient` (try again later), `Rejected` (permanent, with a message
+for the customer) and `NotFound`.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+# Metadata key that carries the portal's instance UUID on every server we create.
+IDEMPOTENCY_METADATA_KEY = "portal-instance-id"
+
+
+class BackendError(Exception):
+    def __init__(self, user_message: str, detail: str = "") -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.detail = detail or user_message
+
+
+class Transient(BackendError):
+    """The cloud could not answer now (timeout, 5xx, lock): the same call may succeed later."""
+
+
+class Rejected(BackendError):
+    """The cloud refused for good (no capacity, invalid request); `user_message` says why."""
+
+
+class NotFound(BackendError):
+    pass
+
+
+class BackendState(StrEnum):
+    BUILDING = "building"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    STARTING = "starting"
+    REBOOTING = "rebooting"
+    RESIZING = "resizing"
+    DELETING = "deleting"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    idempotency_key: str  # the instance's UUID; stored as server metadata
+    name: str
+    zone: str
+    flavor: str
+    vcpus: int
+    ram_gib: int
+    root_disk_gib: int
+    image: str
+    ssh_keys: tuple[str, ...] = ()
+    user_data: str = ""
+    firewall_rules: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerState:
+    backend_id: str
+    state: BackendState
+    addresses: tuple[str, ...] = ()
+    fault: str = ""
+    flavor: str = ""
+    idempotency_key: str = ""
+    name: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ZoneCapacity:
+    free_vcpus: int
+    free_ram_gib: int
+
+
+class ComputeBackend(ABC):
+    def __init__(self, name: str, **options) -> None:
+        self.name = name
+        self.options = options
+
+    @abstractmethod
+    def create_server(self, spec: ServerSpec) -> ServerState: ...
+
+    @abstractmethod
+    def get_server(self, backend_id: str) -> ServerState: ...
+
+    @abstractmethod
+    def find_server(self, zone: str, idempotency_key: str) -> ServerState | None:
+        """The server created with this key, if any (to adopt it instead of creating a second)."""
+
+    @abstractmethod
+    def list_servers(self, zone: str) -> list[ServerState]:
+        """Servers in the zone that carry our metadata (for drift and orphan checks)."""
+
+    @abstractmethod
+    def start_server(self, backend_id: str) -> None: ...
+
+    @abstractmethod
+    def stop_server(self, backend_id: str) -> None: ...
+
+    @abstractmethod
+    def reboot_server(self, backend_id: str, *, hard: bool = False) -> None: ...
+
+    @abstractmethod
+    def resize_server(self, backend_id: str, *, flavor: str, vcpus: int, ram_gib: int) -> None: ...
+
+    @abstractmethod
+    def delete_server(self, backend_id: str) -> None:
+        """Delete; deleting a server that is already gone is not an error."""
+
+    @abstractmethod
+    def zone_capacity(self, zone: str) -> ZoneCapacity: ...
+
+
+@functools.cache
+def get_backend(name: str) -> ComputeBackend:
+    try:
+        config = settings.COMPUTE_BACKENDS[name]
+    except KeyError:
+        raise Rejected(
+            "This zone is not connected to a cloud right now. Please choose another zone.",
+            f"No COMPUTE_BACKENDS entry named {name!r}",
+        ) from None
+    return import_string(config["CLASS"])(name, **config.get("OPTIONS", {}))

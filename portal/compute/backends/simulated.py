@@ -1,0 +1,281 @@
+"""A cloud that exists only in the database, for development, demos and tests.
+
+Servers take a few seconds to boot, stop or reboot (so the UI shows progress); each zone has a
+capacity and refuses with "sold out" when full; addresses come from a per-zone pool. Faults are
+injected from `SimulatedKnobs` (admin) or settings: a share of transient errors, slow calls, and a
+marker in the name that makes a server fail to boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import random
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.compute.backends.base import (
+    IDEMPOTENCY_METADATA_KEY,
+    BackendState,
+    ComputeBackend,
+    NotFound,
+    Rejected,
+    ServerSpec,
+    ServerState,
+    Transient,
+    ZoneCapacity,
+)
+
+B = BackendState
+# Where a transition lands once its time is up.
+LANDS = {
+    B.BUILDING: B.RUNNING,
+    B.STOPPING: B.STOPPED,
+    B.STARTING: B.RUNNING,
+    B.REBOOTING: B.RUNNING,
+    B.RESIZING: B.STOPPED,
+}
+
+
+def _knobs():
+    from portal.compute.models import SimulatedKnobs
+
+    knobs = SimulatedKnobs.objects.first()
+    if knobs is None:
+        defaults = settings.SIMULATED_BACKEND
+        knobs = SimulatedKnobs(
+            transient_error_rate=defaults.get("transient_error_rate", 0.0),
+            slow_call_seconds=defaults.get("slow_call_seconds", 0.0),
+            boot_seconds=defaults.get("boot_seconds", 4.0),
+            action_seconds=defaults.get("action_seconds", 2.0),
+            fail_marker=defaults.get("fail_marker", "fail"),
+        )
+    return knobs
+
+
+class SimulatedBackend(ComputeBackend):
+    def _call(self):
+        """Every call: maybe slow, maybe a transient failure, as the knobs say."""
+        knobs = _knobs()
+        if knobs.slow_call_seconds:
+            time.sleep(knobs.slow_call_seconds)
+        if knobs.transient_error_rate and random.random() < knobs.transient_error_rate:  # noqa: S311
+            raise Transient("The cloud is busy; we will retry.", "simulated transient fault")
+        return knobs
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _row(self, backend_id: str, *, lock: bool = False):
+        from portal.compute.models import SimulatedServer
+
+        rows = SimulatedServer.objects.select_for_update() if lock else SimulatedServer.objects
+        row = rows.filter(backend_id=backend_id, deleted=False).first()
+        if row is None:
+            raise NotFound("The server no longer exists in the cloud.", f"simulated {backend_id} not found")
+        return row
+
+    def _settle(self, row) -> None:
+        """Finish a transition whose time is up (the state is computed lazily on read)."""
+        if row.target_state and row.transition_until and row.transition_until <= timezone.now():
+            row.state, row.target_state, row.transition_until = row.target_state, "", None
+            row.save(update_fields=["state", "target_state", "transition_until"])
+
+    def _state(self, row) -> ServerState:
+        return ServerState(
+            backend_id=row.backend_id,
+            state=BackendState(row.state),
+            addresses=(row.address,) if row.address else (),
+            fault=row.fault,
+            flavor=row.flavor_code,
+            idempotency_key=row.idempotency_key,
+            name=row.name,
+            metadata=row.metadata,
+        )
+
+    def _begin(self, row, during: BackendState, seconds: float) -> None:
+        row.state = during
+        row.target_state = LANDS[during]
+        row.transition_until = timezone.now() + timedelta(seconds=seconds)
+        row.save(update_fields=["state", "target_state", "transition_until"])
+
+    def _total_capacity(self, zone: str) -> ZoneCapacity:
+        from portal.catalog.models import Zone
+        from portal.compute.models import SimulatedZone
+
+        sized = SimulatedZone.objects.filter(zone_code=zone).first()
+        if sized is None:
+            catalog = Zone.objects.filter(code=zone).values("free_vcpus", "free_ram_gib").first()
+            if catalog is None:
+                raise Rejected("This zone does not exist in the cloud.", f"unknown zone {zone}")
+            # The catalog's free capacity when the zone is first used becomes its size.
+            sized, _ = SimulatedZone.objects.get_or_create(
+                zone_code=zone,
+                defaults={"total_vcpus": catalog["free_vcpus"], "total_ram_gib": catalog["free_ram_gib"]},
+            )
+        return ZoneCapacity(sized.total_vcpus, sized.total_ram_gib)
+
+    def _used(self, zone: str) -> tuple[int, int]:
+        from django.db.models import Sum
+
+        from portal.compute.models import SimulatedServer
+
+        used = SimulatedServer.objects.filter(zone_code=zone, deleted=False).aggregate(
+            vcpus=Sum("vcpus"), ram=Sum("ram_gib")
+        )
+        return used["vcpus"] or 0, used["ram"] or 0
+
+    def _pool(self, zone: str) -> ipaddress.IPv4Network:
+        # A /24 per zone inside 100.64.0.0/10 (shared address space: never routed on the internet).
+        digest = int(hashlib.sha256(zone.encode()).hexdigest(), 16)
+        return ipaddress.IPv4Network(f"100.{64 + digest % 64}.{digest // 64 % 256}.0/24")
+
+    def _free_address(self, zone: str) -> str:
+        from portal.compute.models import SimulatedServer
+
+        taken = set(
+            SimulatedServer.objects.filter(zone_code=zone, deleted=False).values_list("address", flat=True)
+        )
+        for host in self._pool(zone).hosts():
+            if str(host) not in taken and int(host) % 256 >= 10:
+                return str(host)
+        raise Rejected(
+            "This zone has run out of public addresses. Please try another zone.", f"pool of {zone} full"
+        )
+
+    # --- the interface ---------------------------------------------------------------------
+
+    def create_server(self, spec: ServerSpec) -> ServerState:
+        from portal.compute.models import SimulatedServer
+
+        knobs = self._call()
+        existing = self.find_server(spec.zone, spec.idempotency_key)
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                # One creation at a time per zone, so two launches can't both take the last capacity.
+                total = self._total_capacity(spec.zone)
+                list(SimulatedServer.objects.select_for_update().filter(zone_code=spec.zone, deleted=False))
+                used_vcpus, used_ram = self._used(spec.zone)
+                if used_vcpus + spec.vcpus > total.free_vcpus or used_ram + spec.ram_gib > total.free_ram_gib:
+                    raise Rejected(
+                        f"Zone {spec.zone} is sold out for this size right now. Try a smaller size or another zone.",
+                        f"capacity {total} used {used_vcpus} vCPU/{used_ram} GiB, asked {spec.vcpus}/{spec.ram_gib}",
+                    )
+                failing = bool(knobs.fail_marker) and knobs.fail_marker in spec.name
+                row = SimulatedServer.objects.create(
+                    backend_id=f"sim-{uuid.uuid4().hex[:12]}",
+                    idempotency_key=spec.idempotency_key,
+                    zone_code=spec.zone,
+                    name=spec.name,
+                    vcpus=spec.vcpus,
+                    ram_gib=spec.ram_gib,
+                    flavor_code=spec.flavor,
+                    state=B.BUILDING,
+                    target_state=B.ERROR if failing else B.RUNNING,
+                    transition_until=timezone.now() + timedelta(seconds=knobs.boot_seconds),
+                    address=self._free_address(spec.zone),
+                    fault="The image failed to boot (kernel panic during start-up)." if failing else "",
+                    metadata={IDEMPOTENCY_METADATA_KEY: spec.idempotency_key},
+                )
+        except IntegrityError:
+            # A concurrent call created it (same key) or took the address: answer what exists.
+            existing = self.find_server(spec.zone, spec.idempotency_key)
+            if existing is None:
+                raise Transient("The cloud is busy; we will retry.", "simulated address race") from None
+            return existing
+        return self._state(row)
+
+    def get_server(self, backend_id: str) -> ServerState:
+        self._call()
+        with transaction.atomic():
+            row = self._row(backend_id, lock=True)
+            self._settle(row)
+        if row.state == B.ERROR and not row.fault:
+            row.fault = "The server stopped responding."
+        return self._state(row)
+
+    def find_server(self, zone: str, idempotency_key: str) -> ServerState | None:
+        from portal.compute.models import SimulatedServer
+
+        row = SimulatedServer.objects.filter(idempotency_key=idempotency_key, deleted=False).first()
+        if row is None:
+            return None
+        self._settle(row)
+        return self._state(row)
+
+    def list_servers(self, zone: str) -> list[ServerState]:
+        from portal.compute.models import SimulatedServer
+
+        self._call()
+        rows = list(SimulatedServer.objects.filter(zone_code=zone, deleted=False))
+        for row in rows:
+            self._settle(row)
+        return [self._state(row) for row in rows]
+
+    def _transition(
+        self, backend_id: str, *, allowed: set[str], during: BackendState, noop: set[str]
+    ) -> None:
+        knobs = self._call()
+        with transaction.atomic():
+            row = self._row(backend_id, lock=True)
+            self._settle(row)
+            if row.state in noop or row.state == during:
+                return  # already there or on the way: repeating a call changes nothing
+            if row.state not in allowed:
+                raise Rejected(
+                    f"The server is {row.state} and can't do that right now.",
+                    f"simulated {backend_id}: {row.state} -> {during} refused",
+                )
+            self._begin(row, during, knobs.action_seconds)
+
+    def start_server(self, backend_id: str) -> None:
+        self._transition(backend_id, allowed={B.STOPPED}, during=B.STARTING, noop={B.RUNNING})
+
+    def stop_server(self, backend_id: str) -> None:
+        self._transition(backend_id, allowed={B.RUNNING}, during=B.STOPPING, noop={B.STOPPED})
+
+    def reboot_server(self, backend_id: str, *, hard: bool = False) -> None:
+        self._transition(backend_id, allowed={B.RUNNING}, during=B.REBOOTING, noop=set())
+
+    def resize_server(self, backend_id: str, *, flavor: str, vcpus: int, ram_gib: int) -> None:
+        knobs = self._call()
+        with transaction.atomic():
+            row = self._row(backend_id, lock=True)
+            self._settle(row)
+            if row.flavor_code == flavor and row.state in (B.STOPPED, B.RESIZING):
+                return
+            if row.state != B.STOPPED:
+                raise Rejected(
+                    "Stop the server before resizing it.", f"simulated {backend_id} is {row.state}"
+                )
+            total = self._total_capacity(row.zone_code)
+            used_vcpus, used_ram = self._used(row.zone_code)
+            if (
+                used_vcpus - row.vcpus + vcpus > total.free_vcpus
+                or used_ram - row.ram_gib + ram_gib > total.free_ram_gib
+            ):
+                raise Rejected(
+                    f"Zone {row.zone_code} has no room for that size right now. Try a smaller size.",
+                    "simulated resize over capacity",
+                )
+            row.flavor_code, row.vcpus, row.ram_gib = flavor, vcpus, ram_gib
+            row.save(update_fields=["flavor_code", "vcpus", "ram_gib"])
+            self._begin(row, B.RESIZING, knobs.action_seconds)
+
+    def delete_server(self, backend_id: str) -> None:
+        from portal.compute.models import SimulatedServer
+
+        self._call()
+        SimulatedServer.objects.filter(backend_id=backend_id).update(deleted=True, address=None)
+
+    def zone_capacity(self, zone: str) -> ZoneCapacity:
+        self._call()
+        total = self._total_capacity(zone)
+        used_vcpus, used_ram = self._used(zone)
+        return ZoneCapacity(max(0, total.free_vcpus - used_vcpus), max(0, total.free_ram_gib - used_ram))

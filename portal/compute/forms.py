@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+
+from portal.catalog.models import HOURS_PER_MONTH, Flavor, Image, Zone
+from portal.compute.models import FirewallRuleSet, SshKey
+from portal.compute.sshkeys import InvalidKey, parse_public_key
+
+
+class LaunchForm(forms.Form):
+    name = forms.CharField(
+        max_length=63,
+        help_text="Lower-case letters, digits and hyphens. With more than one server, names get -1, -2, …",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "live-input"}),
+    )
+    count = forms.IntegerField(
+        min_value=1, initial=1, label="How many", widget=forms.NumberInput(attrs={"class": "live-input"})
+    )
+    zone = forms.ModelChoiceField(
+        Zone.objects.filter(region__is_active=True), error_messages={"required": "Choose a zone."}
+    )
+    image = forms.ModelChoiceField(
+        Image.objects.filter(is_active=True), error_messages={"required": "Choose an image."}
+    )
+    flavor = forms.ModelChoiceField(
+        Flavor.objects.filter(is_active=True), label="Size", error_messages={"required": "Choose a size."}
+    )
+    root_disk_gib = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Root disk (GiB)",
+        help_text="Leave empty for the size's included disk.",
+        widget=forms.NumberInput(attrs={"class": "live-input"}),
+    )
+    firewall = forms.ChoiceField(required=False, label="Firewall")
+    ssh_keys = forms.ModelMultipleChoiceField(
+        SshKey.objects.none(), required=False, widget=forms.CheckboxSelectMultiple, label="SSH keys"
+    )
+    new_ssh_key = forms.CharField(
+        required=False,
+        label="Or paste a public key",
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": "ssh-ed25519 AAAAC3Nza… you@laptop", "spellcheck": "false"}
+        ),
+        help_text="It is saved to the project's keys.",
+    )
+    ssh_key_file = forms.FileField(required=False, label="Or upload a .pub file")
+    user_data = forms.CharField(
+        required=False,
+        label="User data (cloud-init)",
+        widget=forms.Textarea(
+            attrs={"rows": 4, "spellcheck": "false", "placeholder": "#cloud-config\npackages:\n  - nginx"}
+        ),
+    )
+    termination_protection = forms.BooleanField(required=False, label="Protect from accidental termination")
+
+    def __init__(self, *args, project, presets: dict, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+        self.presets = presets
+        self.fields["count"].max_value = settings.COMPUTE_MAX_LAUNCH_COUNT
+        self.fields["count"].validators.append(MaxValueValidator(settings.COMPUTE_MAX_LAUNCH_COUNT))
+        self.fields["count"].widget.attrs["max"] = settings.COMPUTE_MAX_LAUNCH_COUNT
+        self.fields["ssh_keys"].queryset = SshKey.objects.filter(project=project)
+        rule_sets = FirewallRuleSet.objects.filter(project=project)
+        self.fields["firewall"].choices = [
+            ("", "None: all inbound traffic allowed"),
+            *((f"set:{rs.pk}", f"Rule set: {rs.name}") for rs in rule_sets),
+            *((f"preset:{p.key}", f"Preset: {p.label}") for p in presets.values()),
+        ]
+
+    def clean_new_ssh_key(self):
+        text = self.cleaned_data["new_ssh_key"].strip()
+        if not text:
+            return None
+        try:
+            return parse_public_key(text)
+        except InvalidKey as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_ssh_key_file(self):
+        upload = self.cleaned_data.get("ssh_key_file")
+        if not upload:
+            return None
+        if upload.size > 16 * 1024:
+            raise forms.ValidationError("That file is too large to be a public key.")
+        try:
+            return parse_public_key(upload.read().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise forms.ValidationError("That file is not a text public key.") from None
+        except InvalidKey as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_firewall(self):
+        value = self.cleaned_data["firewall"]
+        if not value:
+            return None
+        kind, _, key = value.partition(":")
+        if kind == "set" and key.isascii() and key.isdigit():
+            rule_set = FirewallRuleSet.objects.filter(project=self.project, pk=key).first()
+            if rule_set:
+                return rule_set
+        if kind == "preset" and key in self.presets:
+            return self.presets[key]
+        raise forms.ValidationError("Choose one of the firewalls listed.")
+
+
+def price_per_hour(flavor: Flavor | None, image: Image | None, root_disk_gib: int | None) -> Decimal | None:
+    if flavor is None:
+        return None
+    price = flavor.price_hourly + (image.license_price_hourly if image else Decimal(0))
+    extra_disk = max(0, (root_disk_gib or flavor.root_disk_gib) - flavor.root_disk_gib)
+    return price + extra_disk * settings.PORTAL_DISK_PRICE_GIB_HOUR
+
+
+def monthly(hourly: Decimal) -> Decimal:
+    return (hourly * HOURS_PER_MONTH).quantize(Decimal("0.01"))

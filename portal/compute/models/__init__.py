@@ -1,0 +1,33 @@
+from portal.compute.models.firewall import FirewallRule, FirewallRuleSet, Protocol
+from portal.compute.models.instances import (
+    ACTIONS,
+    Action,
+    Instance,
+    InstanceStatus,
+    LaunchBatch,
+    Operation,
+    OperationState,
+)
+from portal.compute.models.keys import SshKey
+from portal.compute.models.simulated import BackendOrphan, SimulatedKnobs, SimulatedServer, SimulatedZone
+from portal.compute.models.volumes import Volume, VolumeStatus
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "BackendOrphan",
+    "FirewallRule",
+    "FirewallRuleSet",
+    "Instance",
+    "InstanceStatus",
+    "LaunchBatch",
+    "Operation",
+    "OperationState",
+    "Protocol",
+    "SimulatedKnobs",
+    "SimulatedServer",
+    "SimulatedZone",
+    "SshKey",
+    "Volume",
+    "VolumeStatus",
+]

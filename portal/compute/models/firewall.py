@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class FirewallRuleSet(models.Model):
+    """Inbound rules for servers; everything not allowed here is dropped."""
+
+    project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="firewalls")
+    name = models.CharField(max_length=80)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="firewall_unique_name_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Protocol(models.TextChoices):
+    TCP = "tcp", "TCP"
+    UDP = "udp", "UDP"
+    ICMP = "icmp", "ICMP"
+
+
+class FirewallRule(models.Model):
+    rule_set = models.ForeignKey(FirewallRuleSet, on_delete=models.CASCADE, related_name="rules")
+    protocol = models.CharField(max_length=8, choices=Protocol.choices, default=Protocol.TCP)
+    port_from = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    port_to = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    source = models.CharField(max_length=64, help_text="CIDR, e.g. 203.0.113.7/32 or 0.0.0.0/0")
+    description = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["protocol", "port_from"]
+
+    def __str__(self) -> str:
+        return f"{self.get_protocol_display()} {self.ports} from {self.source}"
+
+    @property
+    def ports(self) -> str:
+        if self.protocol == Protocol.ICMP or self.port_from is None:
+            return "all"
+        return str(self.port_from) if self.port_from == self.port_to else f"{self.port_from}-{self.port_to}"

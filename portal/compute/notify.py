@@ -1,0 +1,54 @@
+"""E-mail about servers: one per launch (however many servers it made), one per termination.
+Called inside the transaction that finished the operation; mail leaves after it commits."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from portal.compute.models import Action, Instance, LaunchBatch, Operation, OperationState
+from portal.core.mail import mail_after_commit
+
+
+def after_operation(op: Operation, instance: Instance) -> None:
+    if op.action == Action.CREATE and instance.batch_id:
+        batch_id = instance.batch_id
+        transaction.on_commit(lambda: launch_batch_notify(batch_id))
+    elif op.action == Action.TERMINATE and op.state != OperationState.FAILED and op.requested_by_id:
+        _mail(
+            "compute/email/terminated",
+            op.requested_by.email,
+            {"instance": instance, "project": instance.project},
+        )
+
+
+def launch_batch_notify(batch_id) -> bool:
+    """Send the launch's one e-mail once every server of it has an outcome. True if sent now."""
+    batch = (
+        LaunchBatch.objects.select_related("project__organization", "requested_by")
+        .filter(pk=batch_id)
+        .first()
+    )
+    if batch is None or batch.notified_at or batch.requested_by is None:
+        return False
+    creates = Operation.objects.filter(instance__batch=batch, action=Action.CREATE)
+    if creates.filter(state__in=[OperationState.PENDING, OperationState.RUNNING]).exists():
+        return False
+    with transaction.atomic():
+        # Whoever claims the batch first sends; a second worker finds it claimed.
+        if not LaunchBatch.objects.filter(pk=batch.pk, notified_at=None).update(notified_at=timezone.now()):
+            return False
+        ops = list(creates.select_related("instance__zone", "instance__image", "instance__flavor"))
+        ready = [op.instance for op in ops if op.state == OperationState.SUCCEEDED]
+        failed = [op for op in ops if op.state == OperationState.FAILED]
+        _mail(
+            "compute/email/launch",
+            batch.requested_by.email,
+            {"batch": batch, "project": batch.project, "ready": ready, "failed": failed},
+        )
+    return True
+
+
+def _mail(template: str, to: str, context: dict) -> None:
+    mail_after_commit(template=template, to=[to], context={"base_url": settings.PORTAL_BASE_URL, **context})

@@ -1,0 +1,147 @@
+"""Every minute or so, compare what the portal believes with what is true, and repair it.
+
+- work accepted while the broker was down (or a message lost) is enqueued again;
+- operations past their deadline are failed with a reason;
+- a server changed outside the portal (stopped from inside, deleted by an operator) is recorded;
+- servers carrying our metadata without an instance row are flagged for operators;
+- zones' free capacity is refreshed from the backend.
+Running it twice, or on two machines at once, changes nothing more than running it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.audit.models import AuditAction
+from portal.audit.services import audit_record
+from portal.catalog.models import Zone
+from portal.compute import runner
+from portal.compute.backends import BackendError, NotFound, get_backend
+from portal.compute.backends.base import IDEMPOTENCY_METADATA_KEY
+from portal.compute.models import BackendOrphan, Instance, InstanceStatus, Operation, OperationState
+
+log = logging.getLogger(__name__)
+S = InstanceStatus
+GRACE = timedelta(seconds=30)
+
+
+@dataclass
+class Report:
+    requeued: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+
+def reconcile(now=None) -> Report:
+    now = now or timezone.now()
+    report = Report()
+    _requeue_lost_work(now, report)
+    _fail_stuck(now, report)
+    _fix_drift(report)
+    _flag_orphans_and_capacity(report)
+    if any(vars(report).values()):
+        log.info("reconciled", extra={k: len(v) for k, v in vars(report).items()})
+    return report
+
+
+def _requeue_lost_work(now, report: Report) -> None:
+    from portal.compute.tasks import operation_advance
+
+    lost = Operation.objects.filter(
+        state__in=[OperationState.PENDING, OperationState.RUNNING],
+        deadline__gt=now,
+        created_at__lt=now - GRACE,
+    ).filter(Q(next_check_at__isnull=True) | Q(next_check_at__lt=now))
+    for op_id in lost.values_list("pk", flat=True)[:500]:
+        # Claim by pushing the next check forward, so a second reconciler doesn't enqueue it again.
+        claimed = (
+            Operation.objects.filter(pk=op_id)
+            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lt=now))
+            .update(next_check_at=now + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60))
+        )
+        if claimed:
+            operation_advance.delay(str(op_id))
+            report.requeued.append(str(op_id))
+
+
+def _fail_stuck(now, report: Report) -> None:
+    for op in Operation.objects.filter(
+        state__in=[OperationState.PENDING, OperationState.RUNNING], deadline__lte=now
+    ).select_related("instance")[:500]:
+        runner._fail(
+            op,
+            "This took far too long, so we stopped waiting. Please try again.",
+            "deadline passed (reconciler)",
+        )
+        report.timed_out.append(str(op.pk))
+
+
+def _fix_drift(report: Report) -> None:
+    settled = (
+        Instance.objects.filter(status__in=[S.RUNNING, S.STOPPED])
+        .exclude(backend_id="")
+        .exclude(operations__state__in=[OperationState.PENDING, OperationState.RUNNING])
+        .select_related("zone", "project__organization")
+    )
+    for instance in settled.iterator(chunk_size=200):
+        try:
+            state = get_backend(instance.zone.backend).get_server(instance.backend_id)
+            observed = runner.STATUS_FOR.get(state.state)
+            fault = state.fault
+        except NotFound:
+            observed, fault = S.ERROR, "The server disappeared from the cloud."
+        except BackendError:
+            continue  # try again next round
+        if observed in (None, instance.status) or observed not in (S.RUNNING, S.STOPPED, S.ERROR):
+            continue
+        with transaction.atomic():
+            changed = Instance.objects.filter(pk=instance.pk, status=instance.status).update(
+                status=observed,
+                fault_message=fault[:500] if observed == S.ERROR else "",
+                running_since=timezone.now() if observed == S.RUNNING else None,
+                updated_at=timezone.now(),
+            )
+            if changed:
+                audit_record(
+                    action=AuditAction.INSTANCE_CHANGED_OUTSIDE,
+                    organization=instance.project.organization,
+                    project=instance.project,
+                    target=instance,
+                    changes={"status": [instance.status, observed]},
+                )
+                report.drifted.append(str(instance.pk))
+
+
+def _flag_orphans_and_capacity(report: Report) -> None:
+    known = {str(pk) for pk in Instance.objects.exclude(status=S.TERMINATED).values_list("pk", flat=True)}
+    for zone in Zone.objects.filter(region__is_active=True):
+        try:
+            backend = get_backend(zone.backend)
+            servers = backend.list_servers(zone.code)
+            capacity = backend.zone_capacity(zone.code)
+        except BackendError:
+            log.warning("reconcile: zone unreachable", extra={"zone": zone.code}, exc_info=True)
+            continue
+        Zone.objects.filter(pk=zone.pk).update(
+            free_vcpus=capacity.free_vcpus,
+            free_ram_gib=capacity.free_ram_gib,
+            capacity_updated_at=timezone.now(),
+        )
+        for server in servers:
+            key = server.metadata.get(IDEMPOTENCY_METADATA_KEY, "")
+            if key and key not in known:
+                _, created = BackendOrphan.objects.get_or_create(
+                    backend=zone.backend,
+                    backend_id=server.backend_id,
+                    defaults={"zone_code": zone.code, "idempotency_key": key, "name": server.name},
+                )
+                if created:
+                    report.orphans.append(server.backend_id)

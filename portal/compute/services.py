@@ -1,0 +1,339 @@
+"""Writes that create, change and remove servers. Each validates against the catalog, the placement
+decision and the quota, records operations and an audit event, and enqueues work after commit."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from portal.audit.models import AuditAction
+from portal.audit.services import audit_record
+from portal.catalog.models import Flavor, Image, Zone
+from portal.compute.models import (
+    ACTIONS,
+    Action,
+    FirewallRuleSet,
+    Instance,
+    InstanceStatus,
+    LaunchBatch,
+    Operation,
+    OperationState,
+    SshKey,
+)
+from portal.compute.presets import rule_set_from_preset
+from portal.compute.quota import QuotaExceeded, check_quota
+from portal.residency.placement import PlacementDenied, placement_decision
+from portal.residency.services import record_placement_denied
+from portal.tenancy.access import Access, Perm
+from portal.tenancy.models import Project
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+class ComputeRefused(Exception):
+    """A request the rules refuse; `field` names the form field it is about (or None)."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.field, self.status = message, field, status
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    name: str
+    count: int
+    zone: Zone
+    flavor: Flavor
+    image: Image
+    root_disk_gib: int
+    ssh_keys: tuple[SshKey, ...] = ()
+    firewall: FirewallRuleSet | None = None
+    user_data: str = ""
+    termination_protection: bool = False
+    new_keys: tuple = ()  # parsed PublicKey objects to save to the project with the launch
+    firewall_preset: object = None  # a presets.Preset to turn into a rule set with the launch
+
+
+def launch_names(name: str, count: int) -> list[str]:
+    return [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+
+
+def validate_launch(project: Project, req: LaunchRequest) -> None:
+    """Everything that can be checked without locks; raises ComputeRefused naming the field."""
+    if not NAME_RE.match(req.name) or len(req.name) > 63:
+        raise ComputeRefused(
+            "Use lower-case letters, digits and hyphens (not at the start or end), at most 63 characters.",
+            "name",
+        )
+    if not 1 <= req.count <= settings.COMPUTE_MAX_LAUNCH_COUNT:
+        raise ComputeRefused(
+            f"Launch between 1 and {settings.COMPUTE_MAX_LAUNCH_COUNT} servers at a time.", "count"
+        )
+    if len(launch_names(req.name, req.count)[-1]) > 63:
+        raise ComputeRefused("The name is too long once numbered (-1, -2, …); shorten it.", "name")
+    if not req.zone.region.is_active:
+        raise ComputeRefused("Choose one of the zones listed.", "zone")
+    if not req.zone.accepts_launches:
+        raise ComputeRefused(
+            f"{req.zone.code} is {req.zone.get_status_display().lower()} right now; choose another zone.",
+            "zone",
+            409,
+        )
+    if not req.flavor.is_active or not req.flavor.zones.filter(pk=req.zone.pk).exists():
+        raise ComputeRefused(
+            f"The {req.flavor.name} size is not offered in {req.zone.code}; pick another size.", "flavor"
+        )
+    if not req.image.is_active or not req.image.zones.filter(pk=req.zone.pk).exists():
+        raise ComputeRefused(
+            f"{req.image.name} is not offered in {req.zone.code}; pick another image.", "image"
+        )
+    minimum = max(req.image.min_disk_gib, req.flavor.root_disk_gib)
+    if req.root_disk_gib < minimum:
+        raise ComputeRefused(
+            f"The root disk must be at least {minimum} GiB "
+            f"({req.image.name} needs {req.image.min_disk_gib} GiB; the {req.flavor.name} size includes "
+            f"{req.flavor.root_disk_gib} GiB).",
+            "root_disk_gib",
+        )
+    if req.root_disk_gib > 4096:
+        raise ComputeRefused(
+            "The root disk can be at most 4096 GiB; add volumes for more space.", "root_disk_gib"
+        )
+    size = len(req.user_data.encode())
+    if size > settings.COMPUTE_USER_DATA_MAX_BYTES:
+        raise ComputeRefused(
+            f"User data is {size / 1024:.1f} KiB; the limit is {settings.COMPUTE_USER_DATA_MAX_BYTES // 1024} KiB.",
+            "user_data",
+        )
+    if any(key.project_id != project.pk for key in req.ssh_keys):
+        raise ComputeRefused("Choose SSH keys of this project.", "ssh_keys")
+    if req.firewall is not None and req.firewall.project_id != project.pk:
+        raise ComputeRefused("Choose a firewall of this project.", "firewall")
+
+
+def _deadline() -> timezone.datetime:
+    return timezone.now() + timedelta(seconds=settings.COMPUTE_OPERATION_TIMEOUT_SECONDS)
+
+
+def _enqueue(operations: list[Operation]) -> None:
+    from portal.compute.tasks import operation_advance
+
+    ids = [str(op.pk) for op in operations]
+    transaction.on_commit(lambda: [operation_advance.delay(op_id) for op_id in ids])
+
+
+def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None = None) -> LaunchBatch:
+    """Create `req.count` servers (names numbered when more than one) and queue their provisioning.
+
+    Raises ComputeRefused (bad input, 4xx), QuotaExceeded or PlacementDenied (audited).
+    """
+    access.require(Perm.RESOURCE_CREATE)
+    project = access.project
+    validate_launch(project, req)
+    user = access.membership.user
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        decision = placement_decision(project, req.zone, lock=True)
+        if decision.allowed:
+            check_quota(
+                project,
+                instances=req.count,
+                vcpus=req.count * req.flavor.vcpus,
+                ram_gib=req.count * req.flavor.ram_gib,
+            )
+            batch = LaunchBatch.objects.create(project=project, requested_by=user)
+            ssh_keys = list(req.ssh_keys) + [_save_key(project, key, user) for key in req.new_keys]
+            firewall = req.firewall
+            if req.firewall_preset is not None:
+                firewall = rule_set_from_preset(project, req.firewall_preset, user)
+            operations = []
+            for name in launch_names(req.name, req.count):
+                instance = Instance.objects.create(
+                    project=project,
+                    name=name,
+                    zone=req.zone,
+                    flavor=req.flavor,
+                    image=req.image,
+                    root_disk_gib=req.root_disk_gib,
+                    firewall=firewall,
+                    user_data=req.user_data,
+                    termination_protection=req.termination_protection,
+                    batch=batch,
+                    created_by=user,
+                )
+                instance.ssh_keys.set(ssh_keys)
+                operations.append(
+                    Operation.objects.create(
+                        instance=instance, action=Action.CREATE, requested_by=user, deadline=_deadline()
+                    )
+                )
+            audit_record(
+                action=AuditAction.INSTANCES_LAUNCHED,
+                organization=project.organization,
+                project=project,
+                target=batch,
+                changes={
+                    "names": [None, ", ".join(launch_names(req.name, req.count))],
+                    "zone": [None, req.zone.code],
+                    "size": [None, req.flavor.code],
+                    "image": [None, req.image.name],
+                },
+                actor=user,
+                request=request,
+            )
+            _enqueue(operations)
+            return batch
+    record_placement_denied(
+        access=access,
+        zone=req.zone,
+        attempted=f"launch {req.count} server(s) in {req.zone.code}",
+        reason=decision.reason,
+        request=request,
+    )
+    raise PlacementDenied(decision)
+
+
+def _save_key(project: Project, key, user) -> SshKey:
+    """A key pasted or uploaded in the wizard: reuse the project's copy if it has one."""
+    existing = SshKey.objects.filter(project=project, fingerprint=key.fingerprint).first()
+    if existing:
+        return existing
+    base = (key.comment or key.key_type)[:60] or "key"
+    name, n = base, 2
+    while SshKey.objects.filter(project=project, name=name).exists():
+        name, n = f"{base} ({n})", n + 1
+    return SshKey.objects.create(
+        project=project,
+        name=name,
+        public_key=key.normalized,
+        key_type=key.key_type,
+        bits=key.bits,
+        fingerprint=key.fingerprint,
+        created_by=user,
+    )
+
+
+def instance_action(
+    *,
+    access: Access,
+    instance: Instance,
+    action: str,
+    flavor: Flavor | None = None,
+    confirm_name: str | None = None,
+    request: HttpRequest | None = None,
+) -> Operation:
+    """Start, stop, reboot, hard-reboot, resize or terminate. Asking again while the same action is
+    still under way returns that operation and changes nothing."""
+    access.require(Perm.RESOURCE_OPERATE)
+    rule = ACTIONS.get(action)
+    if rule is None:
+        raise ComputeRefused("Unknown action.")
+    user = access.membership.user
+    if action == Action.TERMINATE and (confirm_name or "").strip() != instance.name:
+        raise ComputeRefused(f"Type the server's name “{instance.name}” to confirm.", "confirm_name")
+    if action == Action.RESIZE:
+        if flavor is None:
+            raise ComputeRefused("Choose the new size.", "flavor")
+        if flavor.pk == instance.flavor_id:
+            raise ComputeRefused(f"The server already has the {flavor.name} size.", "flavor")
+        if not flavor.is_active or not flavor.zones.filter(pk=instance.zone_id).exists():
+            raise ComputeRefused(f"The {flavor.name} size is not offered in {instance.zone.code}.", "flavor")
+
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=instance.project_id)
+        instance = Instance.objects.select_for_update().select_related("flavor", "zone").get(pk=instance.pk)
+        running = instance.operations.filter(
+            action=action, state__in=[OperationState.PENDING, OperationState.RUNNING]
+        )
+        if instance.status == rule.during and running.exists():
+            return running.first()  # the same request again: nothing new
+        if not instance.allows(action):
+            allowed = ", ".join(sorted(InstanceStatus(s).label.lower() for s in rule.allowed_from))
+            raise ComputeRefused(
+                f"{instance.name} is {instance.get_status_display().lower()}: “{rule.verb}” works only when "
+                f"it is {allowed}.",
+                status=409,
+            )
+        if action == Action.TERMINATE and instance.termination_protection:
+            raise ComputeRefused(
+                f"{instance.name} has termination protection. Turn it off first if you really mean it.",
+                status=409,
+            )
+        if action == Action.RESIZE:
+            decision = placement_decision(project, instance.zone, lock=True)
+            if decision.allowed:
+                check_quota(
+                    project,
+                    vcpus=max(0, flavor.vcpus - instance.flavor.vcpus),
+                    ram_gib=max(0, flavor.ram_gib - instance.flavor.ram_gib),
+                )
+        if action != Action.RESIZE or decision.allowed:
+            operation = Operation.objects.create(
+                instance=instance,
+                action=action,
+                requested_by=user,
+                deadline=_deadline(),
+                params={"flavor_id": flavor.pk} if flavor else {},
+            )
+            instance.status = rule.during
+            instance.save(update_fields=["status", "updated_at"])
+            audit_record(
+                action=AuditAction.INSTANCE_ACTION,
+                organization=project.organization,
+                project=project,
+                target=instance,
+                changes={"action": [None, rule.verb]}
+                | ({"size": [instance.flavor.code, flavor.code]} if flavor else {}),
+                actor=user,
+                request=request,
+            )
+            _enqueue([operation])
+            return operation
+    record_placement_denied(
+        access=access,
+        zone=instance.zone,
+        attempted=f"resize {instance.name}",
+        reason=decision.reason,
+        request=request,
+    )
+    raise PlacementDenied(decision)
+
+
+@transaction.atomic
+def instance_set_protection(
+    *, access: Access, instance: Instance, protected: bool, request: HttpRequest | None = None
+) -> Instance:
+    access.require(Perm.RESOURCE_OPERATE)
+    instance = Instance.objects.select_for_update().get(pk=instance.pk)
+    if instance.termination_protection != protected:
+        instance.termination_protection = protected
+        instance.save(update_fields=["termination_protection", "updated_at"])
+        audit_record(
+            action=AuditAction.INSTANCE_PROTECTION,
+            organization=access.organization,
+            project=access.project,
+            target=instance,
+            changes={"termination_protection": [not protected, protected]},
+            actor=access.membership.user,
+            request=request,
+        )
+    return instance
+
+
+__all__ = [
+    "ComputeRefused",
+    "LaunchRequest",
+    "PlacementDenied",
+    "QuotaExceeded",
+    "instance_action",
+    "instance_launch",
+    "instance_set_protection",
+    "launch_names",
+    "validate_launch",
+]

@@ -1,0 +1,21 @@
+from django.urls import include, path
+
+from portal.compute.views import instances, launch
+
+app_name = "compute"
+
+P = "o/<slug:org_slug>/p/<slug:project_slug>/"
+
+urlpatterns = [
+    path(P + "servers/", instances.instance_list, name="instance_list"),
+    path(P + "servers/new/", launch.launch, name="launch"),
+    path(P + "servers/new/check/", launch.launch_check, name="launch_check"),
+    path(P + "servers/<uuid:instance_id>/", instances.instance_detail, name="instance_detail"),
+    path(P + "servers/<uuid:instance_id>/action/", instances.instance_action, name="instance_action"),
+    path(
+        P + "servers/<uuid:instance_id>/protection/",
+        instances.instance_protection,
+        name="instance_protection",
+    ),
+    path("", include("portal.compute.urls_resources")),
+]

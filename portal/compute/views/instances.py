@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST, require_safe
+from django_htmx.http import HttpResponseStopPolling
+
+from portal.catalog.models import Flavor, Zone
+from portal.compute import services
+from portal.compute.models import ACTIONS, Action, InstanceStatus
+from portal.compute.models.instances import TRANSITIONAL
+from portal.compute.views.common import get_instance
+from portal.residency.placement import PlacementDenied
+from portal.tenancy.access import Access, Perm, project_access
+
+PAGE_SIZE = 50
+
+
+class InstanceFilter(forms.Form):
+    q = forms.CharField(required=False, max_length=63, label="Name")
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *InstanceStatus.choices])
+    zone = forms.ModelChoiceField(
+        Zone.objects.filter(region__is_active=True), required=False, empty_label="Any zone"
+    )
+
+
+def _listing(request: HttpRequest, access: Access):
+    form = InstanceFilter(request.GET or None)
+    instances = access.project.instances.visible().for_list()
+    if form.is_valid():
+        if form.cleaned_data["q"]:
+            instances = instances.filter(name__icontains=form.cleaned_data["q"])
+        if form.cleaned_data["status"]:
+            instances = instances.filter(status=form.cleaned_data["status"])
+        if form.cleaned_data["zone"]:
+            instances = instances.filter(zone=form.cleaned_data["zone"])
+    page = Paginator(instances, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return form, page, query.urlencode()
+
+
+@login_required
+@require_safe
+def instance_list(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug)
+    form, page, query = _listing(request, access)
+    rows = list(page.object_list)
+    polling = any(i.status in TRANSITIONAL for i in rows)
+    context = {
+        "access": access,
+        "org": access.organization,
+        "project": access.project,
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "query": query,
+        "polling": polling,
+        "can_launch": access.can(Perm.RESOURCE_CREATE),
+    }
+    if request.htmx:
+        response = render(request, "compute/instance_list.html#instance-table", context)
+        # Every row settled: htmx swaps this last version in and stops asking.
+        return response if polling else _stop_polling(response)
+    return render(request, "compute/instance_list.html", context)
+
+
+def _stop_polling(response: HttpResponse) -> HttpResponse:
+    stopped = HttpResponseStopPolling(response.content)
+    for header, value in response.items():
+        stopped[header] = value
+    return stopped
+
+
+@login_required
+@require_safe
+def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug)
+    instance = get_instance(access, instance_id)
+    if request.htmx:
+        response = render(
+            request, "compute/instance_detail.html#instance-live", _detail_context(access, instance)
+        )
+        return response if instance.is_transitional else _stop_polling(response)
+    return _detail_page(request, access, instance)
+
+
+def _detail_context(access: Access, instance) -> dict:
+    return {
+        "access": access,
+        "org": access.organization,
+        "project": access.project,
+        "instance": instance,
+        "operations": instance.operations.select_related("requested_by")[:20],
+        "volumes": instance.volumes.all(),
+        "can_operate": access.can(Perm.RESOURCE_OPERATE),
+        "resize_flavors": Flavor.objects.filter(is_active=True, zones=instance.zone).exclude(
+            pk=instance.flavor_id
+        ),
+        "polling": instance.is_transitional,
+    }
+
+
+def _detail_page(request: HttpRequest, access: Access, instance, status: int = 200) -> HttpResponse:
+    return render(request, "compute/instance_detail.html", _detail_context(access, instance), status=status)
+
+
+@login_required
+@require_POST
+def instance_action(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
+    instance = get_instance(access, instance_id)
+    action = request.POST.get("action", "")
+    if action not in ACTIONS:
+        return _refused(request, access, instance, "Choose one of the actions offered.", 400)
+    flavor = None
+    if action == Action.RESIZE:
+        raw = request.POST.get("flavor", "")
+        flavor = Flavor.objects.filter(pk=raw).first() if raw.isascii() and raw.isdigit() else None
+        if flavor is None:
+            return _refused(request, access, instance, "Choose one of the sizes listed.", 400)
+    try:
+        services.instance_action(
+            access=access,
+            instance=instance,
+            action=action,
+            flavor=flavor,
+            confirm_name=request.POST.get("confirm_name"),
+            request=request,
+        )
+    except services.ComputeRefused as refused:
+        return _refused(request, access, instance, refused.message, refused.status)
+    except services.QuotaExceeded as error:
+        return _refused(request, access, instance, str(error), 403)
+    except PlacementDenied as denied:
+        return _refused(request, access, instance, denied.decision.reason, 403)
+    rule = ACTIONS[action]
+    messages.success(request, f"{rule.verb}: {instance.name} is on its way to being {rule.done}.")
+    if action == Action.TERMINATE:
+        return redirect("compute:instance_list", org_slug=org_slug, project_slug=project_slug)
+    return redirect(
+        "compute:instance_detail", org_slug=org_slug, project_slug=project_slug, instance_id=instance.pk
+    )
+
+
+@login_required
+@require_POST
+def instance_protection(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
+    instance = get_instance(access, instance_id)
+    protected = request.POST.get("protected") == "1"
+    services.instance_set_protection(access=access, instance=instance, protected=protected, request=request)
+    messages.success(request, "Termination protection is " + ("on." if protected else "off."))
+    return redirect(
+        "compute:instance_detail", org_slug=org_slug, project_slug=project_slug, instance_id=instance.pk
+    )
+
+
+def _refused(request: HttpRequest, access: Access, instance, message: str, status: int) -> HttpResponse:
+    messages.error(request, message)
+    return _detail_page(request, access, instance, status)

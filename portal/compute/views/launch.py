@@ -1,0 +1,181 @@
+"""The launch wizard: one page, sections that validate as you go (htmx), a summary that always
+shows what you will get and what it costs, and a plain form that works without JavaScript."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from portal.audit.services import client_ip
+from portal.catalog.models import Flavor, Image, OsFamily
+from portal.compute import services
+from portal.compute.forms import LaunchForm, monthly, price_per_hour
+from portal.compute.presets import Preset, presets_for
+from portal.compute.quota import project_usage
+from portal.residency.picker import zone_picker
+from portal.residency.placement import PlacementDenied, PlacementRules
+from portal.tenancy.access import Access, Perm, project_access
+
+
+@dataclass(frozen=True)
+class QuotaImpact:
+    label: str
+    after: int
+    limit: int
+    unit: str = ""
+
+    @property
+    def over(self) -> bool:
+        return self.after > self.limit
+
+
+def _form(request: HttpRequest, access: Access, data=None, files=None) -> LaunchForm:
+    project = access.project
+    initial = {
+        "name": f"{project.slug[:40]}-{secrets.token_hex(2)}",
+        "count": 1,
+        "zone": project.default_zone_id,
+    }
+    return LaunchForm(data, files, initial=initial, project=project, presets=presets_for(client_ip(request)))
+
+
+def _value(form: LaunchForm, name: str):
+    """The field's current value: cleaned when valid, else looked up from the raw input."""
+    if form.is_bound and name in getattr(form, "cleaned_data", {}):
+        return form.cleaned_data[name]
+    field = form.fields[name]
+    raw = form[name].value()
+    if raw in (None, ""):
+        return None
+    try:
+        return field.clean(raw)
+    except Exception:
+        return None
+
+
+def _context(request: HttpRequest, access: Access, form: LaunchForm) -> dict:
+    project = access.project
+    zone = _value(form, "zone")
+    image = _value(form, "image")
+    flavor = _value(form, "flavor")
+    count = _value(form, "count") or 1
+    disk = _value(form, "root_disk_gib")
+    flavors = Flavor.objects.filter(is_active=True)
+    images = Image.objects.filter(is_active=True)
+    if zone is not None:
+        flavors = flavors.filter(zones=zone)
+        images = images.filter(zones=zone)
+    hourly = price_per_hour(flavor, image, disk)
+    usage = project_usage(project)
+    impact = []
+    if flavor is not None:
+        impact = [
+            QuotaImpact("Instances", usage.instances + count, project.quota_instances),
+            QuotaImpact("vCPUs", usage.vcpus + count * flavor.vcpus, project.quota_vcpus),
+            QuotaImpact("RAM", usage.ram_gib + count * flavor.ram_gib, project.quota_ram_gib, " GiB"),
+        ]
+    by_family = {}
+    for img in images:
+        by_family.setdefault(OsFamily(img.os_family).label, []).append(img)
+    return {
+        "access": access,
+        "org": access.organization,
+        "project": project,
+        "form": form,
+        "picker": zone_picker(
+            rules=PlacementRules.for_project(project),
+            selected_zone_id=zone.pk if zone else None,
+            field_name="zone",
+        ),
+        "image_groups": sorted(by_family.items()),
+        "flavors": [(f, monthly(f.price_hourly)) for f in flavors],
+        "zone": zone,
+        "image": image,
+        "flavor": flavor,
+        "count": count,
+        "names": services.launch_names(_value(form, "name") or "server", count) if count <= 50 else [],
+        "disk": disk or (max(flavor.root_disk_gib, image.min_disk_gib if image else 0) if flavor else None),
+        "hourly": hourly * count if hourly is not None else None,
+        "monthly": monthly(hourly * count) if hourly is not None else None,
+        "impact": impact,
+        "currency": settings.PORTAL_CURRENCY,
+        "disk_price_month": f"{monthly(settings.PORTAL_DISK_PRICE_GIB_HOUR * 100)} {settings.PORTAL_CURRENCY} a month per 100 GiB",
+        "max_count": settings.COMPUTE_MAX_LAUNCH_COUNT,
+        "user_data_limit_kib": settings.COMPUTE_USER_DATA_MAX_BYTES // 1024,
+    }
+
+
+def _launch_request(form: LaunchForm) -> services.LaunchRequest:
+    data = form.cleaned_data
+    flavor, image = data["flavor"], data["image"]
+    firewall = data["firewall"]
+    return services.LaunchRequest(
+        name=data["name"],
+        count=data["count"],
+        zone=data["zone"],
+        flavor=flavor,
+        image=image,
+        root_disk_gib=data["root_disk_gib"] or max(flavor.root_disk_gib, image.min_disk_gib),
+        ssh_keys=tuple(data["ssh_keys"]),
+        firewall=None if isinstance(firewall, Preset) else firewall,
+        firewall_preset=firewall if isinstance(firewall, Preset) else None,
+        user_data=data["user_data"],
+        termination_protection=data["termination_protection"],
+        new_keys=tuple(k for k in (data["new_ssh_key"], data["ssh_key_file"]) if k is not None),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def launch(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_CREATE)
+    if request.method == "GET":
+        return render(request, "compute/launch.html", _context(request, access, _form(request, access)))
+    form = _form(request, access, request.POST, request.FILES)
+    status = 400
+    if form.is_valid():
+        try:
+            batch = services.instance_launch(access=access, req=_launch_request(form), request=request)
+        except services.ComputeRefused as refused:
+            form.add_error(refused.field if refused.field in form.fields else None, refused.message)
+            status = refused.status
+        except services.QuotaExceeded as error:
+            form.add_error(None, str(error))
+            status = 403
+        except PlacementDenied as denied:
+            form.add_error("zone", denied.decision.reason)
+            status = 403
+        else:
+            count = batch.instances.count()
+            messages.success(
+                request,
+                f"Launching {count} server{'s' if count != 1 else ''}. You'll get an e-mail when "
+                f"{'they are' if count != 1 else 'it is'} ready.",
+            )
+            return redirect("compute:instance_list", org_slug=org_slug, project_slug=project_slug)
+    return render(request, "compute/launch.html", _context(request, access, form), status=status)
+
+
+@login_required
+@require_POST
+def launch_check(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
+    """Validate the wizard as it is filled in; answer the summary and each section's messages."""
+    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_CREATE)
+    form = _form(request, access, request.POST)
+    if form.is_valid():
+        try:
+            services.validate_launch(access.project, _launch_request(form))
+        except services.ComputeRefused as refused:
+            form.add_error(refused.field if refused.field in form.fields else None, refused.message)
+    # Only speak about what has been filled in: an untouched section is not an error yet.
+    for name in list(form.errors):
+        if name != "__all__" and form[name].value() in (None, "", []):
+            del form.errors[name]
+    return render(request, "compute/launch_check.html", _context(request, access, form))
