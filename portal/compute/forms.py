@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator
 
 from portal.catalog.models import HOURS_PER_MONTH, Flavor, Image, Zone
 from portal.compute.models import FirewallRuleSet, SshKey
+from portal.compute.services import NAME_RE, NAME_RULE
 from portal.compute.sshkeys import InvalidKey, parse_public_key
 
 
@@ -72,6 +73,12 @@ class LaunchForm(forms.Form):
             *((f"set:{rs.pk}", f"Rule set: {rs.name}") for rs in rule_sets),
             *((f"preset:{p.key}", f"Preset: {p.label}") for p in presets.values()),
         ]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not NAME_RE.match(name):
+            raise forms.ValidationError(NAME_RULE)
+        return name
 
     def clean_new_ssh_key(self):
         text = self.cleaned_data["new_ssh_key"].strip()

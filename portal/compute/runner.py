@@ -25,7 +25,15 @@ from portal.compute.backends import (
     Transient,
     get_backend,
 )
-from portal.compute.models import Action, Instance, InstanceStatus, Operation, OperationState
+from portal.compute.models import (
+    Action,
+    Instance,
+    InstanceStatus,
+    Operation,
+    OperationState,
+    Volume,
+    VolumeStatus,
+)
 from portal.compute.models.instances import ACTIONS
 
 log = logging.getLogger(__name__)
@@ -252,6 +260,10 @@ def _succeed(op: Operation, state) -> None:
             instance.terminated_at = timezone.now()
             instance.addresses = []
             fields += ["terminated_at", "addresses"]
+            # Volumes outlive their server: they are detached and kept.
+            Volume.objects.filter(attached_to=instance).update(
+                attached_to=None, status=VolumeStatus.AVAILABLE
+            )
         if op.action == Action.CREATE:
             instance.fault_message = ""
             fields.append("fault_message")

@@ -34,6 +34,7 @@ from portal.tenancy.access import Access, Perm
 from portal.tenancy.models import Project
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+NAME_RULE = "Use lower-case letters, digits and hyphens (not at the start or end), at most 63 characters."
 
 
 class ComputeRefused(Exception):

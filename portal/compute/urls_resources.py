@@ -1,2 +1,23 @@
 # SSH keys, firewall rule sets and volumes (pages in portal/compute/views/).
-urlpatterns: list = []
+from django.urls import path
+
+from portal.compute.views import firewalls, keys, volumes
+
+P = "o/<slug:org_slug>/p/<slug:project_slug>/"
+
+urlpatterns = [
+    path(P + "keys/", keys.ssh_keys, name="ssh_keys"),
+    path(P + "keys/<int:key_id>/delete/", keys.ssh_key_delete, name="ssh_key_delete"),
+    path(P + "firewalls/", firewalls.firewalls, name="firewalls"),
+    path(P + "firewalls/<int:firewall_id>/", firewalls.firewall_detail, name="firewall_detail"),
+    path(
+        P + "firewalls/<int:firewall_id>/rules/<int:rule_id>/delete/",
+        firewalls.firewall_rule_delete,
+        name="firewall_rule_delete",
+    ),
+    path(P + "firewalls/<int:firewall_id>/delete/", firewalls.firewall_delete, name="firewall_delete"),
+    path(P + "volumes/", volumes.volumes, name="volumes"),
+    path(P + "volumes/<uuid:volume_id>/attach/", volumes.volume_attach, name="volume_attach"),
+    path(P + "volumes/<uuid:volume_id>/detach/", volumes.volume_detach, name="volume_detach"),
+    path(P + "volumes/<uuid:volume_id>/delete/", volumes.volume_delete, name="volume_delete"),
+]

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
+from portal.compute.models import Instance, Operation
 from portal.residency.models import ResidencyPolicy
 from portal.tenancy import services
 from portal.tenancy.models import Invitation, Role
@@ -143,10 +144,53 @@ def populated(owner, member, project, superuser):
     Group.objects.create(name="Operators")
     load_demo_catalog()
     ResidencyPolicy.objects.create(organization=org, name="EU only")
+    _compute_rows(project, owner)
     Client(HTTP_USER_AGENT="TestBrowser/1.0").post(
         reverse("account_login"), {"login": member.email, "password": PASSWORD}
     )  # a user session
     return org
+
+
+def _compute_rows(project, owner) -> None:
+    from portal.compute.models import (
+        BackendOrphan,
+        FirewallRule,
+        FirewallRuleSet,
+        Operation,
+        SimulatedKnobs,
+        SimulatedServer,
+        SshKey,
+        Volume,
+    )
+    from tests.factories import InstanceFactory
+
+    instance = InstanceFactory(project=project)
+    Operation.objects.create(instance=instance, action="create", deadline=timezone.now() + timedelta(hours=1))
+    Volume.objects.create(project=project, name="data", zone=instance.zone, size_gib=10)
+    SshKey.objects.create(
+        project=project,
+        name="k",
+        public_key="ssh-ed25519 AAAA",
+        key_type="ssh-ed25519",
+        bits=256,
+        fingerprint="SHA256:x",
+    )
+    rule_set = FirewallRuleSet.objects.create(project=project, name="web")
+    FirewallRule.objects.create(
+        rule_set=rule_set, protocol="tcp", port_from=22, port_to=22, source="0.0.0.0/0"
+    )
+    SimulatedKnobs.objects.create()
+    SimulatedServer.objects.create(
+        backend_id="sim-1",
+        idempotency_key=str(instance.pk),
+        zone_code="fra1-a",
+        name="x",
+        vcpus=1,
+        ram_gib=1,
+        flavor_code="s",
+        state="running",
+    )
+    BackendOrphan.objects.create(backend="simulated", zone_code="fra1-a", backend_id="sim-2")
 
 
 def _admin_url(model, view: str, *args) -> str:
@@ -183,7 +227,7 @@ def test_superuser_can_open_every_change_page(client_as, superuser, require_mfa,
 
 # Audit events are append-only; invitations carry a secret only the e-mail holds; residency
 # policies belong to customers (every change audited in their organization).
-NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy}
+NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy, Instance, Operation}
 ADDABLE = [model for model in REGISTERED if model not in NOT_ADDABLE]
 
 

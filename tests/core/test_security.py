@@ -170,7 +170,7 @@ def _production_env(tmp_path, **overrides: str | None) -> dict[str, str]:
 
 
 def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603 (fixed argv, our own interpreter)
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO_ROOT,
         env=env,

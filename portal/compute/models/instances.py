@@ -236,3 +236,10 @@ class Operation(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in (OperationState.SUCCEEDED, OperationState.FAILED)
+
+    @property
+    def duration(self) -> str:
+        if not self.finished_at:
+            return ""
+        seconds = round((self.finished_at - self.created_at).total_seconds())
+        return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"

@@ -18,6 +18,14 @@ from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm, project_access
 
 PAGE_SIZE = 50
+PROGRESSIVE = {
+    Action.START: "Starting",
+    Action.STOP: "Stopping",
+    Action.REBOOT: "Rebooting",
+    Action.HARD_REBOOT: "Hard-rebooting",
+    Action.RESIZE: "Resizing",
+    Action.TERMINATE: "Terminating",
+}
 
 
 class InstanceFilter(forms.Form):
@@ -138,8 +146,7 @@ def instance_action(request: HttpRequest, org_slug: str, project_slug: str, inst
         return _refused(request, access, instance, str(error), 403)
     except PlacementDenied as denied:
         return _refused(request, access, instance, denied.decision.reason, 403)
-    rule = ACTIONS[action]
-    messages.success(request, f"{rule.verb}: {instance.name} is on its way to being {rule.done}.")
+    messages.success(request, f"{PROGRESSIVE[action]} {instance.name}. This page follows its progress.")
     if action == Action.TERMINATE:
         return redirect("compute:instance_list", org_slug=org_slug, project_slug=project_slug)
     return redirect(

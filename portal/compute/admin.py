@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils import timezone
+
+from portal.compute import runner
+from portal.compute.models import (
+    BackendOrphan,
+    FirewallRule,
+    FirewallRuleSet,
+    Instance,
+    Operation,
+    OperationState,
+    SimulatedKnobs,
+    SimulatedServer,
+    SshKey,
+    Volume,
+)
+
+
+class OperationInline(admin.TabularInline):
+    model = Operation
+    extra = 0
+    can_delete = False
+    fields = ["action", "state", "created_at", "finished_at", "attempts", "error_message"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Instance)
+class InstanceAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "status",
+        "project",
+        "organization",
+        "zone",
+        "flavor",
+        "public_address",
+        "created_at",
+    ]
+    list_filter = ["status", "zone__region", "zone", "flavor", "image__os_family", "created_at"]
+    search_fields = [
+        "name",
+        "pk",
+        "backend_id",
+        "project__name",
+        "project__organization__name",
+        "created_by__email",
+    ]
+    list_select_related = ["project__organization", "zone", "flavor"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "project",
+        "zone",
+        "flavor",
+        "image",
+        "root_disk_gib",
+        "status",
+        "backend_id",
+        "addresses",
+        "batch",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "running_since",
+        "terminated_at",
+        "fault_message",
+        "user_data",
+    ]
+    exclude = ["ssh_keys"]
+    inlines = [OperationInline]
+
+    @admin.display(ordering="project__organization__name")
+    def organization(self, obj: Instance):
+        return obj.project.organization
+
+    def has_add_permission(self, request) -> bool:
+        return False  # servers are launched through the portal, with its checks
+
+
+@admin.register(Operation)
+class OperationAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "action", "state", "attempts", "created_at", "finished_at", "error_message"]
+    list_filter = ["state", "action", "created_at"]
+    search_fields = ["pk", "instance__name", "instance__pk", "error_message", "error_detail"]
+    list_select_related = ["instance"]
+    readonly_fields = [f.name for f in Operation._meta.fields]
+    actions = ["retry", "mark_failed"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Retry the selected operations (queue them again)")
+    def retry(self, request, queryset) -> None:
+        from portal.compute.tasks import operation_advance
+
+        ids = []
+        with transaction.atomic():
+            for op in queryset.select_for_update():
+                if op.state == OperationState.SUCCEEDED:
+                    continue
+                op.state = OperationState.PENDING if op.submitted_at is None else OperationState.RUNNING
+                op.finished_at = None
+                op.attempts = 0
+                op.error_message = ""
+                op.deadline = timezone.now() + timedelta(seconds=settings.COMPUTE_OPERATION_TIMEOUT_SECONDS)
+                op.save()
+                ids.append(str(op.pk))
+            transaction.on_commit(lambda: [operation_advance.delay(i) for i in ids])
+        self.message_user(request, f"{len(ids)} operation(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Mark the selected operations failed")
+    def mark_failed(self, request, queryset) -> None:
+        failed = 0
+        for op in queryset.exclude(
+            state__in=[OperationState.SUCCEEDED, OperationState.FAILED]
+        ).select_related("instance"):
+            runner._fail(
+                op, "Stopped by an operator. Please try again.", f"marked failed by {request.user.email}"
+            )
+            failed += 1
+        self.message_user(request, f"{failed} operation(s) marked failed.", messages.SUCCESS)
+
+
+@admin.register(Volume)
+class VolumeAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "zone", "size_gib", "status", "attached_to", "created_at"]
+    list_filter = ["status", "zone"]
+    search_fields = ["name", "project__name", "project__organization__name"]
+    list_select_related = ["project", "zone", "attached_to"]
+    readonly_fields = ["project", "zone", "attached_to", "created_by", "created_at", "deleted_at"]
+
+
+@admin.register(SshKey)
+class SshKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "key_type", "bits", "fingerprint", "created_at"]
+    list_filter = ["key_type"]
+    search_fields = ["name", "fingerprint", "project__name"]
+    readonly_fields = ["project", "public_key", "key_type", "bits", "fingerprint", "created_by", "created_at"]
+
+
+class FirewallRuleInline(admin.TabularInline):
+    model = FirewallRule
+    extra = 0
+
+
+@admin.register(FirewallRuleSet)
+class FirewallRuleSetAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "created_at"]
+    search_fields = ["name", "project__name"]
+    readonly_fields = ["project", "created_by", "created_at"]
+    inlines = [FirewallRuleInline]
+
+
+@admin.register(SimulatedKnobs)
+class SimulatedKnobsAdmin(admin.ModelAdmin):
+    """Fault injection for the simulated cloud: takes effect on the next backend call."""
+
+    list_display = [
+        "__str__",
+        "transient_error_rate",
+        "slow_call_seconds",
+        "boot_seconds",
+        "action_seconds",
+        "fail_marker",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return not SimulatedKnobs.objects.exists()
+
+
+@admin.register(SimulatedServer)
+class SimulatedServerAdmin(admin.ModelAdmin):
+    list_display = ["name", "backend_id", "zone_code", "state", "address", "deleted", "created_at"]
+    list_filter = ["state", "zone_code", "deleted"]
+    search_fields = ["name", "backend_id", "idempotency_key"]
+    readonly_fields = [f.name for f in SimulatedServer._meta.fields]
+
+
+@admin.register(BackendOrphan)
+class BackendOrphanAdmin(admin.ModelAdmin):
+    list_display = [
+        "backend_id",
+        "backend",
+        "zone_code",
+        "name",
+        "idempotency_key",
+        "first_seen_at",
+        "resolved",
+    ]
+    list_filter = ["resolved", "backend", "zone_code"]
+    list_editable = ["resolved"]
+    search_fields = ["backend_id", "name", "idempotency_key"]

@@ -1,0 +1,61 @@
+"""Launch two servers through the wizard in Chromium, with a real Celery worker, and watch the list
+reach "Running" without reloading the page; then stop and start one from its page."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from portal.catalog.demo import load_demo_catalog
+from portal.compute.models import Instance
+from portal.tenancy.models import Role
+from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+
+def _sign_in(page, live_server, email):
+    page.goto(live_server.url + reverse("account_login"))
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+
+
+def test_launch_two_and_watch_them_come_up(celery_worker_process, live_server, new_page, shoot):
+    load_demo_catalog()
+    org = OrganizationFactory(name="Acme Research", slug="acme")
+    owner = MembershipFactory(
+        organization=org, role=Role.OWNER, user=UserFactory(email="dana@example.com", name="Dana Smith")
+    ).user
+    project = ProjectFactory(organization=org, name="Web shop", slug="web-shop")
+
+    page = new_page()
+    _sign_in(page, live_server, owner.email)
+    page.goto(live_server.url + reverse("compute:launch", args=[org.slug, project.slug]))
+    page.fill("input[name=name]", "web")
+    page.fill("input[name=count]", "2")
+    page.locator("#region-fra1 input[type=radio]").first.check()
+    page.get_by_text("Debian 13", exact=True).click()
+    page.locator("label", has_text="Starter 2").click()
+    summary = page.locator("#launch-summary")
+    summary.get_by_text("16.06 EUR").wait_for()  # the htmx summary: 2 x 0.0110 EUR/h x 730 h
+    assert "web-1, web-2" in summary.inner_text()
+    shoot(page, "13-launch-wizard")
+
+    summary.get_by_role("button", name="Launch 2 servers").click()
+    page.wait_for_url("**/servers/")
+    assert page.locator(".status-running").count() < 2  # still coming up when the list first shows
+    page.evaluate("window.__sameDocument = true")
+    page.locator(".status-running").nth(1).wait_for(timeout=45_000)
+    assert page.evaluate("window.__sameDocument === true")  # no reload happened
+    assert Instance.objects.filter(project=project, status="running").count() == 2
+    shoot(page, "14-server-list")
+
+    page.get_by_role("link", name="web-1").click()
+    page.get_by_role("button", name="Stop").click()
+    page.locator("h1 .status-stopped").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Start").click()
+    page.locator("h1 .status-running").wait_for(timeout=30_000)
+    assert "ssh debian@" in page.locator("#instance-live").inner_text()
+    shoot(page, "15-server-detail")
+    assert not page.csp_violations

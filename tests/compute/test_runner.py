@@ -1,0 +1,164 @@
+"""The Celery step, called directly: idempotent, adopts servers created before a crash, retries only
+transient errors, and a permanent failure frees the quota and sends exactly one e-mail."""
+
+from __future__ import annotations
+
+from django.test import override_settings
+
+from portal.compute import runner
+from portal.compute.backends import get_backend
+from portal.compute.models import Instance, Operation, SimulatedServer
+from portal.compute.quota import project_usage
+
+
+def _op(batch):
+    return Operation.objects.get(instance__batch=batch, action="create")
+
+
+def _drive(op, limit=20):
+    """Run the task's steps as the worker would, without waiting between them."""
+    for _ in range(limit):
+        step = runner.advance(str(op.pk))
+        if step.done:
+            return
+    raise AssertionError("operation did not finish")
+
+
+def test_provisioning_reaches_running_with_an_address(launch, django_capture_on_commit_callbacks, mailoutbox):
+    batch = launch()
+    with django_capture_on_commit_callbacks(execute=True):
+        _drive(_op(batch))
+    instance = Instance.objects.get(batch=batch)
+    assert instance.status == "running" and instance.addresses and instance.running_since
+    assert len(mailoutbox) == 1 and "is ready" in mailoutbox[0].subject
+    assert instance.ssh_command in mailoutbox[0].body
+
+
+def test_running_the_step_twice_creates_one_server(launch):
+    op = _op(launch())
+    runner.advance(str(op.pk))
+    Operation.objects.filter(pk=op.pk).update(submitted_at=None)  # as if the second delivery raced the first
+    runner.advance(str(op.pk))
+    assert SimulatedServer.objects.count() == 1
+    _drive(op)
+    assert SimulatedServer.objects.count() == 1
+
+
+def test_a_server_created_before_a_crash_is_adopted_not_duplicated(launch):
+    batch = launch()
+    instance = Instance.objects.get(batch=batch)
+    # The worker called the cloud, then died before saving anything.
+    created = get_backend("simulated").create_server(runner._spec(instance))
+    _drive(_op(batch))
+    instance.refresh_from_db()
+    assert instance.backend_id == created.backend_id and instance.status == "running"
+    assert SimulatedServer.objects.count() == 1
+
+
+@override_settings(COMPUTE_MAX_TRANSIENT_RETRIES=6)
+def test_transient_errors_are_retried_with_backoff_then_succeed(launch, knobs):
+    op = _op(launch())
+    knobs.transient_error_rate = 1.0
+    knobs.save()
+    delays = [runner.advance(str(op.pk)).again_in for _ in range(3)]
+    assert all(d is not None and 1 <= d <= 60 for d in delays)
+    assert Operation.objects.get(pk=op.pk).attempts == 3
+    knobs.transient_error_rate = 0
+    knobs.save()
+    _drive(op)
+    assert Operation.objects.get(pk=op.pk).state == "succeeded"
+
+
+@override_settings(COMPUTE_MAX_TRANSIENT_RETRIES=4)
+def test_giving_up_after_max_retries_plus_one_calls(launch, knobs, project):
+    op = _op(launch())
+    knobs.transient_error_rate = 1.0
+    knobs.save()
+    _drive(op)
+    op.refresh_from_db()
+    assert op.state == "failed" and op.attempts == 5  # max_retries + 1 backend calls, all transient
+    assert "did not answer" in op.error_message
+    assert project_usage(project).instances == 0
+
+
+def test_a_permanent_failure_frees_quota_and_sends_one_email(
+    launch, project, django_capture_on_commit_callbacks, mailoutbox
+):
+    batch = launch(name="will-fail-boot")
+    op = _op(batch)
+    with django_capture_on_commit_callbacks(execute=True):
+        _drive(op)
+        runner.advance(str(op.pk))  # a late duplicate delivery
+    instance = Instance.objects.get(batch=batch)
+    assert instance.status == "error" and "failed to boot" in instance.fault_message
+    assert "Try launching it again" in instance.fault_message
+    assert project_usage(project).instances == 0
+    assert len(mailoutbox) == 1 and "could not be launched" in mailoutbox[0].subject
+    assert SimulatedServer.objects.filter(deleted=False).count() == 0  # cleaned up, capacity back
+
+
+def test_one_email_for_a_bulk_launch(launch, django_capture_on_commit_callbacks, mailoutbox):
+    batch = launch(count=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        for op in Operation.objects.filter(instance__batch=batch):
+            _drive(op)
+    assert len(mailoutbox) == 1
+    assert "3 servers are ready" in mailoutbox[0].subject
+    assert all(name in mailoutbox[0].body for name in ("web-1", "web-2", "web-3"))
+
+
+def test_sold_out_is_a_permanent_failure_with_advice(launch, catalog, project):
+    from portal.compute.models import SimulatedZone
+
+    SimulatedZone.objects.create(zone_code="fra1-a", total_vcpus=1, total_ram_gib=1)
+    op = _op(launch())
+    _drive(op)
+    op.refresh_from_db()
+    assert op.state == "failed" and "sold out for this size" in op.error_message
+
+
+def test_stop_then_start_and_resize(launch, access, django_capture_on_commit_callbacks):
+    from portal.catalog.models import Flavor
+    from portal.compute import services
+
+    batch = launch()
+    _drive(_op(batch))
+    instance = Instance.objects.get(batch=batch)
+    stop = services.instance_action(access=access, instance=instance, action="stop")
+    again = services.instance_action(access=access, instance=instance, action="stop")
+    assert again.pk == stop.pk  # asking again while it stops changes nothing
+    _drive(stop)
+    instance.refresh_from_db()
+    assert instance.status == "stopped" and instance.running_since is None
+    bigger = Flavor.objects.get(code="s-2vcpu-4gb")
+    _drive(services.instance_action(access=access, instance=instance, action="resize", flavor=bigger))
+    instance.refresh_from_db()
+    assert instance.status == "stopped" and instance.flavor == bigger
+    _drive(services.instance_action(access=access, instance=instance, action="start"))
+    instance.refresh_from_db()
+    assert instance.status == "running"
+
+
+def test_terminating_keeps_and_detaches_its_volumes(launch, access):
+    from portal.compute import services
+    from portal.compute.models import Volume
+
+    batch = launch()
+    _drive(_op(batch))
+    instance = Instance.objects.get(batch=batch)
+    volume = Volume.objects.create(
+        project=instance.project,
+        name="data",
+        zone=instance.zone,
+        size_gib=10,
+        status="in_use",
+        attached_to=instance,
+    )
+    _drive(
+        services.instance_action(
+            access=access, instance=instance, action="terminate", confirm_name=instance.name
+        )
+    )
+    volume.refresh_from_db()
+    assert Instance.objects.get(pk=instance.pk).status == "terminated"
+    assert volume.status == "available" and volume.attached_to is None

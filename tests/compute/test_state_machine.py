@@ -1,0 +1,43 @@
+import pytest
+
+from portal.compute.models import ACTIONS, Action, Instance, InstanceStatus
+from portal.compute.models.instances import TRANSITIONS
+
+S = InstanceStatus
+
+EXPECTED_ACTIONS = {
+    S.PENDING: {Action.TERMINATE},
+    S.PROVISIONING: {Action.TERMINATE},
+    S.RUNNING: {Action.STOP, Action.REBOOT, Action.HARD_REBOOT, Action.TERMINATE},
+    S.STOPPING: set(),
+    S.STOPPED: {Action.START, Action.RESIZE, Action.TERMINATE},
+    S.STARTING: set(),
+    S.REBOOTING: set(),
+    S.RESIZING: set(),
+    S.TERMINATING: set(),
+    S.TERMINATED: set(),
+    S.ERROR: {Action.TERMINATE},
+}
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_actions_per_state(status):
+    instance = Instance(status=status)
+    assert {rule.action for rule in instance.available_actions} == EXPECTED_ACTIONS[status]
+    for action in Action:
+        if action != Action.CREATE:
+            assert instance.allows(action) == (action in EXPECTED_ACTIONS[status])
+
+
+def test_every_action_moves_along_allowed_transitions():
+    for rule in ACTIONS.values():
+        for start in rule.allowed_from:
+            assert rule.during in TRANSITIONS[start], (rule.action, start)
+        assert rule.done in TRANSITIONS[rule.during] or rule.done == rule.during
+
+
+def test_terminated_is_final_and_error_can_only_be_terminated():
+    assert TRANSITIONS[S.TERMINATED] == frozenset()
+    assert TRANSITIONS[S.ERROR] == frozenset({S.TERMINATING})
+    assert Instance(status=S.RUNNING).can_become(S.STOPPING)
+    assert not Instance(status=S.STOPPED).can_become(S.REBOOTING)

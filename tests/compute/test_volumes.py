@@ -1,0 +1,315 @@
+"""Volumes: create under residency policy and quota, attach in the same zone, detach, delete, roles."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from portal.audit.models import AuditAction, AuditEvent
+from portal.catalog.models import Jurisdiction
+from portal.compute.models import Volume, VolumeStatus
+from portal.residency.models import ResidencyPolicy
+from tests.factories import InstanceFactory, ProjectFactory
+
+
+def _url(project, name: str = "compute:volumes", *args) -> str:
+    return reverse(name, args=[project.organization.slug, project.slug, *args])
+
+
+def _eu_only(org) -> ResidencyPolicy:
+    policy = ResidencyPolicy.objects.create(organization=org, name="EU only")
+    policy.jurisdictions.set(Jurisdiction.objects.filter(code="eu"))
+    return policy
+
+
+@pytest.fixture
+def fra(catalog):
+    return catalog["fra1-a"]
+
+
+@pytest.fixture
+def volume(project, fra, owner):
+    return Volume.objects.create(project=project, name="data", zone=fra, size_gib=100, created_by=owner)
+
+
+@pytest.fixture
+def server(project, fra):
+    return InstanceFactory(project=project, name="web-1", zone=fra, status="running")
+
+
+def _attach(client, project, volume, instance):
+    return client.post(_url(project, "compute:volume_attach", volume.pk), {"instance": str(instance.pk)})
+
+
+# --- Creating ---------------------------------------------------------------------------------
+
+
+def test_create_a_volume(project, member, client_as, fra):
+    response = client_as(member).post(_url(project), {"name": "data-1", "size_gib": "200", "zone": fra.pk})
+    assert response.status_code == 302
+    volume = Volume.objects.get(project=project)
+    assert (volume.name, volume.size_gib, volume.zone, volume.status) == (
+        "data-1",
+        200,
+        fra,
+        VolumeStatus.AVAILABLE,
+    )
+    event = AuditEvent.objects.get(action=AuditAction.VOLUME_CREATED)
+    assert event.actor == member and event.changes["zone"] == [None, "fra1-a"]
+
+
+def test_placement_denied_under_an_eu_only_policy(org, project, member, client_as, catalog):
+    _eu_only(org)
+    response = client_as(member).post(
+        _url(project), {"name": "data-1", "size_gib": "10", "zone": catalog["iad1-a"].pk}
+    )
+    assert response.status_code == 403
+    assert (
+        "Blocked by organization policy &#x27;EU only&#x27;: Ashburn is in United States"
+        in response.content.decode()
+    )
+    assert not Volume.objects.exists()
+    event = AuditEvent.objects.get(action=AuditAction.PLACEMENT_DENIED)
+    assert event.actor == member and event.target_repr.startswith("iad1-a")
+    assert event.changes["attempted"] == [None, "create volume data-1 (10 GiB) in iad1-a"]
+
+
+def test_the_zone_list_offers_only_what_the_policy_allows(org, project, member, client_as, catalog):
+    _eu_only(org)
+    page = client_as(member).get(_url(project)).content.decode()
+    assert f'value="{catalog["fra1-a"].pk}"' in page
+    assert f'value="{catalog["iad1-a"].pk}"' not in page
+    assert f'value="{catalog["par1-b"].pk}"' not in page  # sold out
+
+
+def test_a_forbidden_zone_is_audited_even_when_it_is_closed(org, project, member, client_as, catalog):
+    _eu_only(org)
+    sold_out_elsewhere = next(
+        z for z in catalog.values() if z.region.jurisdiction.code != "eu" and not z.accepts_launches
+    )
+    response = client_as(member).post(
+        _url(project), {"name": "d", "size_gib": "10", "zone": sold_out_elsewhere.pk}
+    )
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(action=AuditAction.PLACEMENT_DENIED).count() == 1
+
+
+def test_a_closed_zone_is_refused(project, member, client_as, catalog):
+    response = client_as(member).post(
+        _url(project), {"name": "d", "size_gib": "10", "zone": catalog["par1-b"].pk}
+    )
+    assert response.status_code == 409
+    assert "par1-b is sold out right now; choose another zone." in response.content.decode()
+    assert not Volume.objects.exists()
+
+
+def test_an_unknown_zone_is_a_400_and_audited(project, member, client_as, catalog):
+    response = client_as(member).post(_url(project), {"name": "d", "size_gib": "10", "zone": "987654"})
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    assert AuditEvent.objects.get(action=AuditAction.PLACEMENT_DENIED).changes["reason"] == [
+        None,
+        "No such zone.",
+    ]
+
+
+def test_over_quota_nothing_is_created(project, member, client_as, fra, volume):
+    project.quota_volume_gib = 150
+    project.save()
+    response = client_as(member).post(_url(project), {"name": "more", "size_gib": "60", "zone": fra.pk})
+    assert response.status_code == 403
+    assert "volume storage: needs 60 GiB, 50 GiB left of 150 GiB" in response.content.decode()
+    assert list(Volume.objects.values_list("name", flat=True)) == ["data"]
+    assert not AuditEvent.objects.filter(action=AuditAction.VOLUME_CREATED).exists()
+
+
+def test_deleted_volumes_free_their_quota(project, member, client_as, fra, volume):
+    project.quota_volume_gib = 150
+    project.save()
+    client = client_as(member)
+    client.post(_url(project, "compute:volume_delete", volume.pk))
+    assert client.post(_url(project), {"name": "more", "size_gib": "150", "zone": fra.pk}).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"name": "Data 1", "size_gib": "10"}, "Use lower-case letters, digits and hyphens"),
+        ({"name": "-data", "size_gib": "10"}, "Use lower-case letters, digits and hyphens"),
+        ({"name": "", "size_gib": "10"}, "This field is required."),
+        ({"name": "d", "size_gib": "0"}, "greater than or equal to 1"),
+        ({"name": "d", "size_gib": "16385"}, "less than or equal to 16384"),
+        ({"name": "d", "size_gib": "lots"}, "Enter a whole number."),
+    ],
+)
+def test_bad_input_is_a_400(project, member, client_as, fra, data, message):
+    response = client_as(member).post(_url(project), data | {"zone": fra.pk})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Volume.objects.exists()
+
+
+def test_a_name_in_use_is_refused(project, member, client_as, fra, volume):
+    response = client_as(member).post(_url(project), {"name": "data", "size_gib": "10", "zone": fra.pk})
+    assert response.status_code == 409
+    assert "already has a volume named “data”" in response.content.decode()
+    assert Volume.objects.count() == 1
+
+
+# --- Attaching and detaching ------------------------------------------------------------------
+
+
+def test_attach_to_a_server_in_the_same_zone_and_again_is_a_no_op(project, member, client_as, volume, server):
+    client = client_as(member)
+    assert _attach(client, project, volume, server).status_code == 302
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.IN_USE and volume.attached_to == server
+    assert _attach(client, project, volume, server).status_code == 302
+    assert AuditEvent.objects.filter(action=AuditAction.VOLUME_ATTACHED).count() == 1
+    assert "web-1" in client.get(_url(project)).content.decode()
+
+
+def test_attach_only_in_the_same_zone(project, member, client_as, volume, catalog):
+    far = InstanceFactory(project=project, name="far", zone=catalog["iad1-a"], status="running")
+    response = _attach(client_as(member), project, volume, far)
+    assert response.status_code == 409
+    assert (
+        "data is in fra1-a and far in iad1-a: a volume can only be attached to a server in its own zone."
+        in response.content.decode()
+    )
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.AVAILABLE and volume.attached_to is None
+
+
+@pytest.mark.parametrize("status", ["pending", "rebooting", "error", "terminating"])
+def test_attach_only_to_running_or_stopped_servers(project, member, client_as, volume, fra, status):
+    busy = InstanceFactory(project=project, name="busy", zone=fra, status=status)
+    response = _attach(client_as(member), project, volume, busy)
+    assert response.status_code == 409
+    assert "volumes can be attached to running or stopped servers" in response.content.decode()
+
+
+def test_attach_to_a_stopped_server(project, member, client_as, volume, fra):
+    stopped = InstanceFactory(project=project, zone=fra, status="stopped")
+    assert _attach(client_as(member), project, volume, stopped).status_code == 302
+
+
+def test_a_volume_attached_elsewhere_must_be_detached_first(project, member, client_as, volume, server, fra):
+    other = InstanceFactory(project=project, name="web-2", zone=fra, status="running")
+    client = client_as(member)
+    _attach(client, project, volume, server)
+    response = _attach(client, project, volume, other)
+    assert response.status_code == 409
+    assert "data is attached to web-1: detach it first." in response.content.decode()
+
+
+def test_attach_to_a_server_of_another_organization_is_refused(project, member, client_as, volume, fra):
+    theirs = InstanceFactory(zone=fra, status="running")
+    response = _attach(client_as(member), project, volume, theirs)
+    assert response.status_code == 400
+    assert "Choose one of the servers listed." in response.content.decode()
+    volume.refresh_from_db()
+    assert volume.attached_to is None
+    garbage = client_as(member).post(
+        _url(project, "compute:volume_attach", volume.pk), {"instance": "not-a-uuid"}
+    )
+    assert garbage.status_code == 400
+
+
+def test_attach_is_refused_when_the_policy_no_longer_allows_the_zone(
+    org, project, member, client_as, catalog
+):
+    iad = catalog["iad1-a"]
+    volume = Volume.objects.create(project=project, name="us-data", zone=iad, size_gib=10)
+    server = InstanceFactory(project=project, zone=iad, status="running")
+    _eu_only(org)  # tightened after both were placed
+    response = _attach(client_as(member), project, volume, server)
+    assert response.status_code == 403
+    assert "Blocked by organization policy" in response.content.decode()
+    assert AuditEvent.objects.get(action=AuditAction.PLACEMENT_DENIED).changes["attempted"] == [
+        None,
+        f"attach volume us-data to {server.name}",
+    ]
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.AVAILABLE
+
+
+def test_detach_and_detach_again_is_a_no_op(project, member, client_as, volume, server):
+    client = client_as(member)
+    _attach(client, project, volume, server)
+    url = _url(project, "compute:volume_detach", volume.pk)
+    assert client.get(url).status_code == 405
+    assert client.post(url).status_code == 302
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.AVAILABLE and volume.attached_to is None
+    assert client.post(url).status_code == 302
+    assert AuditEvent.objects.filter(action=AuditAction.VOLUME_DETACHED).count() == 1
+
+
+def test_a_volume_of_a_terminated_server_can_be_detached(project, member, client_as, volume, server):
+    client = client_as(member)
+    _attach(client, project, volume, server)
+    server.status = "terminated"
+    server.save()
+    assert "(terminated)" in client.get(_url(project)).content.decode()
+    assert client.post(_url(project, "compute:volume_detach", volume.pk)).status_code == 302
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.AVAILABLE
+
+
+# --- Deleting ---------------------------------------------------------------------------------
+
+
+def test_delete_is_refused_while_attached(project, member, client_as, volume, server):
+    client = client_as(member)
+    _attach(client, project, volume, server)
+    response = client.post(_url(project, "compute:volume_delete", volume.pk))
+    assert response.status_code == 409
+    assert "data is attached to web-1: detach it first." in response.content.decode()
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.IN_USE and volume.deleted_at is None
+
+
+def test_delete_marks_it_deleted_and_again_is_404(project, member, client_as, volume):
+    client = client_as(member)
+    url = _url(project, "compute:volume_delete", volume.pk)
+    assert client.get(url).status_code == 405
+    assert client.post(url).status_code == 302
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.DELETED and volume.deleted_at is not None
+    assert AuditEvent.objects.filter(action=AuditAction.VOLUME_DELETED, target_repr="data").count() == 1
+    assert client.post(url).status_code == 404
+    assert client.post(_url(project, "compute:volume_detach", volume.pk)).status_code == 404
+    assert "No volumes yet" in client.get(_url(project)).content.decode()
+
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+def test_viewer_sees_volumes_without_forms_and_may_not_change_them(
+    project, viewer, client_as, volume, server
+):
+    client = client_as(viewer)
+    page = client.get(_url(project))
+    assert page.status_code == 200
+    body = page.content.decode().split('id="main"')[1]
+    assert "data" in body and "<form" not in body and "New volume" not in body
+    for url, data in (
+        (_url(project), {"name": "mine", "size_gib": "1", "zone": server.zone_id}),
+        (_url(project, "compute:volume_attach", volume.pk), {"instance": str(server.pk)}),
+        (_url(project, "compute:volume_detach", volume.pk), {}),
+        (_url(project, "compute:volume_delete", volume.pk), {}),
+    ):
+        response = client.post(url, data)
+        assert response.status_code == 403, url
+        assert b"Viewer" in response.content
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.AVAILABLE and Volume.objects.count() == 1
+
+
+def test_another_projects_volume_is_404(org, project, member, outsider, client_as, volume):
+    other = ProjectFactory(organization=org, slug="other")
+    assert client_as(member).post(_url(other, "compute:volume_delete", volume.pk)).status_code == 404
+    assert client_as(outsider).post(_url(project, "compute:volume_delete", volume.pk)).status_code == 404
+    volume.refresh_from_db()
+    assert volume.status == VolumeStatus.AVAILABLE
