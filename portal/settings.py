@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "portal.catalog",
     "portal.residency",
     "portal.compute",
+    "portal.metering",
 ]
 
 MIDDLEWARE = [
@@ -147,6 +148,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "compute-reconcile": {"task": "portal.compute.tasks.reconcile", "schedule": 45.0},
+    "metering-rollup": {"task": "portal.metering.tasks.rollup", "schedule": 300.0},
     "sessions-clear-expired": {"task": "portal.core.tasks.sessions_clear_expired", "schedule": 86400.0},
 }
 CELERY_TIMEZONE = "UTC"
@@ -204,8 +206,9 @@ PORTAL_INVITATION_DAYS = env_int("PORTAL_INVITATION_DAYS", 7)
 PORTAL_INVITATIONS_PER_HOUR = env_int("PORTAL_INVITATIONS_PER_HOUR", 30)
 PORTAL_MAX_PENDING_INVITATIONS = env_int("PORTAL_MAX_PENDING_INVITATIONS", 100)
 PORTAL_CURRENCY = env_str("PORTAL_CURRENCY", "EUR")
-# Root disk beyond what a size includes, per GiB and hour (0.000137 * 730 h ≈ 0.10 a month).
+# Servers' root disks and volumes, per GiB and hour while they exist (0.000137 * 730 h = 0.10 a month).
 PORTAL_DISK_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_DISK_PRICE_GIB_HOUR", "0.000137"))
+PORTAL_VOLUME_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_VOLUME_PRICE_GIB_HOUR", "0.000137"))
 
 # --- Compute ----------------------------------------------------------------------------------
 # Each zone names the backend that serves it (Zone.backend); these are the backends there are.

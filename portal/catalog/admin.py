@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.db import transaction
 
 from portal.catalog.models import Certification, Flavor, Image, Jurisdiction, Region, Zone
+from portal.metering.segments import reprice
 
 
 @admin.register(Jurisdiction)
@@ -50,8 +52,21 @@ class ZoneAdmin(admin.ModelAdmin):
     list_select_related = ["region"]
 
 
+class RepricingAdmin(admin.ModelAdmin):
+    """A price change takes effect now: running usage is split at this moment (see metering)."""
+
+    reprice_field = ""
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and self.reprice_field in form.changed_data:
+            reprice(**{self.reprice_kwarg: obj})
+
+
 @admin.register(Flavor)
-class FlavorAdmin(admin.ModelAdmin):
+class FlavorAdmin(RepricingAdmin):
+    reprice_field, reprice_kwarg = "price_hourly", "flavor"
     list_display = ["code", "name", "vcpus", "ram_gib", "root_disk_gib", "price_hourly", "is_active"]
     list_filter = ["is_active", "zones__region"]
     list_editable = ["price_hourly", "is_active"]
@@ -60,7 +75,8 @@ class FlavorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(RepricingAdmin):
+    reprice_field, reprice_kwarg = "license_price_hourly", "image"
     list_display = ["name", "os_family", "version", "min_disk_gib", "license_price_hourly", "is_active"]
     list_filter = ["os_family", "is_active"]
     list_editable = ["is_active"]

@@ -119,9 +119,11 @@ class LaunchForm(forms.Form):
 def price_per_hour(flavor: Flavor | None, image: Image | None, root_disk_gib: int | None) -> Decimal | None:
     if flavor is None:
         return None
+    """What one server of this configuration costs per hour while it runs (portal.metering's meters:
+    compute + licence + root disk)."""
     price = flavor.price_hourly + (image.license_price_hourly if image else Decimal(0))
-    extra_disk = max(0, (root_disk_gib or flavor.root_disk_gib) - flavor.root_disk_gib)
-    return price + extra_disk * settings.PORTAL_DISK_PRICE_GIB_HOUR
+    disk = root_disk_gib or max(flavor.root_disk_gib, image.min_disk_gib if image else 0)
+    return price + disk * settings.PORTAL_DISK_PRICE_GIB_HOUR
 
 
 def monthly(hourly: Decimal) -> Decimal:

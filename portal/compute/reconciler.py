@@ -26,6 +26,7 @@ from portal.compute import runner
 from portal.compute.backends import BackendError, NotFound, get_backend
 from portal.compute.backends.base import IDEMPOTENCY_METADATA_KEY
 from portal.compute.models import BackendOrphan, Instance, InstanceStatus, Operation, OperationState
+from portal.metering.segments import sync_instance
 
 log = logging.getLogger(__name__)
 S = InstanceStatus
@@ -110,6 +111,9 @@ def _fix_drift(report: Report) -> None:
                 updated_at=timezone.now(),
             )
             if changed:
+                sync_instance(
+                    Instance.objects.select_related("flavor", "image", "project").get(pk=instance.pk)
+                )
                 audit_record(
                     action=AuditAction.INSTANCE_CHANGED_OUTSIDE,
                     organization=instance.project.organization,

@@ -38,6 +38,7 @@ from portal.compute.presets import presets_for
 from portal.compute.quota import QuotaExceeded, check_quota
 from portal.compute.services import ComputeRefused
 from portal.compute.sshkeys import InvalidKey, parse_public_key
+from portal.metering.segments import sync_volume
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
 from portal.tenancy.access import Access, Perm
@@ -372,6 +373,7 @@ def volume_create(
             volume = Volume.objects.create(
                 project=project, name=name, zone=zone, size_gib=size_gib, created_by=access.membership.user
             )
+            sync_volume(volume)
             _audit(
                 access,
                 AuditAction.VOLUME_CREATED,
@@ -483,6 +485,7 @@ def volume_delete(*, access: Access, volume: Volume, request: HttpRequest | None
     volume.status = VolumeStatus.DELETED
     volume.deleted_at = timezone.now()
     volume.save(update_fields=["status", "deleted_at"])
+    sync_volume(volume)
     _audit(access, AuditAction.VOLUME_DELETED, volume, {"size": [f"{volume.size_gib} GiB", None]}, request)
     return volume
 

@@ -35,6 +35,7 @@ from portal.compute.models import (
     VolumeStatus,
 )
 from portal.compute.models.instances import ACTIONS
+from portal.metering.segments import sync_instance
 
 log = logging.getLogger(__name__)
 S = InstanceStatus
@@ -268,6 +269,7 @@ def _succeed(op: Operation, state) -> None:
             instance.fault_message = ""
             fields.append("fault_message")
         instance.save(update_fields=fields)
+        sync_instance(instance)
         notify.after_operation(op, instance)
 
 
@@ -288,6 +290,7 @@ def _fail(op: Operation, message: str, detail: str) -> None:
         instance.status = current if current in (S.RUNNING, S.STOPPED) else S.ERROR
         instance.fault_message = message[:500] if instance.status == S.ERROR else ""
         instance.save(update_fields=["status", "fault_message", "updated_at"])
+        sync_instance(instance)
         if op.action == Action.CREATE:
             backend_id = instance.backend_id
         notify.after_operation(op, instance)

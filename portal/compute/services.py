@@ -28,6 +28,7 @@ from portal.compute.models import (
 )
 from portal.compute.presets import rule_set_from_preset
 from portal.compute.quota import QuotaExceeded, check_quota
+from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
 from portal.tenancy.access import Access, Perm
@@ -284,6 +285,7 @@ def instance_action(
             )
             instance.status = rule.during
             instance.save(update_fields=["status", "updated_at"])
+            sync_instance(instance)
             audit_record(
                 action=AuditAction.INSTANCE_ACTION,
                 organization=project.organization,

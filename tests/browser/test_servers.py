@@ -38,7 +38,7 @@ def test_launch_two_and_watch_them_come_up(celery_worker_process, live_server, n
     page.get_by_text("Debian 13", exact=True).click()
     page.locator("label", has_text="Starter 2").click()
     summary = page.locator("#launch-summary")
-    summary.get_by_text("16.06 EUR").wait_for()  # the htmx summary: 2 x 0.0110 EUR/h x 730 h
+    summary.get_by_text("26.06 EUR").wait_for()  # the htmx summary: 2 x (0.0110 + 50 x 0.000137) x 730
     assert "web-1, web-2" in summary.inner_text()
     shoot(page, "13-launch-wizard")
 

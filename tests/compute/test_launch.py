@@ -112,7 +112,7 @@ def test_check_endpoint_reports_the_price_and_only_touched_errors(form_data, pro
     )
     text = page.content.decode()
     assert page.status_code == 200
-    assert "16.06 EUR" in text  # 2 x 0.0110 EUR/h x 730 h
+    assert "26.06 EUR" in text  # 2 x (0.0110 + 50 GiB x 0.000137) EUR/h x 730 h
     assert "Choose an image" not in text  # not filled in yet: not an error yet
     bad = client_as(owner).post(url, {"name": "Bad Name", "count": 1}).content.decode()
     assert "Use lower-case letters" in bad

@@ -1,0 +1,123 @@
+"""Open and close usage segments so that they match what a resource is doing now.
+
+`sync_instance(instance)` is called, inside the same transaction, wherever an instance's status
+or size changes; it compares the open segments with what should be billed in that status at the
+catalog's current prices and closes or opens the difference. Calling it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from portal.metering.models import Meter, ResourceType, UsageSegment
+
+# What a server pays for in each status. A stopped server still pays for its disk.
+RUNNING_LIKE = {"running", "rebooting", "stopping"}
+EXISTING = RUNNING_LIKE | {"stopped", "starting", "resizing", "terminating"}
+
+
+@dataclass(frozen=True)
+class Wanted:
+    meter: str
+    quantity: Decimal
+    unit_price: Decimal
+    vcpus: int = 0
+    ram_gib: int = 0
+
+
+def wanted_for_instance(instance) -> list[Wanted]:
+    status = instance.status
+    wanted = []
+    if status in RUNNING_LIKE:
+        flavor = instance.flavor
+        wanted.append(Wanted(Meter.COMPUTE, Decimal(1), flavor.price_hourly, flavor.vcpus, flavor.ram_gib))
+        if instance.image.license_price_hourly:
+            wanted.append(Wanted(Meter.LICENSE, Decimal(1), instance.image.license_price_hourly))
+    if status in EXISTING:
+        wanted.append(
+            Wanted(Meter.DISK, Decimal(instance.root_disk_gib), settings.PORTAL_DISK_PRICE_GIB_HOUR)
+        )
+    return wanted
+
+
+def wanted_for_volume(volume) -> list[Wanted]:
+    if volume.status == "deleted":
+        return []
+    return [Wanted(Meter.VOLUME, Decimal(volume.size_gib), settings.PORTAL_VOLUME_PRICE_GIB_HOUR)]
+
+
+def _key(w) -> tuple:
+    return (w.meter, Decimal(w.quantity).normalize(), Decimal(w.unit_price).normalize(), w.vcpus, w.ram_gib)
+
+
+def _sync(*, resource_type: str, resource, project, zone_id: int, wanted: list[Wanted], at=None) -> None:
+    at = at or timezone.now()
+    open_segments = list(UsageSegment.objects.filter(resource_id=resource.pk, ended_at__isnull=True))
+    want = {_key(w): w for w in wanted}
+    have = {_key(s): s for s in open_segments}
+    stale = [s.pk for k, s in have.items() if k not in want]
+    if stale:
+        UsageSegment.objects.filter(pk__in=stale).update(ended_at=at)
+    UsageSegment.objects.bulk_create(
+        UsageSegment(
+            organization_id=project.organization_id,
+            project_id=project.pk,
+            resource_type=resource_type,
+            resource_id=resource.pk,
+            resource_name=resource.name,
+            zone_id=zone_id,
+            meter=w.meter,
+            quantity=w.quantity,
+            unit_price=w.unit_price,
+            vcpus=w.vcpus,
+            ram_gib=w.ram_gib,
+            started_at=at,
+        )
+        for k, w in want.items()
+        if k not in have
+    )
+
+
+def sync_instance(instance, at=None) -> None:
+    _sync(
+        resource_type=ResourceType.INSTANCE,
+        resource=instance,
+        project=instance.project,
+        zone_id=instance.zone_id,
+        wanted=wanted_for_instance(instance),
+        at=at,
+    )
+
+
+def sync_volume(volume, at=None) -> None:
+    _sync(
+        resource_type=ResourceType.VOLUME,
+        resource=volume,
+        project=volume.project,
+        zone_id=volume.zone_id,
+        wanted=wanted_for_volume(volume),
+        at=at,
+    )
+
+
+def reprice(*, flavor=None, image=None, at=None) -> int:
+    """After an operator changes a price: close open segments at the old price, open at the new.
+
+    Usage before the change keeps its old price; usage after it is billed at the new one.
+    """
+    from portal.compute.models import Instance
+
+    instances = Instance.objects.filter(status__in=EXISTING).select_related("flavor", "image", "project")
+    if flavor is not None:
+        instances = instances.filter(flavor=flavor)
+    if image is not None:
+        instances = instances.filter(image=image)
+    count = 0
+    for instance in instances:
+        sync_instance(instance, at=at)
+        count += 1
+    return count

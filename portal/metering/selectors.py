@@ -1,0 +1,107 @@
+"""Reads for usage pages and graphs: rollups for complete days, segments only for today."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from portal.metering.models import Granularity, Meter, UsageRollup
+from portal.metering.rollup import buckets, floor_day, segments_overlapping
+
+STORAGE_METERS = (Meter.DISK, Meter.VOLUME)
+
+
+@dataclass
+class DayUsage:
+    day: date
+    cost_by_meter: dict[str, Decimal] = field(default_factory=dict)
+    vcpu_hours: Decimal = Decimal(0)
+    ram_gib_hours: Decimal = Decimal(0)
+    storage_gib_hours: Decimal = Decimal(0)
+
+    @property
+    def cost(self) -> Decimal:
+        return sum(self.cost_by_meter.values(), Decimal(0))
+
+
+def daily_usage(*, start: date, end: date, now: datetime | None = None, **scope) -> list[DayUsage]:
+    """One DayUsage per day in [start, end] for a scope (project=… or organization=…).
+
+    Complete days come from daily rollups (one query); the current day, which no rollup covers
+    yet, is computed from its segments.
+    """
+    now = now or timezone.now()
+    today = floor_day(now)
+    days = {
+        start + timedelta(days=i): DayUsage(start + timedelta(days=i)) for i in range((end - start).days + 1)
+    }
+    begin = datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo)
+    finish = min(datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo), today)
+    rows = (
+        UsageRollup.objects.filter(
+            granularity=Granularity.DAY, period_start__gte=begin, period_start__lt=finish, **scope
+        )
+        .values("period_start", "meter")
+        .annotate(cost=Sum("cost"), q=Sum("quantity_hours"), v=Sum("vcpu_hours"), r=Sum("ram_gib_hours"))
+    )
+    for row in rows:
+        _add(days.get(row["period_start"].date()), row["meter"], row["cost"], row["q"], row["v"], row["r"])
+    if start <= today.date() <= end:
+        live = buckets(segments_overlapping(today, now, **scope), today, now, Granularity.DAY, now)
+        for (_p, _o, _z, meter, _b), (q, v, r, c) in live.items():
+            _add(days[today.date()], meter, c, q, v, r)
+    return list(days.values())
+
+
+def _add(day: DayUsage | None, meter: str, cost, quantity, vcpu, ram) -> None:
+    if day is None:
+        return
+    day.cost_by_meter[meter] = day.cost_by_meter.get(meter, Decimal(0)) + (cost or 0)
+    day.vcpu_hours += vcpu or 0
+    day.ram_gib_hours += ram or 0
+    if meter in STORAGE_METERS:
+        day.storage_gib_hours += quantity or 0
+
+
+def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def month_to_date_cost(now: datetime | None = None, **scope) -> Decimal:
+    now = now or timezone.now()
+    start, _ = month_bounds(now)
+    return sum(
+        (d.cost for d in daily_usage(start=start.date(), end=now.date(), now=now, **scope)), Decimal(0)
+    )
+
+
+def cost_by_resource(*, start: datetime, end: datetime, now: datetime | None = None, **scope) -> list[dict]:
+    """Cost and hours per resource for a period (the per-server table), from that period's segments."""
+    now = now or timezone.now()
+    from portal.metering.rollup import hours_within
+
+    table: dict = defaultdict(
+        lambda: {"cost": Decimal(0), "hours": Decimal(0), "by_meter": defaultdict(Decimal)}
+    )
+    for segment in segments_overlapping(start, min(end, now), **scope).select_related("zone"):
+        hours = hours_within(segment, start, min(end, now), now)
+        row = table[segment.resource_id]
+        row.update(
+            resource_id=segment.resource_id,
+            name=segment.resource_name,
+            type=segment.resource_type,
+            zone=segment.zone.code,
+        )
+        cost = segment.quantity * segment.unit_price * hours
+        row["cost"] += cost
+        row["by_meter"][segment.meter] += cost
+        if segment.meter == Meter.COMPUTE:
+            row["hours"] += hours
+    return sorted(table.values(), key=lambda r: -r["cost"])
