@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -99,24 +100,25 @@ class OperationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Retry the selected operations (queue them again)")
+    @admin.action(description="Nudge the selected unfinished operations (queue their next step now)")
     def retry(self, request, queryset) -> None:
+        """For work that seems stuck (a lost message). Finished operations are left alone: a failed
+        launch is retried by launching again, which checks quota and placement afresh."""
         from portal.compute.tasks import operation_advance
 
-        ids = []
+        steps = []
         with transaction.atomic():
-            for op in queryset.select_for_update():
-                if op.state == OperationState.SUCCEEDED:
-                    continue
-                op.state = OperationState.PENDING if op.submitted_at is None else OperationState.RUNNING
-                op.finished_at = None
+            for op in queryset.select_for_update().filter(
+                state__in=[OperationState.PENDING, OperationState.RUNNING]
+            ):
+                op.step_token = uuid.uuid4().hex
                 op.attempts = 0
-                op.error_message = ""
                 op.deadline = timezone.now() + timedelta(seconds=settings.COMPUTE_OPERATION_TIMEOUT_SECONDS)
-                op.save()
-                ids.append(str(op.pk))
-            transaction.on_commit(lambda: [operation_advance.delay(i) for i in ids])
-        self.message_user(request, f"{len(ids)} operation(s) queued again.", messages.SUCCESS)
+                op.save(update_fields=["step_token", "attempts", "deadline"])
+                steps.append((str(op.pk), op.step_token))
+            if steps:
+                transaction.on_commit(lambda: [operation_advance.delay(i, t) for i, t in steps])
+        self.message_user(request, f"{len(steps)} operation(s) queued again.", messages.SUCCESS)
 
     @admin.action(description="Mark the selected operations failed")
     def mark_failed(self, request, queryset) -> None:

@@ -39,13 +39,25 @@ def launch_batch_notify(batch_id) -> bool:
         # Whoever claims the batch first sends; a second worker finds it claimed.
         if not LaunchBatch.objects.filter(pk=batch.pk, notified_at=None).update(notified_at=timezone.now()):
             return False
-        ops = list(creates.select_related("instance__zone", "instance__image", "instance__flavor"))
+        ops = list(
+            creates.exclude(error_message__startswith="Cancelled").select_related(
+                "instance__zone", "instance__image", "instance__flavor", "instance__project__organization"
+            )
+        )
+        if not ops:
+            return False
         ready = [op.instance for op in ops if op.state == OperationState.SUCCEEDED]
         failed = [op for op in ops if op.state == OperationState.FAILED]
         _mail(
             "compute/email/launch",
             batch.requested_by.email,
-            {"batch": batch, "project": batch.project, "ready": ready, "failed": failed},
+            {
+                "batch": batch,
+                "project": batch.project,
+                "ready": ready,
+                "failed": failed,
+                "total": len(ready) + len(failed),
+            },
         )
     return True
 

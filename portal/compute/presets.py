@@ -46,14 +46,18 @@ def _cidr(ip: str | None) -> str | None:
 
 
 def rule_set_from_preset(project, preset: Preset, user) -> FirewallRuleSet:
-    """The project's rule set for this preset, created the first time it is used."""
-    name = {"web": "web-and-ssh", "ssh-my-ip": f"ssh-from-{preset.rules[0][3].split('/')[0]}"}[preset.key]
-    rule_set, created = FirewallRuleSet.objects.get_or_create(
-        project=project, name=name, defaults={"created_by": user}
+    """The project's rule set for this preset: reused while its rules are still the preset's,
+    otherwise (someone edited it) a fresh one with a numbered name."""
+    base = {"web": "web-and-ssh", "ssh-my-ip": f"ssh-from-{preset.rules[0][3].split('/')[0]}"}[preset.key]
+    wanted = sorted((p, a, b, src) for p, a, b, src, _d in preset.rules)
+    name, n = base, 2
+    while (existing := FirewallRuleSet.objects.filter(project=project, name=name).first()) is not None:
+        if sorted(existing.rules.values_list("protocol", "port_from", "port_to", "source")) == wanted:
+            return existing
+        name, n = f"{base}-{n}", n + 1
+    rule_set = FirewallRuleSet.objects.create(project=project, name=name, created_by=user)
+    FirewallRule.objects.bulk_create(
+        FirewallRule(rule_set=rule_set, protocol=p, port_from=a, port_to=b, source=src, description=d)
+        for p, a, b, src, d in preset.rules
     )
-    if created:
-        FirewallRule.objects.bulk_create(
-            FirewallRule(rule_set=rule_set, protocol=p, port_from=a, port_to=b, source=src, description=d)
-            for p, a, b, src, d in preset.rules
-        )
     return rule_set

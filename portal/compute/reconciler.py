@@ -11,6 +11,7 @@ Running it twice, or on two machines at once, changes nothing more than running 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,10 +23,17 @@ from django.utils import timezone
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
 from portal.catalog.models import Zone
-from portal.compute import runner
-from portal.compute.backends import BackendError, NotFound, get_backend
+from portal.compute import notify, runner
+from portal.compute.backends import BackendError, get_backend
 from portal.compute.backends.base import IDEMPOTENCY_METADATA_KEY
-from portal.compute.models import BackendOrphan, Instance, InstanceStatus, Operation, OperationState
+from portal.compute.models import (
+    BackendOrphan,
+    Instance,
+    InstanceStatus,
+    LaunchBatch,
+    Operation,
+    OperationState,
+)
 from portal.metering.segments import sync_instance
 
 log = logging.getLogger(__name__)
@@ -46,8 +54,8 @@ def reconcile(now=None) -> Report:
     report = Report()
     _requeue_lost_work(now, report)
     _fail_stuck(now, report)
-    _fix_drift(report)
-    _flag_orphans_and_capacity(report)
+    _per_zone(report)
+    _notify_finished_batches()
     if any(vars(report).values()):
         log.info("reconciled", extra={k: len(v) for k, v in vars(report).items()})
     return report
@@ -63,13 +71,17 @@ def _requeue_lost_work(now, report: Report) -> None:
     ).filter(Q(next_check_at__isnull=True) | Q(next_check_at__lt=now))
     for op_id in lost.values_list("pk", flat=True)[:500]:
         # Claim by pushing the next check forward, so a second reconciler doesn't enqueue it again.
+        # A new step token makes any older message for this operation stale: one chain only.
+        token = uuid.uuid4().hex
         claimed = (
             Operation.objects.filter(pk=op_id)
             .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lt=now))
-            .update(next_check_at=now + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60))
+            .update(
+                next_check_at=now + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60), step_token=token
+            )
         )
         if claimed:
-            operation_advance.delay(str(op_id))
+            operation_advance.delay(str(op_id), token)
             report.requeued.append(str(op_id))
 
 
@@ -85,22 +97,24 @@ def _fail_stuck(now, report: Report) -> None:
         report.timed_out.append(str(op.pk))
 
 
-def _fix_drift(report: Report) -> None:
+def _fix_drift(zone, servers: dict, report: Report) -> None:
+    """Compare settled servers of one zone with what its cloud listed (no per-server calls)."""
     settled = (
-        Instance.objects.filter(status__in=[S.RUNNING, S.STOPPED])
+        Instance.objects.filter(zone=zone, status__in=[S.RUNNING, S.STOPPED, S.ERROR])
         .exclude(backend_id="")
         .exclude(operations__state__in=[OperationState.PENDING, OperationState.RUNNING])
-        .select_related("zone", "project__organization")
+        .select_related("project__organization", "flavor", "image")
     )
-    for instance in settled.iterator(chunk_size=200):
-        try:
-            state = get_backend(instance.zone.backend).get_server(instance.backend_id)
-            observed = runner.STATUS_FOR.get(state.state)
-            fault = state.fault
-        except NotFound:
+    for instance in settled.iterator(chunk_size=500):
+        state = servers.get(instance.backend_id)
+        if instance.status == S.ERROR:
+            if state is None:  # the failed server is gone from the cloud: it holds no quota any more
+                Instance.objects.filter(pk=instance.pk, status=S.ERROR).update(backend_id="")
+            continue
+        if state is None:
             observed, fault = S.ERROR, "The server disappeared from the cloud."
-        except BackendError:
-            continue  # try again next round
+        else:
+            observed, fault = runner.STATUS_FOR.get(state.state), state.fault
         if observed in (None, instance.status) or observed not in (S.RUNNING, S.STOPPED, S.ERROR):
             continue
         with transaction.atomic():
@@ -111,21 +125,29 @@ def _fix_drift(report: Report) -> None:
                 updated_at=timezone.now(),
             )
             if changed:
-                sync_instance(
-                    Instance.objects.select_related("flavor", "image", "project").get(pk=instance.pk)
-                )
+                old = instance.status
+                instance.status = observed
+                sync_instance(instance)
                 audit_record(
                     action=AuditAction.INSTANCE_CHANGED_OUTSIDE,
                     organization=instance.project.organization,
                     project=instance.project,
                     target=instance,
-                    changes={"status": [instance.status, observed]},
+                    changes={"status": [old, observed]},
                 )
                 report.drifted.append(str(instance.pk))
 
 
-def _flag_orphans_and_capacity(report: Report) -> None:
-    known = {str(pk) for pk in Instance.objects.exclude(status=S.TERMINATED).values_list("pk", flat=True)}
+def _notify_finished_batches() -> None:
+    """A launch whose e-mail was not sent (a worker died after the commit): send it now."""
+    quiet = LaunchBatch.objects.filter(
+        notified_at__isnull=True, created_at__lt=timezone.now() - GRACE
+    ).exclude(instances__operations__state__in=[OperationState.PENDING, OperationState.RUNNING])
+    for batch_id in quiet.values_list("pk", flat=True)[:200]:
+        notify.launch_batch_notify(batch_id)
+
+
+def _per_zone(report: Report) -> None:
     for zone in Zone.objects.filter(region__is_active=True):
         try:
             backend = get_backend(zone.backend)
@@ -139,6 +161,14 @@ def _flag_orphans_and_capacity(report: Report) -> None:
             free_ram_gib=capacity.free_ram_gib,
             capacity_updated_at=timezone.now(),
         )
+        _fix_drift(zone, {server.backend_id: server for server in servers}, report)
+        keys = {server.metadata.get(IDEMPOTENCY_METADATA_KEY, "") for server in servers} - {""}
+        known = {
+            str(pk)
+            for pk in Instance.objects.filter(pk__in=keys)
+            .exclude(status=S.TERMINATED)
+            .values_list("pk", flat=True)
+        }
         for server in servers:
             key = server.metadata.get(IDEMPOTENCY_METADATA_KEY, "")
             if key and key not in known:

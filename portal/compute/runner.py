@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -57,9 +58,10 @@ STATUS_FOR = {
 
 @dataclass(frozen=True)
 class Step:
-    """What the task does next: stop (done), or run again in `seconds`."""
+    """What the task does next: stop (done), or run again in `again_in` seconds with `token`."""
 
     again_in: float | None = None
+    token: str | None = None
 
     @property
     def done(self) -> bool:
@@ -94,7 +96,35 @@ def _spec(instance: Instance) -> ServerSpec:
     )
 
 
-def advance(operation_id: str) -> Step:
+def claim(operation_id, token) -> str | None:
+    """Take the operation's next step: only the message carrying the current token may.
+
+    The token changes with every step, so a duplicate or late message (a redelivery, a message the
+    reconciler already replaced) finds a stale token and does nothing: one chain of steps at most.
+    The claim also pushes `next_check_at` forward; if this worker dies mid-step, the reconciler
+    starts a new chain once that time has passed.
+    """
+    new = uuid.uuid4().hex
+    claimed = Operation.objects.filter(
+        pk=operation_id, step_token=token, state__in=[OperationState.PENDING, OperationState.RUNNING]
+    ).update(
+        step_token=new, next_check_at=timezone.now() + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    )
+    return new if claimed else None
+
+
+def advance(operation_id: str, token: str | None = None) -> Step:
+    """One step. Without a token (tests, admin tools) the current one is used."""
+    if token is None:
+        token = Operation.objects.filter(pk=operation_id).values_list("step_token", flat=True).first()
+    new_token = claim(operation_id, token)
+    if new_token is None:
+        return DONE  # finished, or another message holds the step
+    step = _advance(operation_id)
+    return Step(step.again_in, new_token) if not step.done else DONE
+
+
+def _advance(operation_id: str) -> Step:
     op = (
         Operation.objects.select_related(
             "instance__zone", "instance__flavor", "instance__image", "instance__firewall"
@@ -110,12 +140,7 @@ def advance(operation_id: str) -> Step:
         _fail(op, "This took far too long, so we stopped waiting. Please try again.", "deadline passed")
         return DONE
     if op.action == Action.CREATE and instance.status in (S.TERMINATING, S.TERMINATED):
-        _finish(
-            op,
-            OperationState.FAILED,
-            message="Cancelled: the server was terminated while it was being created.",
-        )
-        return DONE
+        return _cancel_create(op, instance)
     if op.state == OperationState.PENDING:
         Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(state=OperationState.RUNNING)
         if op.action == Action.CREATE:
@@ -156,6 +181,27 @@ def advance(operation_id: str) -> Step:
             return DONE
         _fail(op, "The server no longer exists in the cloud.", error.detail)
         return DONE
+
+
+def _cancel_create(op: Operation, instance: Instance) -> Step:
+    """Terminated while being created: make sure no server is left behind, then close quietly."""
+    backend = get_backend(instance.zone.backend)
+    try:
+        found = backend.find_server(instance.zone.code, str(instance.pk))
+        if found is not None:
+            backend.delete_server(found.backend_id)
+    except Transient:
+        return Step(_backoff(op.attempts + 1))
+    except BackendError:
+        pass  # the reconciler reports anything left behind
+    with transaction.atomic():
+        if _finish(
+            op,
+            OperationState.FAILED,
+            message="Cancelled: the server was terminated while it was being created.",
+        ):
+            notify.after_operation(op, instance)
+    return DONE
 
 
 def _next_check():
@@ -243,6 +289,11 @@ def _succeed(op: Operation, state) -> None:
         if not _finish(op, OperationState.SUCCEEDED):
             return
         rule_done = ACTIONS[op.action].done if op.action in ACTIONS else S.RUNNING
+        if not instance.can_become(rule_done):
+            # Something else happened meanwhile (e.g. terminate asked while it was being created):
+            # the newer request decides the status.
+            notify.after_operation(op, instance)
+            return
         fields = ["status", "updated_at"]
         instance.status = rule_done
         if state is not None and state.addresses:
@@ -312,5 +363,7 @@ def _clean_up_failed_server(instance: Instance, backend_id: str) -> None:
     anything this leaves behind."""
     try:
         get_backend(instance.zone.backend).delete_server(backend_id)
+        # Gone from the cloud: it no longer holds quota (an error row with a server still does).
+        Instance.objects.filter(pk=instance.pk, backend_id=backend_id).update(backend_id="")
     except BackendError:
         log.warning("could not delete failed server", extra={"backend_id": backend_id}, exc_info=True)

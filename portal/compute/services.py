@@ -126,8 +126,8 @@ def _deadline() -> timezone.datetime:
 def _enqueue(operations: list[Operation]) -> None:
     from portal.compute.tasks import operation_advance
 
-    ids = [str(op.pk) for op in operations]
-    transaction.on_commit(lambda: [operation_advance.delay(op_id) for op_id in ids])
+    steps = [(str(op.pk), op.step_token) for op in operations]
+    transaction.on_commit(lambda: [operation_advance.delay(op_id, token) for op_id, token in steps])
 
 
 def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None = None) -> LaunchBatch:

@@ -48,6 +48,8 @@ def parse_public_key(text: str) -> PublicKey:
         )
     if "\n" in text:
         raise InvalidKey("Paste one key on a single line.")
+    if any(ord(ch) < 32 and ch != "\t" for ch in text):
+        raise InvalidKey("The key contains control characters; copy the whole line again.")
     parts = text.split(None, 2)
     if len(parts) < 2:
         raise InvalidKey("A public key looks like “ssh-ed25519 AAAAC3Nza… you@laptop”.")

@@ -12,11 +12,11 @@ from portal.compute import reconciler, runner
     soft_time_limit=90,
     ignore_result=True,
 )
-def operation_advance(operation_id: str) -> None:
+def operation_advance(operation_id: str, token: str | None = None) -> None:
     """Run one step of an operation, then schedule the next check (never sleep in a worker)."""
-    step = runner.advance(operation_id)
+    step = runner.advance(operation_id, token)
     if not step.done:
-        operation_advance.apply_async((operation_id,), countdown=step.again_in)
+        operation_advance.apply_async((operation_id, step.token), countdown=step.again_in)
 
 
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)

@@ -9,18 +9,22 @@ from portal.residency.models import ResidencyPolicy
 from tests.factories import InstanceFactory
 
 
-def test_operators_can_fail_and_retry_operations_from_admin(
+def test_operators_can_nudge_stuck_operations_and_fail_them_from_admin(
     launch, admin_client, django_capture_on_commit_callbacks
 ):
     op = Operation.objects.get(instance__batch=launch())
+    old_token = op.step_token
     url = reverse("admin:compute_operation_changelist")
+    with django_capture_on_commit_callbacks() as queued:
+        admin_client.post(url, {"action": "retry", "_selected_action": [op.pk]})
+    op.refresh_from_db()
+    assert op.state == "pending" and op.step_token != old_token and len(queued) == 1
     admin_client.post(url, {"action": "mark_failed", "_selected_action": [op.pk]})
     op.refresh_from_db()
     assert op.state == "failed" and op.error_message == "Stopped by an operator. Please try again."
     with django_capture_on_commit_callbacks() as queued:
         admin_client.post(url, {"action": "retry", "_selected_action": [op.pk]})
-    op.refresh_from_db()
-    assert op.state == "pending" and op.error_message == "" and len(queued) == 1
+    assert Operation.objects.get(pk=op.pk).state == "failed" and not queued  # finished work is left alone
 
 
 def test_a_narrowed_policy_lists_servers_already_outside_it(project, org, catalog):

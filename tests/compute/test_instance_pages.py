@@ -125,3 +125,17 @@ def test_terminated_servers_are_gone_from_list_and_detail(project, owner, client
     client = client_as(owner)
     assert instance.name not in client.get(_list_url(project)).content.decode()
     assert client.get(instance.get_absolute_url()).status_code == 404
+
+
+def test_protection_toggles_and_is_audited_once(project, owner, viewer, client_as):
+    from portal.audit.models import AuditEvent
+
+    instance = InstanceFactory(project=project)
+    url = reverse("compute:instance_protection", args=[project.organization.slug, project.slug, instance.pk])
+    client = client_as(owner)
+    assert client.get(url).status_code == 405
+    assert client.post(url, {"protected": "1"}).status_code == 302
+    assert client.post(url, {"protected": "1"}).status_code == 302
+    assert Instance.objects.get(pk=instance.pk).termination_protection
+    assert AuditEvent.objects.filter(action="instance.protection_changed").count() == 1
+    assert client_as(viewer).post(url, {"protected": "0"}).status_code == 403

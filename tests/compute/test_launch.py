@@ -126,3 +126,15 @@ def test_the_wizard_works_without_javascript_as_a_plain_form(form_data, project,
     assert 'method="post"' in page and 'type="radio" name="zone"' in page and 'type="submit"' in page
     response = _post(client, project, form_data)
     assert response.status_code == 302 and Instance.objects.count() == 1
+
+
+def test_a_preset_whose_rule_set_was_edited_gets_a_fresh_set(access, project, owner):
+    from portal.compute.models import FirewallRule
+    from portal.compute.presets import presets_for, rule_set_from_preset
+
+    preset = presets_for("203.0.113.7")["web"]
+    first = rule_set_from_preset(project, preset, owner)
+    assert rule_set_from_preset(project, preset, owner) == first
+    FirewallRule.objects.filter(rule_set=first).delete()  # someone emptied it
+    fresh = rule_set_from_preset(project, preset, owner)
+    assert fresh != first and fresh.name == "web-and-ssh-2" and fresh.rules.count() == 3

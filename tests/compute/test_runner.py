@@ -162,3 +162,54 @@ def test_terminating_keeps_and_detaches_its_volumes(launch, access):
     volume.refresh_from_db()
     assert Instance.objects.get(pk=instance.pk).status == "terminated"
     assert volume.status == "available" and volume.attached_to is None
+
+
+def test_a_stale_or_duplicate_message_does_nothing(launch):
+    op = _op(launch())
+    token = op.step_token
+    step = runner.advance(str(op.pk), token)
+    assert step.token and step.token != token
+    assert runner.advance(str(op.pk), token).done  # the same message delivered again: stale
+    assert Operation.objects.get(pk=op.pk).step_token == step.token
+    assert SimulatedServer.objects.count() == 1
+
+
+def test_terminate_while_provisioning_leaves_no_server_and_keeps_the_email_promise(
+    launch, access, django_capture_on_commit_callbacks, mailoutbox
+):
+    from portal.compute import services
+
+    batch = launch(count=2)
+    first, second = Operation.objects.filter(instance__batch=batch).order_by("instance__name")
+    runner.advance(str(first.pk))  # web-1's server is being created in the cloud
+    web1 = Instance.objects.get(pk=first.instance_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        terminate = services.instance_action(
+            access=access, instance=web1, action="terminate", confirm_name="web-1"
+        )
+        _drive(first)
+        _drive(terminate)
+        _drive(second)
+    assert Instance.objects.get(pk=web1.pk).status == "terminated"
+    assert SimulatedServer.objects.filter(deleted=False).count() == 1  # only web-2's
+    subjects = sorted(m.subject for m in mailoutbox)
+    assert len(subjects) == 2 and subjects[0].startswith("web-1 was terminated")
+    assert subjects[1].startswith("web-2 is ready")  # the launch's e-mail speaks only of web-2
+
+
+def test_a_failed_stop_with_the_server_still_there_keeps_holding_quota(launch, access, knobs, project):
+    from django.test import override_settings
+
+    from portal.compute import services
+
+    batch = launch()
+    _drive(_op(batch))
+    instance = Instance.objects.get(batch=batch)
+    stop = services.instance_action(access=access, instance=instance, action="stop")
+    knobs.transient_error_rate = 1.0
+    knobs.save()
+    with override_settings(COMPUTE_MAX_TRANSIENT_RETRIES=1):
+        _drive(stop)
+    instance.refresh_from_db()
+    assert instance.status == "error" and instance.backend_id
+    assert project_usage(project).instances == 1  # the server still exists in the cloud

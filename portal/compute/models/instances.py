@@ -105,7 +105,8 @@ class InstanceQuerySet(models.QuerySet["Instance"]):
         return self.exclude(status=S.TERMINATED)
 
     def holding_quota(self) -> InstanceQuerySet:
-        return self.filter(status__in=HOLDS_QUOTA)
+        # An error row still holds quota while a server exists in the cloud for it.
+        return self.filter(models.Q(status__in=HOLDS_QUOTA) | models.Q(status=S.ERROR, backend_id__gt=""))
 
     def for_list(self) -> InstanceQuerySet:
         return self.select_related("zone__region__jurisdiction", "flavor", "image")
@@ -195,6 +196,10 @@ class Instance(models.Model):
         return f"ssh {self.login_user}@{self.public_address}" if self.public_address else ""
 
 
+def uuid_hex() -> str:
+    return uuid.uuid4().hex
+
+
 class OperationState(models.TextChoices):
     PENDING = "pending", "Queued"
     RUNNING = "running", "In progress"
@@ -221,6 +226,11 @@ class Operation(models.Model):
     )
     finished_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True, help_text="When the worker looks again.")
+    step_token = models.CharField(
+        max_length=32,
+        default=uuid_hex,
+        help_text="Only the task message carrying this may take the next step.",
+    )
     deadline = models.DateTimeField()
     attempts = models.PositiveIntegerField(default=0, help_text="Backend calls that failed transiently.")
     error_message = models.CharField(max_length=500, blank=True, help_text="Shown to the customer.")
