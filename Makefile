@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run test lint vendor clean
+.PHONY: help venv install run test lint bench vendor clean
 
 help:
 	@echo "make run    install, migrate, load demo data, start web + worker + beat on http://127.0.0.1:8000"
@@ -13,6 +13,7 @@ help:
 	@echo "            (REQUIRE_SERVICES=1 makes a missing PostgreSQL/Redis a failure;"
 	@echo "             PYTEST_ARGS='-k invit -x' is passed to pytest)"
 	@echo "make lint   ruff"
+	@echo "make bench  benchmarks in a throwaway database; results in bench/results/latest.json"
 	@echo "make vendor rebuild the vendored front-end files in static/vendor/ from the npm registry"
 	@echo "make clean  remove var/ (local database, queue, cache) and .venv"
 
@@ -50,10 +51,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check portal tests
 
+# Not part of `make test`: minutes of seeding, and timings that depend on the machine.
+bench: $(STAMP)
+	$(PYTHON) bench/p4_usage_graph.py
+
 # Front-end files are committed under static/vendor/ (nothing is fetched at run time); this
 # rebuilds them from pinned npm packages.
 vendor:
 	cd portal/catalog/worldmap && npm ci --no-audit --no-fund && node build.mjs
+	cd portal/metering/chartlib && npm ci --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf var $(VENV)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.utils.csp import CSP
 
 from portal.lib.env import (
@@ -62,6 +63,8 @@ INSTALLED_APPS = [
     "portal.residency",
     "portal.compute",
     "portal.metering",
+    "portal.statements",
+    "portal.budgets",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +153,18 @@ CELERY_BEAT_SCHEDULE = {
     "compute-reconcile": {"task": "portal.compute.tasks.reconcile", "schedule": 45.0},
     "metering-rollup": {"task": "portal.metering.tasks.rollup", "schedule": 300.0},
     "sessions-clear-expired": {"task": "portal.core.tasks.sessions_clear_expired", "schedule": 86400.0},
+    "budgets-check": {"task": "portal.budgets.tasks.check_budgets", "schedule": 600.0},
+    "budgets-enforce-leases": {"task": "portal.budgets.tasks.enforce_leases", "schedule": 900.0},
+    # Monday morning; a digest is sent at most once per project and ISO week whenever it runs.
+    "budgets-nudge-forgotten": {
+        "task": "portal.budgets.tasks.nudge_forgotten",
+        "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
+    },
+    # Daily, just after midnight UTC: closes the month that just ended (idempotent, catches up).
+    "statements-close-months": {
+        "task": "portal.statements.tasks.close_months",
+        "schedule": crontab(minute=20, hour=0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -209,6 +224,9 @@ PORTAL_CURRENCY = env_str("PORTAL_CURRENCY", "EUR")
 # Servers' root disks and volumes, per GiB and hour while they exist (0.000137 * 730 h = 0.10 a month).
 PORTAL_DISK_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_DISK_PRICE_GIB_HOUR", "0.000137"))
 PORTAL_VOLUME_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_VOLUME_PRICE_GIB_HOUR", "0.000137"))
+# Forgotten-server nudges: running longer than this many days with an average CPU below this percent.
+PORTAL_NUDGE_DAYS = env_int("PORTAL_NUDGE_DAYS", 14)
+PORTAL_NUDGE_CPU_PERCENT = env_int("PORTAL_NUDGE_CPU_PERCENT", 5)
 
 # --- Compute ----------------------------------------------------------------------------------
 # Each zone names the backend that serves it (Zone.backend); these are the backends there are.

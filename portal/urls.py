@@ -14,4 +14,7 @@ urlpatterns = [
     path("", include("portal.tenancy.urls")),
     path("", include("portal.residency.urls")),
     path("", include("portal.compute.urls")),
+    path("", include("portal.budgets.urls")),
+    path("", include("portal.metering.urls")),
+    path("", include("portal.statements.urls")),
 ]

@@ -34,6 +34,10 @@ class AuditAction(models.TextChoices):
     FIREWALL_CREATED = "firewall.created", "Firewall created"
     FIREWALL_UPDATED = "firewall.updated", "Firewall changed"
     FIREWALL_DELETED = "firewall.deleted", "Firewall deleted"
+    BUDGET_CHANGED = "budget.changed", "Budget changed"
+    LEASE_SET = "lease.set", "Server lease set"
+    LEASE_CLEARED = "lease.cleared", "Server lease cleared"
+    LEASE_EXPIRED = "lease.expired", "Server stopped by its lease"
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 
-from portal.catalog.models import HOURS_PER_MONTH, Flavor, Image, Zone
+from portal.catalog.models import Flavor, Image, Zone
 from portal.compute.models import FirewallRuleSet, SshKey
+from portal.compute.pricing import monthly, price_per_hour  # noqa: F401 — the wizard's view imports them from here
 from portal.compute.services import NAME_RE, NAME_RULE
 from portal.compute.sshkeys import InvalidKey, parse_public_key
 
@@ -114,17 +113,3 @@ class LaunchForm(forms.Form):
         if kind == "preset" and key in self.presets:
             return self.presets[key]
         raise forms.ValidationError("Choose one of the firewalls listed.")
-
-
-def price_per_hour(flavor: Flavor | None, image: Image | None, root_disk_gib: int | None) -> Decimal | None:
-    if flavor is None:
-        return None
-    """What one server of this configuration costs per hour while it runs (portal.metering's meters:
-    compute + licence + root disk)."""
-    price = flavor.price_hourly + (image.license_price_hourly if image else Decimal(0))
-    disk = root_disk_gib or max(flavor.root_disk_gib, image.min_disk_gib if image else 0)
-    return price + disk * settings.PORTAL_DISK_PRICE_GIB_HOUR
-
-
-def monthly(hourly: Decimal) -> Decimal:
-    return (hourly * HOURS_PER_MONTH).quantize(Decimal("0.01"))

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
+from portal.budgets.guard import budget_guard
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute.models import (
     ACTIONS,
@@ -27,6 +28,7 @@ from portal.compute.models import (
     SshKey,
 )
 from portal.compute.presets import rule_set_from_preset
+from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
@@ -149,7 +151,13 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                 vcpus=req.count * req.flavor.vcpus,
                 ram_gib=req.count * req.flavor.ram_gib,
             )
+            guard = budget_guard(
+                project, price_per_hour(req.flavor, req.image, req.root_disk_gib) * req.count, user
+            )
+            if not guard.allowed:
+                raise ComputeRefused(guard.message, None, 403)
             batch = LaunchBatch.objects.create(project=project, requested_by=user)
+            batch.budget_warning = guard.message
             ssh_keys = list(req.ssh_keys) + [_save_key(project, key, user) for key in req.new_keys]
             firewall = req.firewall
             if req.firewall_preset is not None:

@@ -95,6 +95,7 @@ def cost_by_resource(*, start: datetime, end: datetime, now: datetime | None = N
         row = table[segment.resource_id]
         row.update(
             resource_id=segment.resource_id,
+            project_id=segment.project_id,
             name=segment.resource_name,
             type=segment.resource_type,
             zone=segment.zone.code,
@@ -105,3 +106,56 @@ def cost_by_resource(*, start: datetime, end: datetime, now: datetime | None = N
         if segment.meter == Meter.COMPUTE:
             row["hours"] += hours
     return sorted(table.values(), key=lambda r: -r["cost"])
+
+
+@dataclass
+class ResourceMonth:
+    """What one server or volume has cost since the start of the month (the per-VM panel)."""
+
+    since: datetime
+    cost: Decimal = Decimal(0)
+    running_hours: Decimal = Decimal(0)
+    cost_by_meter: dict[str, Decimal] = field(default_factory=dict)
+
+
+def resource_month_to_date(*, resource_id, now: datetime | None = None) -> ResourceMonth:
+    """Cost and running hours of one resource this month, from its segments (a handful of rows)."""
+    now = now or timezone.now()
+    start, end = month_bounds(now)
+    usage = ResourceMonth(since=start)
+    for row in cost_by_resource(start=start, end=end, now=now, resource_id=resource_id):
+        usage.cost += row["cost"]
+        usage.running_hours += row["hours"]
+        for meter, cost in row["by_meter"].items():
+            usage.cost_by_meter[meter] = usage.cost_by_meter.get(meter, Decimal(0)) + cost
+    return usage
+
+
+def cost_by_project(
+    *, start: date, end: date, organization, now: datetime | None = None
+) -> dict[int, Decimal]:
+    """{project id: cost} over the days [start, end] of an organization: daily rollups plus today."""
+    now = now or timezone.now()
+    today = floor_day(now)
+    begin = datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo)
+    finish = min(datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo), today)
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    rows = (
+        UsageRollup.objects.filter(
+            organization=organization,
+            granularity=Granularity.DAY,
+            period_start__gte=begin,
+            period_start__lt=finish,
+        )
+        .values("project")
+        .annotate(cost=Sum("cost"))
+    )
+    for row in rows:
+        totals[row["project"]] += row["cost"] or 0
+    if start <= today.date() <= end:
+        live = segments_overlapping(today, now, organization=organization)
+        for (project, _o, _z, _m, _b), (_q, _v, _r, cost) in buckets(
+            live, today, now, Granularity.DAY, now
+        ).items():
+            totals[project] += cost
+    return dict(totals)

@@ -30,6 +30,7 @@ class Perm(StrEnum):
     POLICY_EDIT = "policy.edit"
     RESOURCE_CREATE = "resource.create"
     RESOURCE_OPERATE = "resource.operate"
+    BILLING_VIEW = "billing.view"
 
     @property
     def changes_state(self) -> bool:
@@ -46,6 +47,7 @@ _ADMINISTER = {
     Perm.PROJECT_DELETE,
     Perm.AUDIT_VIEW,
     Perm.POLICY_EDIT,
+    Perm.BILLING_VIEW,
 }
 
 # The permission table. tests/tenancy/test_roles.py mirrors it cell by cell.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.urls import reverse
 
@@ -138,3 +140,48 @@ def test_a_preset_whose_rule_set_was_edited_gets_a_fresh_set(access, project, ow
     FirewallRule.objects.filter(rule_set=first).delete()  # someone emptied it
     fresh = rule_set_from_preset(project, preset, owner)
     assert fresh != first and fresh.name == "web-and-ssh-2" and fresh.rules.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("guard", "status", "created"), [("block", 403, 0), ("warn", 302, 1), ("off", 302, 1)]
+)
+def test_the_budget_guard_applies_to_launches(form_data, project, owner, client_as, guard, status, created):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from portal.budgets.models import Budget
+    from portal.metering.models import UsageSegment
+
+    Budget.objects.create(project=project, amount=Decimal("5.00"), guard=guard)
+    # 8.33 EUR spent in the last 30 seconds: the forecast is over the budget on any day.
+    UsageSegment.objects.create(
+        organization=project.organization,
+        project=project,
+        resource_type="instance",
+        resource_id=uuid.uuid4(),
+        resource_name="old",
+        zone_id=form_data["zone"],
+        meter="compute",
+        quantity=1,
+        unit_price=Decimal("1000"),
+        started_at=timezone.now() - timedelta(seconds=30),
+        ended_at=timezone.now(),
+    )
+    response = _post(client_as(owner), project, form_data)
+    assert response.status_code == status
+    assert Instance.objects.count() == created
+    if guard == "block":
+        assert "budget" in response.content.decode()
+
+
+def test_the_wizard_shows_the_budget_impact_before_launch(form_data, project, owner, client_as):
+    from decimal import Decimal
+
+    from portal.budgets.models import Budget
+
+    Budget.objects.create(project=project, amount=Decimal("500.00"), guard="warn")
+    url = reverse("compute:launch_check", args=[project.organization.slug, project.slug])
+    text = client_as(owner).post(url, form_data | {"count": 2}).content.decode()
+    assert "+26.06 EUR/month" in text and "of this project&#x27;s 500.00 EUR budget" in text

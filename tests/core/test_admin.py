@@ -18,9 +18,12 @@ from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
 from portal.compute.models import Instance, Operation
 from portal.residency.models import ResidencyPolicy
+from portal.statements.models import Statement
 from portal.tenancy import services
 from portal.tenancy.models import Invitation, Role
+from tests.budgets.rows import budget_admin_rows
 from tests.factories import PASSWORD, UserFactory
+from tests.statements.rows import statement_admin_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +148,8 @@ def populated(owner, member, project, superuser):
     load_demo_catalog()
     ResidencyPolicy.objects.create(organization=org, name="EU only")
     _compute_rows(project, owner)
+    budget_admin_rows(project, owner)
+    statement_admin_rows(project)
     Client(HTTP_USER_AGENT="TestBrowser/1.0").post(
         reverse("account_login"), {"login": member.email, "password": PASSWORD}
     )  # a user session
@@ -226,8 +231,9 @@ def test_superuser_can_open_every_change_page(client_as, superuser, require_mfa,
 
 
 # Audit events are append-only; invitations carry a secret only the e-mail holds; residency
-# policies belong to customers (every change audited in their organization).
-NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy, Instance, Operation}
+# policies belong to customers (every change audited in their organization); statements are
+# written only by the month-closing task.
+NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy, Instance, Operation, Statement}
 ADDABLE = [model for model in REGISTERED if model not in NOT_ADDABLE]
 
 

@@ -20,6 +20,7 @@ EXPECTED = {
     Perm.PROJECT_DELETE: {OW, A},
     Perm.AUDIT_VIEW: {OW, A},
     Perm.POLICY_EDIT: {OW, A},
+    Perm.BILLING_VIEW: {OW, A},
     Perm.OWNERS_MANAGE: {OW},
 }
 

@@ -28,6 +28,9 @@ OBJECT_KWARGS = {
     "firewall_id": lambda w: w["firewall"].pk,
     "rule_id": lambda w: w["rule"].pk,
     "volume_id": lambda w: w["volume"].pk,
+    # A statement's month: the organization's first (the current month, shown as a live preview).
+    "year": lambda w: w["org"].created_at.year,
+    "month": lambda w: w["org"].created_at.month,
 }
 MISSING = {
     "org_slug": "no-such-org",
@@ -39,6 +42,8 @@ MISSING = {
     "firewall_id": 987654,
     "rule_id": 987654,
     "volume_id": "00000000-0000-4000-8000-000000000001",
+    "year": 2000,
+    "month": 1,
 }
 
 # URLs whose parameters are not tenant objects, with the reason; tested elsewhere.
@@ -62,6 +67,15 @@ VIEWER_MAY_GET = {
     "compute:firewalls",
     "compute:firewall_detail",
     "compute:volumes",
+    "metering:project_usage",
+    "metering:project_usage_json",
+    "metering:project_usage_csv",
+    "metering:org_usage",
+    "metering:org_usage_json",
+    "metering:org_usage_csv",
+    "metering:instance_metrics",
+    "budgets:project_budget",
+    "budgets:project_leases",
 }
 
 

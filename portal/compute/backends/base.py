@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from django.conf import settings
@@ -121,6 +122,13 @@ class ComputeBackend(ABC):
 
     @abstractmethod
     def zone_capacity(self, zone: str) -> ZoneCapacity: ...
+
+    def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        """CPU utilisation (percent of the server's vCPUs) between start and end, oldest first.
+
+        Not every cloud reports metrics: the default is none, and the detail page says so.
+        """
+        return []
 
 
 @functools.cache

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import random
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -40,6 +41,29 @@ LANDS = {
     B.REBOOTING: B.RUNNING,
     B.RESIZING: B.STOPPED,
 }
+
+
+# CPU samples: one a minute for a window up to 6 hours, then sparser as windows grow.
+SAMPLE_STEPS = ((timedelta(hours=6), 60), (timedelta(days=2), 300), (timedelta(days=14), 1800))
+
+
+def _cpu_wave(backend_id: str, begin: datetime, finish: datetime, window: timedelta) -> list:
+    step = next((seconds for longest, seconds in SAMPLE_STEPS if window <= longest), 3600)
+    seed = int.from_bytes(hashlib.sha256(backend_id.encode()).digest()[:4])
+    level = 6 + seed % 35  # a mostly idle web server or a busy worker: 6-40 %
+    swing = level * (0.5 + (seed >> 8) % 40 / 100)
+    samples = []
+    moment = math.ceil(begin.timestamp() / step) * step
+    while moment <= finish.timestamp():
+        noise = int.from_bytes(hashlib.blake2b(f"{backend_id}:{moment}".encode(), digest_size=4).digest())
+        noise /= 2**32
+        hour_of_day = moment % 86400 / 3600
+        value = level + swing * math.sin((hour_of_day - 8) / 24 * 2 * math.pi) + (noise - 0.5) * level * 0.4
+        if noise > 0.993:  # a cron job or a deploy
+            value += 15 + noise * 15
+        samples.append((datetime.fromtimestamp(moment, tz=UTC), round(min(100.0, max(0.5, value)), 1)))
+        moment += step
+    return samples
 
 
 def _knobs():
@@ -279,3 +303,17 @@ class SimulatedBackend(ComputeBackend):
         total = self._total_capacity(zone)
         used_vcpus, used_ram = self._used(zone)
         return ZoneCapacity(max(0, total.free_vcpus - used_vcpus), max(0, total.free_ram_gib - used_ram))
+
+    def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        """Plausible and repeatable: the same server at the same minute always gives the same figure.
+
+        A level of the server's own, a daily wave (busiest mid-afternoon UTC), noise and the odd
+        spike. This cloud keeps no history of states, so a server reports samples from its creation
+        until now while it runs, and none while it is stopped or building.
+        """
+        self._call()
+        row = self._row(backend_id)
+        self._settle(row)
+        if row.state not in (B.RUNNING, B.REBOOTING, B.STOPPING):
+            return []
+        return _cpu_wave(backend_id, max(start, row.created_at), min(end, timezone.now()), end - start)

@@ -14,6 +14,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.audit.services import client_ip
+from portal.budgets.guard import budget_guard
+from portal.budgets.selectors import launch_budget_impact
 from portal.catalog.models import Flavor, Image, OsFamily
 from portal.compute import services
 from portal.compute.forms import LaunchForm, monthly, price_per_hour
@@ -105,6 +107,8 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm) -> dict:
         "hourly": hourly * count if hourly is not None else None,
         "monthly": monthly(hourly * count) if hourly is not None else None,
         "impact": impact,
+        "budget": launch_budget_impact(project, hourly * count) if hourly is not None else None,
+        "guard": budget_guard(project, hourly * count, request.user) if hourly is not None else None,
         "currency": settings.PORTAL_CURRENCY,
         "disk_price_month": f"{monthly(settings.PORTAL_DISK_PRICE_GIB_HOUR * 100)} {settings.PORTAL_CURRENCY} a month per 100 GiB",
         "max_count": settings.COMPUTE_MAX_LAUNCH_COUNT,
@@ -153,6 +157,8 @@ def launch(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespon
             form.add_error("zone", denied.decision.reason)
             status = 403
         else:
+            if batch.budget_warning:
+                messages.warning(request, batch.budget_warning)
             count = batch.instances.count()
             messages.success(
                 request,

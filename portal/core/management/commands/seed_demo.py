@@ -6,6 +6,8 @@ Idempotent: whatever already exists is left as it is (a changed password or role
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -14,7 +16,9 @@ from django.db import transaction
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
+from portal.budgets.models import Budget, GuardMode
 from portal.catalog.demo import load_demo_catalog
+from portal.metering.demo import load_demo_usage
 from portal.tenancy.models import Membership, Organization, Project, Role
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - published demo credential, DEBUG only
@@ -81,6 +85,13 @@ class Command(BaseCommand):
                     **{f: getattr(quotas, f) for f in Project.QUOTA_FIELDS},
                 },
             )
+        web_shop = Project.objects.get(organization=org, slug=PROJECTS[0][0])
+        load_demo_usage(web_shop)  # a month of graphs
+        # A budget the demo history has used 85 % of, whatever the day: the first budget check
+        # (celery beat runs it at start) e-mails the owner about the 50 % and 80 % thresholds.
+        Budget.objects.get_or_create(
+            project=web_shop, defaults={"amount": Decimal("300.00"), "guard": GuardMode.WARN}
+        )
 
     @staticmethod
     def _user(email: str, name: str, **flags):

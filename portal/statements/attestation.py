@@ -1,0 +1,302 @@
+"""Residency attestation: where every server and volume was during a period, and whether the
+policies in force at the time allowed it.
+
+Where: the usage segments (every segment carries the resource's zone and its time range, and a
+server's disk segment or a volume's segment covers its whole existence), merged per resource and
+zone. Resources that existed in the period without any usage (a launch that failed before the
+server ran) come from their rows, placed in the zone they were created for. When: each placement
+interval is split wherever a policy that applies to its project changed (see
+`policy_history`), and each piece is judged by `residency.placement` rules as they were then.
+A resource is compliant when every piece of it was allowed; the attestation when every resource is.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import pairwise
+
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.catalog.models import Zone
+from portal.compute.models import Instance, InstanceStatus, Volume, VolumeStatus
+from portal.metering.models import ResourceType
+from portal.metering.rollup import segments_overlapping
+from portal.residency.models import ResidencyPolicy
+from portal.residency.placement import zones_for_decisions
+from portal.residency.policy import describe
+from portal.statements.documents import csv_text, iso, sha256_hex
+from portal.statements.policy_history import PolicyChange, PolicyHistory, policy_history
+from portal.tenancy.models import Organization, Project
+
+
+class Source:
+    USAGE = "usage"  # from usage segments
+    RECORD = "record"  # from the resource's row: it existed without usage in the period
+
+
+@dataclass(frozen=True)
+class Placement:
+    start: datetime
+    end: datetime
+    zone: Zone
+    policy: str
+    allowed: bool
+    reasons: str
+
+
+@dataclass
+class ResourceHistory:
+    resource_type: str
+    resource_id: str
+    name: str
+    project_id: int
+    project_name: str
+    source: str
+    placements: list[Placement] = field(default_factory=list)
+
+    @property
+    def compliant(self) -> bool:
+        return all(p.allowed for p in self.placements)
+
+    @property
+    def type_label(self) -> str:
+        return ResourceType(self.resource_type).label
+
+
+@dataclass
+class Attestation:
+    organization: Organization
+    project: Project | None
+    start: datetime
+    end: datetime  # exclusive, as asked
+    as_of: datetime
+    resources: list[ResourceHistory]
+    history: PolicyHistory
+    policy_at_end: list[tuple[str, str]]  # (scope, summary) at the end of the period
+    warnings: list[str]
+
+    @property
+    def effective_end(self) -> datetime:
+        return min(self.end, self.as_of)
+
+    @property
+    def is_final(self) -> bool:
+        """The period is over: the same attestation, downloaded again, hashes the same."""
+        return self.end <= self.as_of
+
+    @property
+    def compliant(self) -> bool:
+        return all(r.compliant for r in self.resources)
+
+    @property
+    def noncompliant_count(self) -> int:
+        return sum(not r.compliant for r in self.resources)
+
+    @property
+    def changes(self) -> list[PolicyChange]:
+        return self.history.changes
+
+    def csv_body(self) -> str:
+        return csv_text(self._rows())
+
+    @property
+    def content_hash(self) -> str:
+        return sha256_hex(self.csv_body())
+
+    def _rows(self) -> list[list]:
+        rows: list[list] = [
+            ["Residency attestation", self.organization.name],
+            ["Scope", f"project {self.project.name}" if self.project else "all projects"],
+            ["Period start (UTC)", iso(self.start)],
+            ["Period end (UTC, exclusive)", iso(self.end)],
+            ["Final", "yes" if self.is_final else f"no: the period includes today, as of {iso(self.as_of)}"],
+            ["Overall verdict", "compliant" if self.compliant else "NOT COMPLIANT"],
+            ["Resources", len(self.resources), "not compliant", self.noncompliant_count],
+        ]
+        rows += [["Policy change", iso(c.at), c.scope, c.text] for c in self.changes]
+        rows += [["Policy at period end", scope, summary] for scope, summary in self.policy_at_end]
+        rows += [["Note", warning] for warning in self.warnings]
+        rows.append([])
+        rows.append(
+            [
+                "Project",
+                "Resource type",
+                "Resource id",
+                "Resource name",
+                "Zone",
+                "Region",
+                "Jurisdiction",
+                "From (UTC)",
+                "To (UTC)",
+                "Policy in force",
+                "Placement",
+                "Reasons",
+                "Resource verdict",
+                "Source",
+            ]
+        )
+        for resource in self.resources:
+            for p in resource.placements:
+                rows.append(
+                    [
+                        resource.project_name,
+                        resource.resource_type,
+                        resource.resource_id,
+                        resource.name,
+                        p.zone.code,
+                        p.zone.region.name,
+                        p.zone.region.jurisdiction.name,
+                        iso(p.start),
+                        iso(p.end),
+                        p.policy,
+                        "allowed" if p.allowed else "NOT ALLOWED",
+                        p.reasons,
+                        "compliant" if resource.compliant else "NOT COMPLIANT",
+                        resource.source,
+                    ]
+                )
+        return rows
+
+
+def current_policies(organization: Organization, project: Project | None) -> list[tuple[str, list[str]]]:
+    """Today's policies in plain sentences (residency.policy.describe), for the page."""
+    policies = (
+        ResidencyPolicy.objects.filter(organization=organization)
+        .select_related("project")
+        .prefetch_related("jurisdictions", "regions", "certifications")
+    )
+    if project is not None:
+        policies = policies.filter(Q(project__isnull=True) | Q(project=project))
+    org_policy = next((p for p in policies if p.project_id is None), None)
+    found = [
+        (
+            "Organization policy" + (f" '{org_policy.name}'" if org_policy and org_policy.name else ""),
+            describe(org_policy),
+        )
+    ]
+    for policy in sorted((p for p in policies if p.project_id is not None), key=lambda p: p.project.name):
+        name = f" '{policy.name}'" if policy.name else ""
+        found.append((f"Project {policy.project.name}: policy{name}", describe(policy)))
+    if project is not None and len(found) == 1:
+        found.append((f"Project {project.name}", ["No policy of its own: the organization's applies."]))
+    return found
+
+
+def attestation_build(
+    *,
+    organization: Organization,
+    project: Project | None = None,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+) -> Attestation:
+    now = now or timezone.now()
+    stop = min(end, now)
+    scope = {"organization": organization} | ({"project": project} if project is not None else {})
+    projects = [project] if project is not None else list(organization.projects.all())
+    project_names = {p.pk: p.name for p in projects}
+
+    resources, intervals = _from_usage(scope, start, stop, now)
+    _name_and_add_records(resources, intervals, scope, start, stop)
+    history = policy_history(organization, start=start, end=stop, project_names=project_names)
+    zones = zones_for_decisions().in_bulk(
+        {zone_id for spans in intervals.values() for zone_id, _, _ in spans}
+    )
+
+    for resource_id, resource in resources.items():
+        resource.project_name = project_names.get(resource.project_id, "")
+        change_times = history.change_times(resource.project_id)
+        for zone_id, span_start, span_end in intervals[resource_id]:
+            cuts = [t for t in change_times if span_start < t < span_end]
+            bounds = [span_start, *cuts, span_end]
+            for piece_start, piece_end in pairwise(bounds):
+                rules, text = history.rules_at(resource.project_id, piece_start)
+                decision = rules.decide(zones[zone_id])
+                resource.placements.append(
+                    Placement(piece_start, piece_end, zones[zone_id], text, decision.allowed, decision.reason)
+                )
+
+    at_end = stop if stop > start else start
+    policy_at_end = [("organization", history.state_at(None, at_end).summary("organization"))]
+    for p in projects:
+        state = history.state_at(p.pk, at_end)
+        if state.restricts or p.pk in history.timelines:
+            policy_at_end.append((f"project {p.name}", state.summary("project")))
+    ordered = sorted(
+        resources.values(), key=lambda r: (r.project_name, r.resource_type, r.name, r.resource_id)
+    )
+    return Attestation(
+        organization=organization,
+        project=project,
+        start=start,
+        end=end,
+        as_of=now,
+        resources=ordered,
+        history=history,
+        policy_at_end=policy_at_end,
+        warnings=history.warnings + history.unknown_name_warnings(),
+    )
+
+
+def _from_usage(scope: dict, start: datetime, stop: datetime, now: datetime):
+    """Resources seen in the period's segments, and their (zone, from, to) spans merged per zone."""
+    resources: dict[str, ResourceHistory] = {}
+    raw: dict[str, list] = defaultdict(list)
+    rows = segments_overlapping(start, stop, **scope).values_list(
+        "resource_id", "resource_type", "resource_name", "project_id", "zone_id", "started_at", "ended_at"
+    )
+    for resource_id, rtype, name, project_id, zone_id, started, ended in rows.iterator(chunk_size=2000):
+        key = str(resource_id)
+        if key not in resources:
+            resources[key] = ResourceHistory(rtype, key, name, project_id, "", Source.USAGE)
+        raw[key].append((zone_id, max(started, start), min(ended or now, stop)))
+    return resources, {key: _merge(spans) for key, spans in raw.items()}
+
+
+def _merge(spans: list) -> list:
+    """Overlapping or touching spans in the same zone become one; the result is ordered by time."""
+    merged: list[list] = []
+    for zone_id, lo, hi in sorted(spans, key=lambda s: (s[0], s[1])):
+        if merged and merged[-1][0] == zone_id and lo <= merged[-1][2]:
+            merged[-1][2] = max(merged[-1][2], hi)
+        else:
+            merged.append([zone_id, lo, hi])
+    return sorted((tuple(s) for s in merged if s[2] > s[1]), key=lambda s: (s[1], s[0]))
+
+
+def _name_and_add_records(resources: dict, intervals: dict, scope: dict, start: datetime, stop: datetime):
+    """Current names from the rows; servers and volumes that existed without any usage are added."""
+    where = {f"project__{k}" if k == "organization" else k: v for k, v in scope.items()}
+    existed = Q(created_at__lt=stop)
+    kinds = (
+        (
+            ResourceType.INSTANCE,
+            Instance.objects.filter(**where),
+            existed & (Q(terminated_at__gt=start) | Q(terminated_at__isnull=True)),
+            "terminated_at",
+            Q(status=InstanceStatus.TERMINATED, terminated_at__isnull=True),
+        ),
+        (
+            ResourceType.VOLUME,
+            Volume.objects.filter(**where),
+            existed & (Q(deleted_at__gt=start) | Q(deleted_at__isnull=True)),
+            "deleted_at",
+            Q(status=VolumeStatus.DELETED, deleted_at__isnull=True),
+        ),
+    )
+    for rtype, queryset, alive, gone_field, unknown_end in kinds:
+        seen = [r.resource_id for r in resources.values() if r.resource_type == rtype]
+        for pk, name in queryset.filter(pk__in=seen).values_list("pk", "name"):
+            resources[str(pk)].name = name
+        never_used = queryset.filter(alive).exclude(pk__in=seen).exclude(unknown_end)
+        for row in never_used.values("pk", "name", "project_id", "zone_id", "created_at", gone_field):
+            span = (row["zone_id"], max(row["created_at"], start), min(row[gone_field] or stop, stop))
+            if span[2] > span[1]:
+                key = str(row["pk"])
+                resources[key] = ResourceHistory(
+                    rtype, key, row["name"], row["project_id"], "", Source.RECORD
+                )
+                intervals[key] = [span]
