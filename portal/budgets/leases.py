@@ -110,14 +110,17 @@ def lease_expire(lease_id: int, *, now: datetime | None = None) -> bool:
     with transaction.atomic():
         if not InstanceLease.objects.filter(pk=lease.pk).delete()[0]:
             return False  # another worker took it
+        # If the stop can't be asked for, the lease stays (undo its deletion) and is tried again.
         if access is None:
             log.warning("lease of %s ended but nobody may stop it", instance.pk)
+            transaction.set_rollback(True)
             return False
         try:
             with transaction.atomic():
                 instance_action(access=access, instance=instance, action=Action.STOP)
         except (ComputeRefused, PermissionDenied) as error:
             log.warning("lease of %s ended; stop refused: %s", instance.pk, error)
+            transaction.set_rollback(True)
             return False
         audit_record(
             action=AuditAction.LEASE_EXPIRED,

@@ -130,7 +130,10 @@ def nudge_forgotten_all(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     sent = 0
     for project, instances in groupby(candidates(now), key=lambda i: i.project):
-        servers = [found for instance in instances if (found := forgotten(instance, now))]
-        if servers and digest_send(project, servers, now):
-            sent += 1
+        try:
+            servers = [found for instance in instances if (found := forgotten(instance, now))]
+            if servers and digest_send(project, servers, now):
+                sent += 1
+        except Exception:  # one project's failure must not cost the others their digest
+            log.exception("forgotten-server digest failed", extra={"project": project.pk})
     return sent

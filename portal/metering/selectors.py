@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.utils import timezone
 
-from portal.metering.models import Granularity, Meter, UsageRollup
+from portal.metering.models import Granularity, Meter, RollupCursor, UsageRollup
 from portal.metering.rollup import buckets, floor_day, segments_overlapping
 
 STORAGE_METERS = (Meter.DISK, Meter.VOLUME)
@@ -32,29 +32,32 @@ class DayUsage:
 def daily_usage(*, start: date, end: date, now: datetime | None = None, **scope) -> list[DayUsage]:
     """One DayUsage per day in [start, end] for a scope (project=… or organization=…).
 
-    Complete days come from daily rollups (one query); the current day, which no rollup covers
-    yet, is computed from its segments.
+    Days the rollup task has completed come from daily rollups (one query); the rest — today, and
+    any finished day the task has not reached yet (just after midnight, or while it is behind) —
+    is computed from those days' segments.
     """
     now = now or timezone.now()
-    today = floor_day(now)
     days = {
         start + timedelta(days=i): DayUsage(start + timedelta(days=i)) for i in range((end - start).days + 1)
     }
     begin = datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo)
-    finish = min(datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo), today)
+    stop = min(datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo), now)
+    cursor = RollupCursor.objects.values_list("next_hour", flat=True).first()
+    rolled = min(floor_day(cursor), floor_day(now)) if cursor else begin
+    split = min(max(begin, rolled), stop)
     rows = (
         UsageRollup.objects.filter(
-            granularity=Granularity.DAY, period_start__gte=begin, period_start__lt=finish, **scope
+            granularity=Granularity.DAY, period_start__gte=begin, period_start__lt=split, **scope
         )
         .values("period_start", "meter")
         .annotate(cost=Sum("cost"), q=Sum("quantity_hours"), v=Sum("vcpu_hours"), r=Sum("ram_gib_hours"))
     )
     for row in rows:
         _add(days.get(row["period_start"].date()), row["meter"], row["cost"], row["q"], row["v"], row["r"])
-    if start <= today.date() <= end:
-        live = buckets(segments_overlapping(today, now, **scope), today, now, Granularity.DAY, now)
-        for (_p, _o, _z, meter, _b), (q, v, r, c) in live.items():
-            _add(days[today.date()], meter, c, q, v, r)
+    if split < stop:
+        live = buckets(segments_overlapping(split, stop, **scope), split, stop, Granularity.DAY, now)
+        for (_p, _o, _z, meter, bucket), (q, v, r, c) in live.items():
+            _add(days.get(bucket.date()), meter, c, q, v, r)
     return list(days.values())
 
 

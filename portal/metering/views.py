@@ -22,6 +22,7 @@ from portal.metering.models import Meter, ResourceType
 from portal.metering.periods import PRESETS, Period, PeriodForm
 from portal.metering.report import hours, money, usage_report
 from portal.metering.selectors import cost_by_project, cost_by_resource
+from portal.statements.documents import safe_cell
 from portal.tenancy.access import Access, org_access, project_access
 
 # Windows the CPU graph offers: (length, label).
@@ -219,9 +220,9 @@ def _usage_csv(request: HttpRequest, access: Access, name: str, **scope) -> Http
     return response
 
 
-def _csv_safe(value: str) -> str:
-    # A name starting with = + - @ would run as a formula in a spreadsheet.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+def _csv_safe(value) -> str:
+    # A cell starting with = + - @ (or a tab/CR) would run as a formula in a spreadsheet.
+    return safe_cell(value)
 
 
 # --- a server's CPU samples --------------------------------------------------------------------

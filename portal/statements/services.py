@@ -92,6 +92,11 @@ def statements_close_due(now: datetime | None = None) -> int:
     count = 0
     for organization in Organization.objects.filter(created_at__lt=month_start_end(first_of_month(now))[0]):
         for month in months_due(organization, now, closed.get(organization.pk, set())):
-            statement_close(organization=organization, month=month, now=now)
-            count += 1
+            try:
+                statement_close(organization=organization, month=month, now=now)
+                count += 1
+            except Exception:  # one organization's failure must not keep the others' months open
+                log.exception(
+                    "closing a statement failed", extra={"organization": organization.pk, "month": str(month)}
+                )
     return count

@@ -46,7 +46,7 @@ def statement_list(request: HttpRequest, org_slug: str) -> HttpResponse:
 def _statement_or_404(access: Access, year: int, month: int):
     try:
         first = date(year, month, 1)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise Http404("No such month.") from None
     org = access.organization
     now = timezone.now()

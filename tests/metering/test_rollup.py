@@ -113,3 +113,13 @@ def test_rollup_totals_equal_a_brute_force_sum(project, catalog, histories):
     # The page's reader: complete days from rollups plus today from segments = everything so far.
     days = daily_usage(start=T0.date(), end=NOW.date(), now=NOW, project=project)
     assert abs(sum(d.cost for d in days) - _brute_cost(T0, NOW)) < Decimal("0.0001")
+
+
+def test_days_the_rollup_task_has_not_reached_are_read_from_segments(project, catalog):
+    # Rolled up to the end of 2 March; 3 March is over but not rolled up yet (the task is behind).
+    _segment(project, catalog["fra1-a"], start=T0, end=None)
+    rollup_until(T0 + timedelta(days=2, hours=1))
+    days = daily_usage(start=T0.date(), end=NOW.date(), now=NOW, project=project)
+    assert [round(d.cost, 4) for d in days] == [Decimal("0.264")] * 4 + [
+        round(Decimal("0.011") * Decimal(5 + 17 / 60), 4)
+    ]

@@ -96,6 +96,8 @@ def test_totals_equal_a_direct_sum_over_the_months_segments(org, project, catalo
     assert from_segments.source == Source.SEGMENTS  # nothing rolled up yet
     _assert_matches(from_segments, expected, Decimal("0.000005"))
 
+    if not UsageSegment.objects.exists():
+        return  # every drawn segment started after NOW: nothing to roll up, nothing more to check
     rollup_until(NOW)  # rolls every complete hour and day up to NOW, the whole of March included
     from_rollups = statement_build(organization=org, month=MONTH, now=NOW)
     assert from_rollups.source == Source.ROLLUPS

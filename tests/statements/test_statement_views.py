@@ -134,3 +134,8 @@ def test_the_sidebar_offers_statements_only_to_those_who_may_read_them(
     url = reverse("tenancy:org_dashboard", args=[org.slug])
     assert b"Statements" in client_as(owner).get(url).content
     assert b"Statements" not in client_as(member).get(url).content
+
+
+def test_an_absurd_year_is_a_404_not_a_500(org, owner, client_as):
+    url = f"/o/{org.slug}/statements/99999999999999999999-1/"
+    assert client_as(owner).get(url).status_code == 404
