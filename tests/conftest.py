@@ -101,17 +101,9 @@ def catalog(db):
     return {zone.code: zone for zone in Zone.objects.select_related("region__jurisdiction")}
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, settings):
-    """A real `celery worker` process on the configured broker, reading the test database.
-
-    Tests that use it must commit their data (transactional_db), as a second process would.
-    """
+def worker_env(lease_seconds: int = 150) -> dict:
+    """Environment for a Celery worker process that reads this test run's database and broker."""
     import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
     from django.db import connection
 
@@ -120,13 +112,29 @@ def celery_worker_process(transactional_db, settings):
         database_url = f"sqlite:///{db['NAME']}"
     else:
         database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = os.environ | {
+    return os.environ | {
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DATABASE_URL": database_url,
         "SIMULATED_BOOT_SECONDS": "1",
         "SIMULATED_ACTION_SECONDS": "1",
         "COMPUTE_POLL_SECONDS": "0.5",
+        "COMPUTE_STEP_LEASE_SECONDS": str(lease_seconds),
     }
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings):
+    """A real `celery worker` process on the configured broker, reading the test database.
+
+    Tests that use it must commit their data (transactional_db), as a second process would.
+    """
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+
+    env = worker_env()
     root = Path(__file__).resolve().parents[1]
     log = open(Path(settings.VAR_DIR) / "worker.log", "w+")  # noqa: SIM115 — closed below
     process = subprocess.Popen(

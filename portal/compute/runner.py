@@ -108,7 +108,7 @@ def claim(operation_id, token) -> str | None:
     claimed = Operation.objects.filter(
         pk=operation_id, step_token=token, state__in=[OperationState.PENDING, OperationState.RUNNING]
     ).update(
-        step_token=new, next_check_at=timezone.now() + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+        step_token=new, next_check_at=timezone.now() + timedelta(seconds=settings.COMPUTE_STEP_LEASE_SECONDS)
     )
     return new if claimed else None
 
@@ -206,7 +206,7 @@ def _cancel_create(op: Operation, instance: Instance) -> Step:
 
 def _next_check():
     # The reconciler re-enqueues an operation whose next check is long overdue (a lost message).
-    return timezone.now() + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60)
+    return timezone.now() + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + settings.COMPUTE_STEP_LEASE_SECONDS)
 
 
 def _submit(op: Operation, instance: Instance, backend) -> None:
