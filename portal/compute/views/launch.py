@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -58,7 +59,7 @@ def _value(form: LaunchForm, name: str):
         return None
     try:
         return field.clean(raw)
-    except Exception:
+    except ValidationError:  # not a usable value yet: the summary leaves it out
         return None
 
 
