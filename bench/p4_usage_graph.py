@@ -338,7 +338,7 @@ def main() -> int:
     runs = max(args.requests, 30)
     var_dir = tempfile.mkdtemp(prefix="portal-bench-p4-")
     try:
-        return run(var_dir, runs, random.Random(args.seed))  # noqa: S311 - reproducible data, not secrets
+        return run(var_dir, runs, random.Random(args.seed))
     finally:
         if args.keep:
             print(f"database kept in {var_dir}")
