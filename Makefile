@@ -13,7 +13,7 @@ help:
 	@echo "            (REQUIRE_SERVICES=1 makes a missing PostgreSQL/Redis a failure;"
 	@echo "             PYTEST_ARGS='-k invit -x' is passed to pytest)"
 	@echo "make lint   ruff"
-	@echo "make bench  benchmarks in a throwaway database; results in bench/results/latest.json"
+	@echo "make bench  benchmarks P1-P5 in throwaway databases (P1 needs wrk); results in bench/results/latest.json"
 	@echo "make vendor rebuild the vendored front-end files in static/vendor/ from the npm registry"
 	@echo "make clean  remove var/ (local database, queue, cache) and .venv"
 
@@ -54,6 +54,7 @@ lint: $(STAMP)
 # Not part of `make test`: minutes of seeding, and timings that depend on the machine.
 bench: $(STAMP)
 	$(PYTHON) bench/p4_usage_graph.py
+	$(PYTHON) bench/p1_p2_p3_p5.py
 
 # Front-end files are committed under static/vendor/ (nothing is fetched at run time); this
 # rebuilds them from pinned npm packages.
