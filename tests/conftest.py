@@ -133,7 +133,6 @@ def celery_worker_process(transactional_db, settings):
     import time
     from pathlib import Path
 
-
     env = worker_env()
     root = Path(__file__).resolve().parents[1]
     log = open(Path(settings.VAR_DIR) / "worker.log", "w+")  # noqa: SIM115 — closed below
