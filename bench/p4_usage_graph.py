@@ -70,6 +70,7 @@ def seed(rng: random.Random, now: datetime) -> dict:
     from portal.compute.models import Instance, Volume
     from portal.metering.models import Meter, ResourceType, UsageSegment
     from portal.metering.rollup import floor_day
+    from portal.metering.segments import segment_row
     from portal.tenancy.models import Membership, Organization, Project, Role
 
     load_demo_catalog()
@@ -96,20 +97,19 @@ def seed(rng: random.Random, now: datetime) -> dict:
 
     def segment(project, rtype, rid, name, zone, meter, quantity, price, start, end, vcpus=0, ram=0):
         segments.append(
-            UsageSegment(
-                organization_id=project.organization_id,
+            segment_row(
                 project=project,
+                zone=zone,
                 resource_type=rtype,
                 resource_id=rid,
-                resource_name=name,
-                zone=zone,
+                name=name,
                 meter=meter,
-                quantity=Decimal(quantity),
+                quantity=quantity,
                 unit_price=price,
+                start=start,
+                end=end,
                 vcpus=vcpus,
                 ram_gib=ram,
-                started_at=start,
-                ended_at=end,
             )
         )
 

@@ -206,7 +206,9 @@ def _cancel_create(op: Operation, instance: Instance) -> Step:
 
 def _next_check():
     # The reconciler re-enqueues an operation whose next check is long overdue (a lost message).
-    return timezone.now() + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + settings.COMPUTE_STEP_LEASE_SECONDS)
+    return timezone.now() + timedelta(
+        seconds=settings.COMPUTE_POLL_SECONDS + settings.COMPUTE_STEP_LEASE_SECONDS
+    )
 
 
 def _submit(op: Operation, instance: Instance, backend) -> None:

@@ -10,7 +10,6 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +18,7 @@ from django.utils import timezone
 from portal.catalog.models import Flavor, Image, Zone
 from portal.metering.models import Granularity, Meter, ResourceType, UsageSegment
 from portal.metering.rollup import floor_day, floor_hour, rollup_period
+from portal.metering.segments import segment_row
 
 DAYS = 30
 
@@ -58,20 +58,19 @@ def load_demo_usage(project, *, zone_code: str = "fra1-a", now: datetime | None 
 
     def add(resource, name, kind, meter, quantity, price, start, stop, vcpus=0, ram=0) -> None:
         segments.append(
-            UsageSegment(
-                organization_id=project.organization_id,
+            segment_row(
                 project=project,
+                zone=zone,
                 resource_type=kind,
                 resource_id=resource,
-                resource_name=name,
-                zone=zone,
+                name=name,
                 meter=meter,
-                quantity=Decimal(quantity),
+                quantity=quantity,
                 unit_price=price,
+                start=start,
+                end=stop,
                 vcpus=vcpus,
                 ram_gib=ram,
-                started_at=start,
-                ended_at=stop,
             )
         )
 

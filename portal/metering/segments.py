@@ -121,3 +121,36 @@ def reprice(*, flavor=None, image=None, at=None) -> int:
         sync_instance(instance, at=at)
         count += 1
     return count
+
+
+def segment_row(
+    *,
+    project,
+    zone,
+    resource_type,
+    resource_id,
+    name,
+    meter,
+    quantity,
+    unit_price,
+    start,
+    end,
+    vcpus=0,
+    ram_gib=0,
+) -> UsageSegment:
+    """An unsaved segment, for code that writes history in bulk (demo data, benchmarks)."""
+    return UsageSegment(
+        organization_id=project.organization_id,
+        project=project,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        resource_name=name,
+        zone=zone,
+        meter=meter,
+        quantity=Decimal(quantity),
+        unit_price=unit_price,
+        vcpus=vcpus,
+        ram_gib=ram_gib,
+        started_at=start,
+        ended_at=end,
+    )
