@@ -37,7 +37,10 @@ $(STAMP): pyproject.toml
 		echo "Creating $(VENV) with $$("$$py" -c 'import sys; print(sys.executable, sys.version.split()[0])')"; \
 		"$$py" -m venv --clear $(VENV); \
 	fi
-	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[dev]'
+	@extras=dev; \
+	if pkg-config --exists libvirt 2>/dev/null; then extras=dev,libvirt; \
+	else echo "libvirt development files not found: installing without the libvirt backend"; fi; \
+	$(VENV)/bin/pip install --disable-pip-version-check -q -e ".[$$extras]"
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -78,6 +78,16 @@ class Zone(models.Model):
         default="simulated",
         help_text="Which compute backend serves this zone (a key of COMPUTE_BACKENDS in settings).",
     )
+    backend_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            'How the backend reaches this zone, e.g. libvirt {"hosts": ["qemu+ssh://kvm1/system"], '
+            '"network": "default"} or OpenStack {"cloud": "prod", "region": "RegionOne", '
+            '"availability_zone": "nova", "network": "public"}. No secrets here: passwords and '
+            "keys come from clouds.yaml, the environment or files named in settings."
+        ),
+    )
     free_vcpus = models.PositiveIntegerField(default=0, help_text="As last reported by the backend.")
     free_ram_gib = models.PositiveIntegerField(default=0, help_text="As last reported by the backend.")
     capacity_updated_at = models.DateTimeField(null=True, blank=True)

@@ -123,6 +123,28 @@ class ComputeBackend(ABC):
     @abstractmethod
     def zone_capacity(self, zone: str) -> ZoneCapacity: ...
 
+    def zone_settings(self, zone: str) -> dict:
+        """How this backend reaches `zone`: `OPTIONS["zones"][zone]` from settings, overlaid by what
+        an operator set on the zone in admin (`Zone.backend_settings`). Never holds a secret itself:
+        secrets are named here (an environment variable or a file) and read where they are used."""
+        from portal.catalog.models import Zone
+
+        configured = dict(self.options.get("zones", {}).get(zone, {}))
+        stored = Zone.objects.filter(code=zone).values_list("backend_settings", flat=True).first()
+        configured.update(stored or {})
+        return configured
+
+    def check_health(self, zone: str) -> str:
+        """One line on how the zone's cloud answers ("2 hosts, 14 GiB free"); raises BackendError
+        with the reason when it does not. Shown to operators in admin."""
+        capacity = self.zone_capacity(zone)
+        return f"{capacity.free_vcpus} vCPUs and {capacity.free_ram_gib} GiB RAM free"
+
+    def console_output(self, backend_id: str) -> str:
+        """The tail of the server's serial console, for the customer's detail page ("" when the
+        cloud does not expose it)."""
+        return ""
+
     def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         """CPU utilisation (percent of the server's vCPUs) between start and end, oldest first.
 
