@@ -1,7 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import transaction
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from portal.catalog.models import Certification, Flavor, Image, Jurisdiction, Region, Zone
+from portal.compute.backends import get_backend
 from portal.metering.segments import reprice
 
 
@@ -42,6 +46,7 @@ class ZoneAdmin(admin.ModelAdmin):
         "region",
         "status",
         "backend",
+        "backend_health",
         "free_vcpus",
         "free_ram_gib",
         "capacity_updated_at",
@@ -50,6 +55,32 @@ class ZoneAdmin(admin.ModelAdmin):
     list_editable = ["status"]
     search_fields = ["code", "region__name", "region__city"]
     list_select_related = ["region"]
+    readonly_fields = ["backend_health", "backend_error", "backend_checked_at", "capacity_updated_at"]
+    actions = ["check_backend"]
+
+    @admin.display(description="backend health")
+    def backend_health(self, zone: Zone) -> str:
+        """As the reconciler (every minute or so) or the "Check backend" action last found it."""
+        if zone.backend_checked_at is None:
+            return "not checked yet"
+        ago = timesince(zone.backend_checked_at)
+        if zone.backend_error:
+            return format_html('<span title="{}">✗ unreachable ({} ago)</span>', zone.backend_error, ago)
+        return f"✓ answering ({ago} ago)"
+
+    @admin.action(description="Check backend now (connect and read capacity)")
+    def check_backend(self, request, queryset) -> None:
+        for zone in queryset:
+            now = timezone.now()
+            try:
+                summary = get_backend(zone.backend).check_health(zone.code)
+            except Exception as error:  # shown to the operator, whatever the backend raised
+                detail = getattr(error, "detail", "") or f"{type(error).__name__}: {error}"
+                Zone.objects.filter(pk=zone.pk).update(backend_checked_at=now, backend_error=detail[:2000])
+                self.message_user(request, f"{zone.code} ({zone.backend}): {detail}", messages.ERROR)
+            else:
+                Zone.objects.filter(pk=zone.pk).update(backend_checked_at=now, backend_error="")
+                self.message_user(request, f"{zone.code} ({zone.backend}): {summary}", messages.SUCCESS)
 
 
 class RepricingAdmin(admin.ModelAdmin):

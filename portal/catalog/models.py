@@ -5,9 +5,11 @@ Managed in Django admin. Prices are Decimal in the one currency of `settings.POR
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -62,6 +64,10 @@ class Region(models.Model):
         return self.name
 
 
+# Keys that would hold a secret's value; "…_env" and "…_file" name where it is kept instead.
+SECRET_KEY_RE = re.compile(r"(password|secret|token|credential|private_key)(?!.*_(env|file)$)", re.IGNORECASE)
+
+
 class ZoneStatus(models.TextChoices):
     AVAILABLE = "available", "Available"
     DEGRADED = "degraded", "Degraded"
@@ -88,6 +94,12 @@ class Zone(models.Model):
             "keys come from clouds.yaml, the environment or files named in settings."
         ),
     )
+    backend_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    backend_error = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="Why the backend did not answer at the last check (empty: healthy).",
+    )
     free_vcpus = models.PositiveIntegerField(default=0, help_text="As last reported by the backend.")
     free_ram_gib = models.PositiveIntegerField(default=0, help_text="As last reported by the backend.")
     capacity_updated_at = models.DateTimeField(null=True, blank=True)
@@ -97,6 +109,23 @@ class Zone(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        errors = {}
+        if self.backend not in settings.COMPUTE_BACKENDS:
+            known = ", ".join(sorted(settings.COMPUTE_BACKENDS))
+            errors["backend"] = f"No backend named {self.backend!r} is configured (settings has: {known})."
+        if not isinstance(self.backend_settings, dict):
+            errors["backend_settings"] = 'Enter a JSON object, e.g. {"hosts": ["qemu+ssh://kvm1/system"]}.'
+        else:
+            secrets = sorted(key for key in self.backend_settings if SECRET_KEY_RE.search(key))
+            if secrets:
+                errors["backend_settings"] = (
+                    f"Don't store secrets here ({', '.join(secrets)}): name an environment variable "
+                    'or a file instead, e.g. "password_env": "OS_PASSWORD_PROD" or "key_file": "/etc/portal/key".'
+                )
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def accepts_launches(self) -> bool:

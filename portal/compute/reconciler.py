@@ -153,13 +153,20 @@ def _per_zone(report: Report) -> None:
             backend = get_backend(zone.backend)
             servers = backend.list_servers(zone.code)
             capacity = backend.zone_capacity(zone.code)
-        except BackendError:
+        except Exception as error:  # one broken zone must not stop the others being reconciled
             log.warning("reconcile: zone unreachable", extra={"zone": zone.code}, exc_info=True)
+            detail = error.detail if isinstance(error, BackendError) else f"{type(error).__name__}: {error}"
+            Zone.objects.filter(pk=zone.pk).update(
+                backend_checked_at=timezone.now(), backend_error=detail[:2000]
+            )
             continue
+        now = timezone.now()
         Zone.objects.filter(pk=zone.pk).update(
             free_vcpus=capacity.free_vcpus,
             free_ram_gib=capacity.free_ram_gib,
-            capacity_updated_at=timezone.now(),
+            capacity_updated_at=now,
+            backend_checked_at=now,
+            backend_error="",
         )
         _fix_drift(zone, {server.backend_id: server for server in servers}, report)
         keys = {server.metadata.get(IDEMPOTENCY_METADATA_KEY, "") for server in servers} - {""}

@@ -11,6 +11,7 @@ urlpatterns = [
     path(P + "servers/new/", launch.launch, name="launch"),
     path(P + "servers/new/check/", launch.launch_check, name="launch_check"),
     path(P + "servers/<uuid:instance_id>/", instances.instance_detail, name="instance_detail"),
+    path(P + "servers/<uuid:instance_id>/console/", instances.instance_console, name="instance_console"),
     path(P + "servers/<uuid:instance_id>/action/", instances.instance_action, name="instance_action"),
     path(
         P + "servers/<uuid:instance_id>/protection/",

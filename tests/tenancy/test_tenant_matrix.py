@@ -63,6 +63,7 @@ VIEWER_MAY_GET = {
     "residency:project_residency",
     "compute:instance_list",
     "compute:instance_detail",
+    "compute:instance_console",
     "compute:ssh_keys",
     "compute:firewalls",
     "compute:firewall_detail",

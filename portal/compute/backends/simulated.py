@@ -304,6 +304,31 @@ class SimulatedBackend(ComputeBackend):
         used_vcpus, used_ram = self._used(zone)
         return ZoneCapacity(max(0, total.free_vcpus - used_vcpus), max(0, total.free_ram_gib - used_ram))
 
+    def console_output(self, backend_id: str) -> str:
+        """What a small cloud image prints while it boots, then its login prompt (nothing while it
+        is still building; the boot again after each start)."""
+        self._call()
+        row = self._row(backend_id)
+        self._settle(row)
+        if row.state in (B.BUILDING, B.STOPPED, B.RESIZING):
+            return ""
+        stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        lines = [
+            "[    0.000000] Linux version 6.1.0-cloud-amd64 (simulated cloud image)",
+            f"[    0.000000] Command line: console=ttyS0 ds=nocloud;i={row.idempotency_key}",
+            "[    0.412881] Run /init as init process",
+            f"[    1.020304] cloud-init[213]: Cloud-init v. 24.1 running 'init' at {stamp} UTC",
+            f"[    1.130042] cloud-init[213]: Set hostname to {row.name}",
+            "[    1.200415] cloud-init[213]: Authorized SSH keys for user 'debian'",
+        ]
+        if row.address:
+            lines.append(f"[    1.310177] cloud-init[213]: ens3: {row.address}/24 up")
+        if row.state == B.ERROR:
+            lines.append(f"[    1.402211] {row.fault or 'Kernel panic - not syncing'}")
+        else:
+            lines += ["", f"Debian GNU/Linux 13 {row.name} ttyS0", "", f"{row.name} login: "]
+        return "\n".join(lines) + "\n"
+
     def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         """Plausible and repeatable: the same server at the same minute always gives the same figure.
 

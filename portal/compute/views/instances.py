@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from portal.catalog.models import Flavor, Zone
 from portal.compute import services
+from portal.compute.backends import BackendError, NotFound, get_backend
 from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.views.common import get_instance
@@ -95,6 +96,37 @@ def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, inst
         )
         return response if instance.is_transitional else _stop_polling(response)
     return _detail_page(request, access, instance)
+
+
+# The tail the customer sees: enough for a boot and a login prompt, small enough for a page.
+CONSOLE_TAIL_CHARS = 16_000
+
+
+@login_required
+@require_safe
+def instance_console(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
+    """The tail of the server's serial console, as its cloud reports it (loaded on demand)."""
+    access = project_access(request.user, org_slug, project_slug)
+    instance = get_instance(access, instance_id)
+    context = {"org": access.organization, "project": access.project, "instance": instance, "text": ""}
+    status = 200
+    if not instance.backend_id or instance.status == InstanceStatus.TERMINATED:
+        context["message"] = "This server has no console: it is not in the cloud (yet, or any more)."
+    else:
+        try:
+            context["text"] = get_backend(instance.zone.backend).console_output(instance.backend_id)
+        except NotFound:
+            context["message"] = "The cloud no longer knows this server."
+        except BackendError as error:
+            context["message"], status = error.user_message, 503
+        else:
+            context["text"] = context["text"][-CONSOLE_TAIL_CHARS:]
+            if not context["text"]:
+                context["message"] = (
+                    "This server's cloud does not report console output (or nothing was printed yet)."
+                )
+    template = "compute/_console.html" if request.htmx else "compute/instance_console.html"
+    return render(request, template, context, status=status)
 
 
 def _detail_context(access: Access, instance) -> dict:
