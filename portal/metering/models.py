@@ -49,6 +49,10 @@ class UsageSegment(models.Model):
         ordering = ["started_at"]
         indexes = [
             models.Index(fields=["project", "started_at"]),
+            # Usage pages read the segments still open or ended inside a window (today's, and a
+            # lagging rollup's) per project or organization: without these they scan all history.
+            models.Index(fields=["organization", "ended_at"]),
+            models.Index(fields=["project", "ended_at"]),
             models.Index(fields=["ended_at"]),
             models.Index(
                 fields=["resource_id", "meter"],

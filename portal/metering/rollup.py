@@ -43,32 +43,52 @@ def hours_within(segment, start: datetime, end: datetime, now: datetime) -> Deci
     return Decimal(overlap) / SECONDS_PER_HOUR if overlap > 0 else Decimal(0)
 
 
+BUCKET_FIELDS = (
+    "project_id",
+    "organization_id",
+    "zone_id",
+    "meter",
+    "started_at",
+    "ended_at",
+    "quantity",
+    "unit_price",
+    "vcpus",
+    "ram_gib",
+)
+
+
 def buckets(segments, start: datetime, end: datetime, granularity: str, now: datetime) -> dict:
-    """{(project, organization, zone, meter, bucket start): [quantity-hours, vcpu-h, ram-h, cost]}."""
+    """{(project, organization, zone, meter, bucket start): [quantity-hours, vcpu-h, ram-h, cost]}.
+
+    `segments` is a queryset; it is read as plain tuples in chunks (a year of history can be
+    millions of rows, and model instances would cost more than the arithmetic).
+    """
     step = STEP[granularity]
+    floor = floor_hour if granularity == Granularity.HOUR else floor_day
     totals: dict = defaultdict(lambda: [Decimal(0)] * 4)
-    for segment in segments:
-        seg_start = max(segment.started_at, start)
-        seg_end = min(segment.ended_at or now, end)
-        bucket = floor_hour(seg_start) if granularity == Granularity.HOUR else floor_day(seg_start)
+    rows = segments.values_list(*BUCKET_FIELDS).iterator(chunk_size=5000)
+    for project, org, zone, meter, started, ended, quantity, price, vcpus, ram in rows:
+        seg_start = max(started, start)
+        seg_end = min(ended or now, end)
+        bucket = floor(seg_start)
         while bucket < seg_end:
-            hours = hours_within(segment, bucket, bucket + step, now)
-            if hours:
-                row = totals[
-                    (segment.project_id, segment.organization_id, segment.zone_id, segment.meter, bucket)
-                ]
-                row[0] += segment.quantity * hours
-                row[1] += segment.vcpus * hours
-                row[2] += segment.ram_gib * hours
-                row[3] += segment.quantity * segment.unit_price * hours
-            bucket += step
+            following = bucket + step
+            seconds = (min(seg_end, following) - max(seg_start, bucket)).total_seconds()
+            if seconds > 0:
+                hours = Decimal(seconds) / SECONDS_PER_HOUR
+                row = totals[(project, org, zone, meter, bucket)]
+                row[0] += quantity * hours
+                row[1] += vcpus * hours
+                row[2] += ram * hours
+                row[3] += quantity * price * hours
+            bucket = following
     return totals
 
 
 @transaction.atomic
 def rollup_period(start: datetime, end: datetime, granularity: str, now: datetime | None = None) -> int:
     now = now or timezone.now()
-    totals = buckets(segments_overlapping(start, end).iterator(chunk_size=2000), start, end, granularity, now)
+    totals = buckets(segments_overlapping(start, end), start, end, granularity, now)
     UsageRollup.objects.filter(
         granularity=granularity, period_start__gte=start, period_start__lt=end
     ).delete()
