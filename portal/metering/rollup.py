@@ -36,6 +36,17 @@ def segments_overlapping(start: datetime, end: datetime, **filters):
     )
 
 
+def segment_rows(start: datetime, end: datetime, **filters):
+    """The segments overlapping [start, end) as tuples of BUCKET_FIELDS, unordered.
+
+    Two queries, open and ended-after-start, so each can use the (scope, ended_at) indexes: with
+    an OR between them the database scans every segment of the scope since the beginning.
+    """
+    scoped = UsageSegment.objects.filter(started_at__lt=end, **filters).order_by()
+    for part in (scoped.filter(ended_at__isnull=True), scoped.filter(ended_at__gt=start)):
+        yield from part.values_list(*BUCKET_FIELDS).iterator(chunk_size=5000)
+
+
 def hours_within(segment, start: datetime, end: datetime, now: datetime) -> Decimal:
     """Hours of `segment` that fall within [start, end) (an open segment runs until `now`)."""
     seg_end = segment.ended_at or now
@@ -57,16 +68,15 @@ BUCKET_FIELDS = (
 )
 
 
-def buckets(segments, start: datetime, end: datetime, granularity: str, now: datetime) -> dict:
+def buckets(rows, start: datetime, end: datetime, granularity: str, now: datetime) -> dict:
     """{(project, organization, zone, meter, bucket start): [quantity-hours, vcpu-h, ram-h, cost]}.
 
-    `segments` is a queryset; it is read as plain tuples in chunks (a year of history can be
-    millions of rows, and model instances would cost more than the arithmetic).
+    `rows` are tuples of BUCKET_FIELDS (from `segment_rows`): a year of history can be millions
+    of segments, and model instances would cost more than the arithmetic.
     """
     step = STEP[granularity]
     floor = floor_hour if granularity == Granularity.HOUR else floor_day
     totals: dict = defaultdict(lambda: [Decimal(0)] * 4)
-    rows = segments.values_list(*BUCKET_FIELDS).iterator(chunk_size=5000)
     for project, org, zone, meter, started, ended, quantity, price, vcpus, ram in rows:
         seg_start = max(started, start)
         seg_end = min(ended or now, end)
@@ -88,7 +98,7 @@ def buckets(segments, start: datetime, end: datetime, granularity: str, now: dat
 @transaction.atomic
 def rollup_period(start: datetime, end: datetime, granularity: str, now: datetime | None = None) -> int:
     now = now or timezone.now()
-    totals = buckets(segments_overlapping(start, end), start, end, granularity, now)
+    totals = buckets(segment_rows(start, end), start, end, granularity, now)
     UsageRollup.objects.filter(
         granularity=granularity, period_start__gte=start, period_start__lt=end
     ).delete()

@@ -11,7 +11,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from portal.metering.models import Granularity, Meter, RollupCursor, UsageRollup
-from portal.metering.rollup import buckets, floor_day, segments_overlapping
+from portal.metering.rollup import buckets, floor_day, floor_hour, segment_rows, segments_overlapping
 
 STORAGE_METERS = (Meter.DISK, Meter.VOLUME)
 
@@ -32,9 +32,9 @@ class DayUsage:
 def daily_usage(*, start: date, end: date, now: datetime | None = None, **scope) -> list[DayUsage]:
     """One DayUsage per day in [start, end] for a scope (project=… or organization=…).
 
-    Days the rollup task has completed come from daily rollups (one query); the rest — today, and
-    any finished day the task has not reached yet (just after midnight, or while it is behind) —
-    is computed from those days' segments.
+    Days the rollup task has completed come from daily rollups, the complete hours after them
+    (today's, or any day the task has not finished yet) from hourly rollups, and only the hour in
+    progress — or hours the task has not reached while it is behind — from segments.
     """
     now = now or timezone.now()
     days = {
@@ -43,19 +43,30 @@ def daily_usage(*, start: date, end: date, now: datetime | None = None, **scope)
     begin = datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo)
     stop = min(datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo), now)
     cursor = RollupCursor.objects.values_list("next_hour", flat=True).first()
-    rolled = min(floor_day(cursor), floor_day(now)) if cursor else begin
-    split = min(max(begin, rolled), stop)
-    rows = (
-        UsageRollup.objects.filter(
-            granularity=Granularity.DAY, period_start__gte=begin, period_start__lt=split, **scope
+    rolled_day = min(floor_day(cursor), floor_day(now)) if cursor else begin
+    rolled_hour = min(cursor, floor_hour(now)) if cursor else begin
+    split_day = min(max(begin, rolled_day), stop)
+    split_hour = min(max(split_day, rolled_hour), stop)
+    for granularity, since, until in (
+        (Granularity.DAY, begin, split_day),
+        (Granularity.HOUR, split_day, split_hour),
+    ):
+        if since >= until:
+            continue
+        rows = (
+            UsageRollup.objects.filter(
+                granularity=granularity, period_start__gte=since, period_start__lt=until, **scope
+            )
+            .values("period_start", "meter")
+            .annotate(cost=Sum("cost"), q=Sum("quantity_hours"), v=Sum("vcpu_hours"), r=Sum("ram_gib_hours"))
+            .order_by()
         )
-        .values("period_start", "meter")
-        .annotate(cost=Sum("cost"), q=Sum("quantity_hours"), v=Sum("vcpu_hours"), r=Sum("ram_gib_hours"))
-    )
-    for row in rows:
-        _add(days.get(row["period_start"].date()), row["meter"], row["cost"], row["q"], row["v"], row["r"])
-    if split < stop:
-        live = buckets(segments_overlapping(split, stop, **scope), split, stop, Granularity.DAY, now)
+        for row in rows:
+            _add(
+                days.get(row["period_start"].date()), row["meter"], row["cost"], row["q"], row["v"], row["r"]
+            )
+    if split_hour < stop:
+        live = buckets(segment_rows(split_hour, stop, **scope), split_hour, stop, Granularity.DAY, now)
         for (_p, _o, _z, meter, bucket), (q, v, r, c) in live.items():
             _add(days.get(bucket.date()), meter, c, q, v, r)
     return list(days.values())
@@ -156,7 +167,7 @@ def cost_by_project(
     for row in rows:
         totals[row["project"]] += row["cost"] or 0
     if start <= today.date() <= end:
-        live = segments_overlapping(today, now, organization=organization)
+        live = segment_rows(today, now, organization=organization)
         for (project, _o, _z, _m, _b), (_q, _v, _r, cost) in buckets(
             live, today, now, Granularity.DAY, now
         ).items():
