@@ -230,8 +230,27 @@ PORTAL_NUDGE_CPU_PERCENT = env_int("PORTAL_NUDGE_CPU_PERCENT", 5)
 
 # --- Compute ----------------------------------------------------------------------------------
 # Each zone names the backend that serves it (Zone.backend); these are the backends there are.
+# A zone names one of these (Zone.backend in admin) and may add its own settings there
+# (Zone.backend_settings); see docs/backends/. Secrets only ever come from the environment or files.
 COMPUTE_BACKENDS = {
     "simulated": {"CLASS": "portal.compute.backends.simulated.SimulatedBackend", "OPTIONS": {}},
+    "openstack": {
+        "CLASS": "portal.compute.backends.openstack.OpenStackBackend",
+        "OPTIONS": {
+            "clouds_yaml": env_str("OPENSTACK_CLOUDS_YAML", ""),  # "" = openstacksdk's search path
+            "auth": {
+                "auth_url": env_str("OPENSTACK_AUTH_URL", ""),
+                "username": env_str("OPENSTACK_USERNAME", ""),
+                "project_name": env_str("OPENSTACK_PROJECT_NAME", ""),
+                "user_domain_name": env_str("OPENSTACK_USER_DOMAIN_NAME", "Default"),
+                "project_domain_name": env_str("OPENSTACK_PROJECT_DOMAIN_NAME", "Default"),
+            },
+            "password_env": "OPENSTACK_PASSWORD",
+            "timeout": 30,
+            "images": {},  # portal image name -> Glance image name, e.g. {"Debian 12": "debian-12-generic"}
+            "flavors": {},  # portal flavor code -> Nova flavor name
+        },
+    },
 }
 # Defaults for the simulated cloud; operators change them live in admin (Simulated backend settings).
 SIMULATED_BACKEND = {

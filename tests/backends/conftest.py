@@ -1,0 +1,3 @@
+"""Backend fixtures, each yielding `(backend, zone_code)`: the contract suite runs on all of them."""
+
+from tests.backends.fake_openstack import fake_openstack, openstack_backend  # noqa: F401
