@@ -39,12 +39,19 @@ def segments_overlapping(start: datetime, end: datetime, **filters):
 def segment_rows(start: datetime, end: datetime, **filters):
     """The segments overlapping [start, end) as tuples of BUCKET_FIELDS, unordered.
 
-    Two queries, open and ended-after-start, so each can use the (scope, ended_at) indexes: with
-    an OR between them the database scans every segment of the scope since the beginning.
+    The scope is repeated inside both halves of the OR (open, or ended after start) so each half
+    can use a (scope, ended_at) index; `scope AND (open OR ended after)` scans all the scope's
+    history instead.
     """
-    scoped = UsageSegment.objects.filter(started_at__lt=end, **filters).order_by()
-    for part in (scoped.filter(ended_at__isnull=True), scoped.filter(ended_at__gt=start)):
-        yield from part.values_list(*BUCKET_FIELDS).iterator(chunk_size=5000)
+    overlapping = Q(ended_at__isnull=True, started_at__lt=end, **filters) | Q(
+        ended_at__gt=start, started_at__lt=end, **filters
+    )
+    return (
+        UsageSegment.objects.filter(overlapping)
+        .order_by()
+        .values_list(*BUCKET_FIELDS)
+        .iterator(chunk_size=5000)
+    )
 
 
 def hours_within(segment, start: datetime, end: datetime, now: datetime) -> Decimal:

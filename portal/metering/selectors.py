@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from portal.metering.models import Granularity, Meter, RollupCursor, UsageRollup
@@ -47,16 +47,16 @@ def daily_usage(*, start: date, end: date, now: datetime | None = None, **scope)
     rolled_hour = min(cursor, floor_hour(now)) if cursor else begin
     split_day = min(max(begin, rolled_day), stop)
     split_hour = min(max(split_day, rolled_hour), stop)
+    parts = Q()
     for granularity, since, until in (
         (Granularity.DAY, begin, split_day),
         (Granularity.HOUR, split_day, split_hour),
     ):
-        if since >= until:
-            continue
+        if since < until:  # the scope inside each half, so each can use its index
+            parts |= Q(granularity=granularity, period_start__gte=since, period_start__lt=until, **scope)
+    if parts:
         rows = (
-            UsageRollup.objects.filter(
-                granularity=granularity, period_start__gte=since, period_start__lt=until, **scope
-            )
+            UsageRollup.objects.filter(parts)
             .values("period_start", "meter")
             .annotate(cost=Sum("cost"), q=Sum("quantity_hours"), v=Sum("vcpu_hours"), r=Sum("ram_gib_hours"))
             .order_by()
