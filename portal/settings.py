@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "portal.metering",
     "portal.statements",
     "portal.budgets",
+    "portal.api",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +166,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.statements.tasks.close_months",
         "schedule": crontab(minute=20, hour=0),
     },
+    "api-purge-idempotency-keys": {"task": "portal.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -268,6 +270,14 @@ COMPUTE_OPERATION_TIMEOUT_SECONDS = env_int("COMPUTE_OPERATION_TIMEOUT_SECONDS",
 COMPUTE_STEP_LEASE_SECONDS = env_int("COMPUTE_STEP_LEASE_SECONDS", 150)
 COMPUTE_MAX_LAUNCH_COUNT = env_int("COMPUTE_MAX_LAUNCH_COUNT", 20)
 COMPUTE_USER_DATA_MAX_BYTES = env_int("COMPUTE_USER_DATA_MAX_BYTES", 16 * 1024)
+
+# --- Public API --------------------------------------------------------------------------------
+# Requests per token and minute (fixed window in the shared cache); over it: 429 with Retry-After.
+PORTAL_API_RATE_LIMIT_PER_MINUTE = env_int("PORTAL_API_RATE_LIMIT_PER_MINUTE", 120)
+# The longest a personal access token may live; the token page offers 7, 30 and 90 days up to it.
+PORTAL_API_TOKEN_MAX_DAYS = env_int("PORTAL_API_TOKEN_MAX_DAYS", 90)
+# How long an Idempotency-Key is remembered (hours).
+PORTAL_API_IDEMPOTENCY_HOURS = env_int("PORTAL_API_IDEMPOTENCY_HOURS", 24)
 
 # --- E-mail ------------------------------------------------------------------------------------
 MAILERS = {"default": mailer_from_url(env_str("EMAIL_URL"))}

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal.accounts import views as account_views
+from portal.api.urls import api_patterns
 from portal.core import views as core_views
 
 urlpatterns = [
@@ -17,4 +18,6 @@ urlpatterns = [
     path("", include("portal.budgets.urls")),
     path("", include("portal.metering.urls")),
     path("", include("portal.statements.urls")),
+    path("", include("portal.api.urls")),
+    *api_patterns,
 ]

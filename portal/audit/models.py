@@ -38,6 +38,9 @@ class AuditAction(models.TextChoices):
     LEASE_SET = "lease.set", "Server lease set"
     LEASE_CLEARED = "lease.cleared", "Server lease cleared"
     LEASE_EXPIRED = "lease.expired", "Server stopped by its lease"
+    API_TOKEN_CREATED = "api_token.created", "API token created"
+    API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
+    API_TOKEN_USED = "api_token.used", "API token used"
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.api.models import ApiToken
 from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
 from portal.compute.models import Instance, Operation
@@ -21,6 +22,7 @@ from portal.residency.models import ResidencyPolicy
 from portal.statements.models import Statement
 from portal.tenancy import services
 from portal.tenancy.models import Invitation, Role
+from tests.api.rows import api_admin_rows
 from tests.budgets.rows import budget_admin_rows
 from tests.factories import PASSWORD, UserFactory
 from tests.statements.rows import statement_admin_rows
@@ -149,6 +151,7 @@ def populated(owner, member, project, superuser):
     ResidencyPolicy.objects.create(organization=org, name="EU only")
     _compute_rows(project, owner)
     budget_admin_rows(project, owner)
+    api_admin_rows(project, owner)
     statement_admin_rows(project)
     Client(HTTP_USER_AGENT="TestBrowser/1.0").post(
         reverse("account_login"), {"login": member.email, "password": PASSWORD}
@@ -233,7 +236,7 @@ def test_superuser_can_open_every_change_page(client_as, superuser, require_mfa,
 # Audit events are append-only; invitations carry a secret only the e-mail holds; residency
 # policies belong to customers (every change audited in their organization); statements are
 # written only by the month-closing task.
-NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy, Instance, Operation, Statement}
+NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy, Instance, Operation, Statement, ApiToken}
 ADDABLE = [model for model in REGISTERED if model not in NOT_ADDABLE]
 
 

@@ -28,6 +28,7 @@ OBJECT_KWARGS = {
     "firewall_id": lambda w: w["firewall"].pk,
     "rule_id": lambda w: w["rule"].pk,
     "volume_id": lambda w: w["volume"].pk,
+    "token_id": lambda w: w["api_token"].pk,
     # A statement's month: the organization's first (the current month, shown as a live preview).
     "year": lambda w: w["org"].created_at.year,
     "month": lambda w: w["org"].created_at.month,
@@ -42,6 +43,7 @@ MISSING = {
     "firewall_id": 987654,
     "rule_id": 987654,
     "volume_id": "00000000-0000-4000-8000-000000000001",
+    "token_id": 987654,
     "year": 2000,
     "month": 1,
 }
@@ -53,6 +55,7 @@ NOT_TENANT_SCOPED = {
 # State-changing URLs a viewer may use, with the reason.
 VIEWER_MAY_POST = {
     "tenancy:org_leave": "anyone may leave an organization",
+    "api:tokens": "anyone may create a token for themselves; a viewer's can only read",
 }
 # Read-only pages a viewer may open; every other portal page that takes an object is 403 for GET too.
 VIEWER_MAY_GET = {
@@ -77,6 +80,7 @@ VIEWER_MAY_GET = {
     "metering:instance_metrics",
     "budgets:project_budget",
     "budgets:project_leases",
+    "api:tokens",
 }
 
 
@@ -123,8 +127,22 @@ def world(org, project, owner, viewer):
         "membership": target,
         "invitation": invitation,
         "instance": instance,
+        "api_token": _api_token(org, owner),
     }
     return world | _compute_resources(project, instance)
+
+
+def _api_token(org, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.api.models import ApiToken
+
+    token = ApiToken(user=owner, organization=org, name="ci", expires_at=timezone.now() + timedelta(days=7))
+    token.set_secret()
+    token.save()
+    return token
 
 
 def _compute_resources(project, instance) -> dict:

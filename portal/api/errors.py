@@ -1,0 +1,166 @@
+"""Every error of the API as application/problem+json (RFC 9457): type, title, status, detail, and
+for invalid input `errors: [{"field", "message"}]`. A 500 says nothing about the code; it is logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+from portal.compute.quota import QuotaExceeded
+from portal.compute.services import ComputeRefused
+from portal.residency.placement import PlacementDenied
+
+logger = logging.getLogger("portal.api")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Problem types are documented in docs/api.md under "Errors"; the URIs identify them, they are
+# not fetched by clients.
+TYPE_BASE = "https://docs.nimbus.invalid/api/problems/"
+
+
+class ApiProblem(Exception):
+    """Raise from an endpoint to answer a problem directly."""
+
+    def __init__(self, status: int, detail: str, *, kind: str = "", errors: list[dict] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.kind, self.errors = status, detail, kind, errors
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str = "",
+    title: str = "",
+    errors: list[dict] | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    phrase = HTTPStatus(status).phrase
+    body: dict = {
+        "type": TYPE_BASE + (kind or phrase.lower().replace(" ", "-").replace("'", "")),
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    response = HttpResponse(
+        json.dumps(body, cls=DjangoJSONEncoder), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _field_name(loc: list | tuple) -> str:
+    # ninja's locations start with the source ("body", "query", "path") and the parameter name.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+        if len(parts) > 1 and parts[0] in ("body", "payload", "filters", "data"):
+            parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _message(error: dict) -> str:
+    message = str(error.get("msg", "Invalid value."))
+    message = message.removeprefix("Value error, ")
+    return message if message.endswith(".") else message + "."
+
+
+def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [{"field": _field_name(e.get("loc", ())), "message": _message(e)} for e in exc.errors]
+    if any(e.get("type") == "json_invalid" for e in exc.errors):
+        return problem(400, "The request body is not valid JSON.", kind="invalid-json")
+    return problem(
+        422, "Some fields are missing or invalid; see errors.", kind="invalid-request", errors=errors
+    )
+
+
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc, AuthenticationError):
+        return problem(
+            401,
+            str(exc) if str(exc) != "Unauthorized" else "Send a valid API token.",
+            kind="unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
+        )
+    if isinstance(exc, Throttled):
+        limit = getattr(exc, "limit", None)
+        detail = "Too many requests" + (f": this token may make {limit} a minute" if limit else "")
+        return problem(
+            429,
+            detail + f". Try again in {exc.wait} s.",
+            kind="rate-limited",
+            headers={"Retry-After": str(exc.wait or 1)},
+        )
+    return problem(exc.status_code, str(exc))
+
+
+def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    # The message names the kind of object only ("No such server."): the same for another
+    # organization's id as for one that does not exist.
+    text = str(exc)
+    return problem(404, text if text.startswith("No such") else "Not found.", kind="not-found")
+
+
+def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    return problem(403, str(exc) or "You may not do this.", kind="forbidden")
+
+
+def refused(request: HttpRequest, exc: ComputeRefused) -> HttpResponse:
+    # Invalid values are 422 like schema errors; rules that refuse keep their status (403, 409).
+    status = 422 if exc.status == 400 else exc.status
+    errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
+    return problem(status, exc.message, kind="refused" if status != 422 else "invalid-request", errors=errors)
+
+
+def quota_exceeded(request: HttpRequest, exc: QuotaExceeded) -> HttpResponse:
+    return problem(403, str(exc), kind="quota-exceeded", title="Over quota")
+
+
+def placement_denied(request: HttpRequest, exc: PlacementDenied) -> HttpResponse:
+    reason = exc.decision.reason
+    return problem(
+        403,
+        reason,
+        kind="placement-denied",
+        title="Placement denied",
+        errors=[{"field": "zone", "message": reason}],
+    )
+
+
+def api_problem(request: HttpRequest, exc: ApiProblem) -> HttpResponse:
+    return problem(exc.status, exc.detail, kind=exc.kind, errors=exc.errors)
+
+
+def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("API error on %s %s", request.method, request.path, exc_info=exc)
+    return problem(
+        500,
+        "Something went wrong on our side. It has been logged; please try again later.",
+        kind="server-error",
+    )
+
+
+def install(api) -> None:
+    api.add_exception_handler(ValidationError, validation_error)
+    api.add_exception_handler(HttpError, http_error)
+    api.add_exception_handler(Http404, not_found)
+    api.add_exception_handler(PermissionDenied, forbidden)
+    api.add_exception_handler(ComputeRefused, refused)
+    api.add_exception_handler(QuotaExceeded, quota_exceeded)
+    api.add_exception_handler(PlacementDenied, placement_denied)
+    api.add_exception_handler(ApiProblem, api_problem)
+    api.add_exception_handler(Exception, server_error)
+
+
+def not_found_view(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under /api/v1/: a problem, not the web portal's HTML page."""
+    return problem(404, "No such endpoint; see /api/v1/openapi.json.", kind="not-found")

@@ -1,0 +1,268 @@
+"""Servers: list (filters, cursor pagination), launch N at once, read, act on, terminate; and the
+operations that follow each change. Everything goes through portal.compute.services."""
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from urllib.parse import urlencode
+from uuid import UUID
+
+from django.db.models import Q
+from django.http import Http404, HttpRequest
+from ninja import Field as NinjaField
+from ninja import Query, Router, Schema, Status
+
+from portal.api.access import find_project, token_org_access, token_project_access, token_projects
+from portal.api.errors import ApiProblem
+from portal.api.idempotency import idempotent
+from portal.api.routers.common import (
+    api_url,
+    get_instance,
+    instance_out,
+    operation_out,
+    operation_ref,
+    token_of,
+    zone_by_code,
+)
+from portal.api.schemas import (
+    ActionIn,
+    ActionOut,
+    InstanceOut,
+    InstancePage,
+    LaunchedInstance,
+    LaunchIn,
+    LaunchOut,
+    OperationOut,
+    Problem,
+    ProtectionIn,
+)
+from portal.catalog.models import Flavor, Image
+from portal.compute import services
+from portal.compute.models import Action, FirewallRuleSet, Instance, InstanceStatus, Operation, SshKey
+from portal.tenancy.access import Perm
+
+router = Router(tags=["instances"])
+operations = Router(tags=["operations"])
+
+ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem}
+MAX_LIMIT = 100
+
+
+class InstanceFilters(Schema):
+    project: str | None = NinjaField(None, description="Project id or slug.")
+    status: InstanceStatus | None = None
+    zone: str | None = NinjaField(None, description="Zone code.")
+    name: str | None = NinjaField(None, max_length=63, description="Part of the name.")
+    cursor: str | None = None
+    limit: int = NinjaField(50, ge=1, le=MAX_LIMIT)
+
+
+def _encode_cursor(instance: Instance) -> str:
+    raw = json.dumps([instance.created_at.isoformat(), str(instance.pk)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, pk = json.loads(raw)
+        return datetime.fromisoformat(created), UUID(pk)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise ApiProblem(
+            422,
+            "The cursor is not one this API gave out; start again without it.",
+            kind="invalid-request",
+            errors=[{"field": "cursor", "message": "Use the next_cursor of the previous page."}],
+        ) from None
+
+
+@router.get("/instances", response={200: InstancePage, **ERRORS}, summary="List servers")
+def list_instances(request: HttpRequest, filters: Query[InstanceFilters]):
+    """Newest first; terminated servers are not listed. Follow `next` until it is null."""
+    token = token_of(request)
+    if filters.project:
+        project = find_project(token, filters.project)
+        token_project_access(token, project)
+        instances = Instance.objects.filter(project=project)
+    else:
+        token_org_access(token, Perm.PROJECT_VIEW)
+        instances = Instance.objects.filter(project__in=token_projects(token))
+    instances = instances.visible().for_list().order_by("-created_at", "-id")
+    if filters.status:
+        instances = instances.filter(status=filters.status)
+    if filters.zone:
+        instances = instances.filter(zone__code=filters.zone)
+    if filters.name:
+        instances = instances.filter(name__icontains=filters.name)
+    if filters.cursor:
+        created, pk = _decode_cursor(filters.cursor)
+        instances = instances.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+    rows = list(instances[: filters.limit + 1])
+    more = len(rows) > filters.limit
+    rows = rows[: filters.limit]
+    cursor = _encode_cursor(rows[-1]) if more else None
+    next_url = None
+    if cursor:
+        query = {k: v for k, v in filters.dict().items() if v not in (None, "") and k != "cursor"}
+        next_url = api_url(request, "instances") + "?" + urlencode(query | {"cursor": cursor})
+    return InstancePage(items=[instance_out(request, i) for i in rows], next_cursor=cursor, next=next_url)
+
+
+def _lookup_error(field: str, message: str) -> ApiProblem:
+    return ApiProblem(422, message, kind="invalid-request", errors=[{"field": field, "message": message}])
+
+
+def _image(ref: int | str, zone) -> Image:
+    text = str(ref).strip()
+    images = Image.objects.filter(is_active=True)
+    images = images.filter(pk=int(text)) if text.isascii() and text.isdigit() else images.filter(name=text)
+    # Names are not unique across the catalog: prefer the one offered in the chosen zone.
+    image = images.filter(zones=zone).first() or images.first()
+    if image is None:
+        raise _lookup_error("image", f"No image “{text[:80]}”; GET /catalog/images lists them.")
+    return image
+
+
+def _ssh_keys(project, refs: list[int | str]) -> tuple[SshKey, ...]:
+    keys = []
+    for ref in refs:
+        text = str(ref).strip()
+        lookup = Q(pk=int(text)) if text.isascii() and text.isdigit() else Q(name=text)
+        key = SshKey.objects.filter(lookup, project=project).first()
+        if key is None:
+            raise _lookup_error("ssh_keys", f"The project has no SSH key “{text[:80]}”.")
+        keys.append(key)
+    return tuple(keys)
+
+
+def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
+    zone = zone_by_code(body.zone)
+    flavor = Flavor.objects.filter(code=body.flavor, is_active=True).first()
+    if flavor is None:
+        raise _lookup_error("flavor", f"No size “{body.flavor[:40]}”; GET /catalog/flavors lists them.")
+    image = _image(body.image, zone)
+    firewall = None
+    if body.firewall is not None:
+        firewall = FirewallRuleSet.objects.filter(project=project, pk=body.firewall).first()
+        if firewall is None:
+            raise _lookup_error("firewall", "Choose a firewall of this project.")
+    return services.LaunchRequest(
+        name=body.name,
+        count=body.count,
+        zone=zone,
+        flavor=flavor,
+        image=image,
+        # The launch wizard's default, so both paths build the same servers.
+        root_disk_gib=body.root_disk_gib or max(flavor.root_disk_gib, image.min_disk_gib),
+        ssh_keys=_ssh_keys(project, body.ssh_keys),
+        firewall=firewall,
+        user_data=body.user_data,
+        termination_protection=body.termination_protection,
+    )
+
+
+@router.post("/instances", response={202: LaunchOut, **ERRORS}, summary="Launch servers")
+@idempotent
+def launch_instances(request: HttpRequest, body: LaunchIn):
+    """Launch `count` servers; 202 with one operation per server to poll. Same rules as the launch
+    wizard: placement policy, quota, budget guard. Send an Idempotency-Key to retry safely."""
+    token = token_of(request)
+    project = find_project(token, body.project)
+    access = token_project_access(token, project, Perm.RESOURCE_CREATE)
+    batch = services.instance_launch(access=access, req=_launch_request(project, body), request=request)
+    operations_by_instance = {
+        op.instance_id: op
+        for op in Operation.objects.filter(instance__batch=batch, action=Action.CREATE).select_related(
+            "instance"
+        )
+    }
+    launched = [
+        LaunchedInstance(
+            id=op.instance.pk,
+            name=op.instance.name,
+            status=op.instance.status,
+            url=api_url(request, f"instances/{op.instance.pk}"),
+            operation=operation_ref(request, op),
+        )
+        for op in sorted(operations_by_instance.values(), key=lambda op: _name_order(op.instance.name))
+    ]
+    return Status(
+        202, LaunchOut(batch=batch.pk, budget_warning=batch.budget_warning or None, instances=launched)
+    )
+
+
+def _name_order(name: str) -> tuple[str, int]:
+    base, _, number = name.rpartition("-")
+    return (base, int(number)) if number.isdigit() else (name, 0)
+
+
+@router.get("/instances/{instance_id}", response={200: InstanceOut, **ERRORS}, summary="Get a server")
+def get_instance_detail(request: HttpRequest, instance_id: UUID):
+    instance, _ = get_instance(request, instance_id)
+    return instance_out(request, instance)
+
+
+@router.post(
+    "/instances/{instance_id}/actions",
+    response={202: ActionOut, **ERRORS},
+    summary="Start, stop, reboot or resize",
+)
+@idempotent
+def instance_action(request: HttpRequest, instance_id: UUID, body: ActionIn):
+    instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+    flavor = None
+    if body.action == Action.RESIZE:
+        flavor = Flavor.objects.filter(code=body.flavor or "").first()
+        if flavor is None:
+            raise _lookup_error("flavor", "Choose the new size: a flavor code from GET /catalog/flavors.")
+    operation = services.instance_action(
+        access=access, instance=instance, action=body.action, flavor=flavor, request=request
+    )
+    instance.refresh_from_db()
+    return Status(
+        202, ActionOut(operation=operation_ref(request, operation), instance=instance_out(request, instance))
+    )
+
+
+@router.delete("/instances/{instance_id}", response={202: ActionOut, **ERRORS}, summary="Terminate a server")
+def terminate_instance(request: HttpRequest, instance_id: UUID):
+    """The DELETE is the confirmation the web page asks for by typing the name. Termination
+    protection still applies: 409 until it is turned off (PATCH termination_protection=false)."""
+    instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+    operation = services.instance_action(
+        access=access, instance=instance, action=Action.TERMINATE, confirm_name=instance.name, request=request
+    )
+    instance.refresh_from_db()
+    return Status(
+        202, ActionOut(operation=operation_ref(request, operation), instance=instance_out(request, instance))
+    )
+
+
+@router.patch(
+    "/instances/{instance_id}", response={200: InstanceOut, **ERRORS}, summary="Change termination protection"
+)
+def update_instance(request: HttpRequest, instance_id: UUID, body: ProtectionIn):
+    instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+    services.instance_set_protection(
+        access=access, instance=instance, protected=body.termination_protection, request=request
+    )
+    instance.refresh_from_db()
+    return instance_out(request, instance)
+
+
+@operations.get(
+    "/operations/{operation_id}", response={200: OperationOut, **ERRORS}, summary="Get an operation"
+)
+def get_operation(request: HttpRequest, operation_id: UUID):
+    """Poll this until `state` is succeeded or failed (every 2 to 5 s is plenty)."""
+    token = token_of(request)
+    operation = (
+        Operation.objects.select_related("instance__project")
+        .filter(pk=operation_id, instance__project__in=token_projects(token))
+        .first()
+    )
+    if operation is None:
+        raise Http404("No such operation.")
+    token_project_access(token, operation.instance.project)
+    return operation_out(request, operation)

@@ -1,0 +1,344 @@
+"""Request and response bodies of the public API (they are also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from ninja import Field, Schema
+
+
+class Problem(Schema):
+    """application/problem+json (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+Problem.model_rebuild()
+
+# --- projects ---------------------------------------------------------------------------------
+
+
+class QuotaOut(Schema):
+    instances: int
+    vcpus: int
+    ram_gib: int
+    volume_gib: int
+
+
+class ProjectOut(Schema):
+    id: int
+    slug: str
+    name: str
+    description: str
+    default_zone: str | None
+    quota: QuotaOut
+    used: QuotaOut
+    url: str
+
+
+class ProjectList(Schema):
+    items: list[ProjectOut]
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+
+class Placement(Schema):
+    allowed: bool
+    reasons: list[str]
+
+
+class ZoneOut(Schema):
+    code: str
+    region: str
+    region_name: str
+    city: str
+    country: str
+    jurisdiction: str
+    jurisdiction_name: str
+    certifications: list[str]
+    status: str
+    accepts_launches: bool
+    free_vcpus: int
+    free_ram_gib: int
+    capacity_updated_at: datetime | None
+    placement: Placement = Field(
+        description="Whether the token's organization (or project) policy allows it."
+    )
+
+
+class ZoneList(Schema):
+    items: list[ZoneOut]
+
+
+class FlavorOut(Schema):
+    code: str
+    name: str
+    vcpus: int
+    ram_gib: int
+    root_disk_gib: int
+    price_hourly: Decimal
+    price_monthly: Decimal
+    currency: str
+    zones: list[str]
+
+
+class FlavorList(Schema):
+    items: list[FlavorOut]
+
+
+class ImageOut(Schema):
+    id: int
+    name: str
+    os_family: str
+    version: str
+    min_disk_gib: int
+    license_price_hourly: Decimal
+    currency: str
+    zones: list[str]
+
+
+class ImageList(Schema):
+    items: list[ImageOut]
+
+
+class PricesOut(Schema):
+    currency: str
+    disk_gib_hour: Decimal
+    volume_gib_hour: Decimal
+    hours_per_month: Decimal
+    flavors: dict[str, Decimal]
+    image_licenses: dict[str, Decimal]
+
+
+# --- instances and operations -----------------------------------------------------------------
+
+
+class OperationRef(Schema):
+    id: UUID
+    url: str
+
+
+class OperationOut(Schema):
+    id: UUID
+    action: str
+    state: Literal["pending", "running", "succeeded", "failed"]
+    instance: UUID
+    instance_url: str
+    created_at: datetime
+    finished_at: datetime | None
+    error_message: str
+    url: str
+
+
+class InstanceOut(Schema):
+    id: UUID
+    name: str
+    project: int
+    status: str
+    zone: str
+    flavor: str
+    image: str
+    image_id: int
+    root_disk_gib: int
+    addresses: list[str]
+    ssh_command: str
+    firewall: int | None
+    termination_protection: bool
+    fault_message: str
+    batch: UUID | None
+    created_at: datetime
+    running_since: datetime | None
+    url: str
+
+
+class InstancePage(Schema):
+    items: list[InstanceOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+    next: str | None = Field(description="The next page's URL; null on the last page.")
+
+
+class LaunchIn(Schema):
+    project: int | str = Field(description="Project id or slug.")
+    name: str = Field(max_length=63, description="Servers are named name-1…name-N when count > 1.")
+    count: int = Field(1, ge=1, description="1 to COMPUTE_MAX_LAUNCH_COUNT (20 by default).")
+    zone: str = Field(description="Zone code, e.g. fra1-a (GET /catalog/zones).")
+    flavor: str = Field(description="Flavor code, e.g. s-1vcpu-2gb (GET /catalog/flavors).")
+    image: int | str = Field(description="Image id or name, e.g. “Debian 13” (GET /catalog/images).")
+    root_disk_gib: int | None = Field(
+        None, ge=1, description="Default: the larger of the size's and the image's."
+    )
+    ssh_keys: list[int | str] = Field(
+        default_factory=list, description="SSH key ids or names of the project."
+    )
+    firewall: int | None = Field(None, description="Firewall rule set id of the project.")
+    user_data: str = ""
+    termination_protection: bool = False
+
+
+class LaunchedInstance(Schema):
+    id: UUID
+    name: str
+    status: str
+    url: str
+    operation: OperationRef
+
+
+class LaunchOut(Schema):
+    batch: UUID
+    budget_warning: str | None
+    instances: list[LaunchedInstance]
+
+
+class ActionIn(Schema):
+    action: Literal["start", "stop", "reboot", "hard_reboot", "resize"]
+    flavor: str | None = Field(None, description="For resize: the new flavor code.")
+
+
+class ActionOut(Schema):
+    operation: OperationRef
+    instance: InstanceOut
+
+
+class ProtectionIn(Schema):
+    termination_protection: bool
+
+
+# --- keys, firewalls, volumes -----------------------------------------------------------------
+
+
+class SshKeyIn(Schema):
+    project: int | str
+    public_key: str = Field(max_length=16384)
+    name: str = Field("", max_length=80, description="Default: the key's comment.")
+
+
+class SshKeyOut(Schema):
+    id: int
+    project: int
+    name: str
+    key_type: str
+    bits: int
+    fingerprint: str
+    public_key: str
+    created_at: datetime
+    url: str
+
+
+class SshKeyList(Schema):
+    items: list[SshKeyOut]
+
+
+class FirewallRuleIn(Schema):
+    protocol: Literal["tcp", "udp", "icmp"] = "tcp"
+    port_from: int | None = None
+    port_to: int | None = None
+    source: str = Field(max_length=100, description="CIDR, e.g. 203.0.113.7/32 or 0.0.0.0/0.")
+    description: str = Field("", max_length=120)
+
+
+class FirewallRuleOut(Schema):
+    id: int
+    protocol: str
+    port_from: int | None
+    port_to: int | None
+    source: str
+    description: str
+
+
+class FirewallIn(Schema):
+    project: int | str
+    name: str = Field("", max_length=80)
+    preset: str | None = Field(
+        None,
+        description="web (HTTP, HTTPS and SSH from anywhere) or ssh-my-ip (SSH from the calling address); empty: no rules.",
+    )
+
+
+class FirewallOut(Schema):
+    id: int
+    project: int
+    name: str
+    rules: list[FirewallRuleOut]
+    servers: list[UUID]
+    created_at: datetime
+    url: str
+
+
+class FirewallList(Schema):
+    items: list[FirewallOut]
+
+
+class VolumeIn(Schema):
+    project: int | str
+    name: str = Field(max_length=63)
+    zone: str
+    size_gib: int = Field(ge=1)
+
+
+class VolumeOut(Schema):
+    id: UUID
+    project: int
+    name: str
+    zone: str
+    size_gib: int
+    status: str
+    attached_to: UUID | None
+    created_at: datetime
+    url: str
+
+
+class VolumeList(Schema):
+    items: list[VolumeOut]
+
+
+class VolumeActionIn(Schema):
+    action: Literal["attach", "detach"]
+    instance: UUID | None = Field(None, description="For attach: the server's id.")
+
+
+# --- usage and budgets ------------------------------------------------------------------------
+
+
+class UsageOut(Schema):
+    project: int
+    period: dict
+    currency: str
+    days: list[str]
+    vcpu_hours: list[Decimal]
+    ram_gib_hours: list[Decimal]
+    storage_gib_hours: list[Decimal]
+    costs_included: bool = Field(description="Costs need a token with billing access.")
+    cost: list[Decimal] | None = None
+    cost_by_meter: dict[str, list[Decimal]] | None = None
+    totals: dict[str, Decimal | dict[str, Decimal]]
+
+
+class BudgetIn(Schema):
+    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    guard: Literal["off", "warn", "approval", "block"] = "off"
+
+
+class BudgetOut(Schema):
+    project: int
+    currency: str
+    amount: Decimal | None
+    guard: str | None
+    spent: Decimal
+    forecast: Decimal
+    run_rate_hourly: Decimal
+    percent_spent: Decimal | None
+    level: str | None
+    month: str
