@@ -1,28 +1,50 @@
 """The public REST API at /api/v1/ (django-ninja): bearer tokens, problem+json errors, OpenAPI.
 
-The interactive docs page is off here (`docs_url=None`); the schema is served at
-/api/v1/openapi.json. A docs page built from vendored static files can be mounted later by setting
-`docs_url` and `docs=` (ninja.Swagger/Redoc with local URLs).
+The schema is served at /api/v1/openapi.json and the interactive docs page at /api/v1/docs (Swagger
+UI from vendored static files, portal/api/docs.py); neither needs a token.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ninja import NinjaAPI
+from ninja.openapi.schema import OpenAPISchema
 
 from portal.api import errors
 from portal.api.auth import TokenAuth
+from portal.api.docs import PortalSwagger
 from portal.api.routers import budgets, catalog, instances, projects, resources
 
-api = NinjaAPI(
+
+class PortalApi(NinjaAPI):
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        return errors.document_problems(schema)
+
+    def get_openapi_operation_id(self, operation) -> str:
+        # "list_instances", not "portal_api_routers_instances_list_instances": the names client
+        # generators and the docs page's links use. The view functions' names are unique.
+        return operation.view_func.__name__
+
+
+api = PortalApi(
     title="Nimbus Cloud API",
     version="1",
     description=(
         "Automate servers, volumes, SSH keys, firewalls, usage and budgets. Authenticate with a "
-        "personal access token: `Authorization: Bearer npt_…`. Errors are application/problem+json. "
-        "See docs/api.md for scopes, idempotency, rate limits and pagination."
+        "personal access token (create one under API tokens in the portal): "
+        "`Authorization: Bearer npt_…`. A read token only reads; read-write may launch and change "
+        "servers; the billing flag adds costs and budgets. Errors are application/problem+json. "
+        "Send an `Idempotency-Key` header on POST to make retries safe (kept 24 h). Each token may "
+        "make a limited number of requests a minute: a 429 says how long to wait in Retry-After. "
+        "Lists are paged with an opaque `cursor`."
     ),
     auth=TokenAuth(),
-    docs_url=None,
+    docs_url="/docs",
+    docs=PortalSwagger(),
     urls_namespace="api-v1",
 )
 errors.install(api)

@@ -161,6 +161,25 @@ def install(api) -> None:
     api.add_exception_handler(Exception, server_error)
 
 
+def document_problems(schema: dict) -> dict:
+    """ninja documents every response as application/json; the errors are problem+json. A body
+    that is not JSON, or a malformed Idempotency-Key on a POST, is a 400 the routers don't declare."""
+    bad_request = {
+        "description": "Bad Request",
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            responses = operation.get("responses", {})
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if int(status) >= 400 and "application/json" in content:
+                    content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+            if "requestBody" in operation or method == "post":
+                responses.setdefault(400, bad_request)
+    return schema
+
+
 def not_found_view(request: HttpRequest, path: str = "") -> HttpResponse:
     """Any other path under /api/v1/: a problem, not the web portal's HTML page."""
     return problem(404, "No such endpoint; see /api/v1/openapi.json.", kind="not-found")
