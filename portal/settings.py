@@ -236,6 +236,18 @@ PORTAL_NUDGE_CPU_PERCENT = env_int("PORTAL_NUDGE_CPU_PERCENT", 5)
 # (Zone.backend_settings); see docs/backends/. Secrets only ever come from the environment or files.
 COMPUTE_BACKENDS = {
     "simulated": {"CLASS": "portal.compute.backends.simulated.SimulatedBackend", "OPTIONS": {}},
+    # KVM hosts through libvirt; zones list their hosts (docs/backends/libvirt.md). Without KVM,
+    # LIBVIRT_DOMAIN_TYPE=qemu (software emulation).
+    "libvirt": {
+        "CLASS": "portal.compute.backends.libvirt.LibvirtBackend",
+        "OPTIONS": {
+            "domain_type": env_str("LIBVIRT_DOMAIN_TYPE", "kvm"),
+            "image_store": env_str("LIBVIRT_IMAGE_STORE", "/var/lib/portal/images"),
+            "embed_user": env_str("LIBVIRT_EMBED_USER", ""),
+            "stop_timeout_seconds": env_int("LIBVIRT_STOP_TIMEOUT_SECONDS", 60),
+            "images": {},  # portal image name -> file in image_store, e.g. {"Debian 13": "debian-13.qcow2"}
+        },
+    },
     "openstack": {
         "CLASS": "portal.compute.backends.openstack.OpenStackBackend",
         "OPTIONS": {

@@ -29,7 +29,7 @@ def simulated_backend(catalog):
     return SimulatedBackend("simulated"), "fra1-a"
 
 
-BACKENDS = ["simulated_backend", "openstack_backend"]
+BACKENDS = ["simulated_backend", "libvirt_backend", "openstack_backend"]
 
 
 @pytest.fixture(params=BACKENDS)
