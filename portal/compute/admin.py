@@ -117,7 +117,7 @@ class OperationAdmin(admin.ModelAdmin):
                 op.save(update_fields=["step_token", "attempts", "deadline"])
                 steps.append((str(op.pk), op.step_token))
             if steps:
-                transaction.on_commit(lambda: [operation_advance.delay(i, t) for i, t in steps])
+                transaction.on_commit(lambda: [operation_advance.delay(i, t) for i, t in steps], robust=True)
         self.message_user(request, f"{len(steps)} operation(s) queued again.", messages.SUCCESS)
 
     @admin.action(description="Mark the selected operations failed")

@@ -81,7 +81,12 @@ def _requeue_lost_work(now, report: Report) -> None:
             )
         )
         if claimed:
-            operation_advance.delay(str(op_id), token)
+            try:
+                operation_advance.delay(str(op_id), token)
+            except Exception:  # broker unreachable: release the claim and let the next run retry
+                Operation.objects.filter(pk=op_id, step_token=token).update(next_check_at=None)
+                log.warning("reconcile: broker unreachable, requeue postponed", exc_info=True)
+                break
             report.requeued.append(str(op_id))
 
 

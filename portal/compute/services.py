@@ -129,7 +129,11 @@ def _enqueue(operations: list[Operation]) -> None:
     from portal.compute.tasks import operation_advance
 
     steps = [(str(op.pk), op.step_token) for op in operations]
-    transaction.on_commit(lambda: [operation_advance.delay(op_id, token) for op_id, token in steps])
+    # With the broker down the work is committed all the same and the reconciler enqueues it after
+    # its grace period: the request must not fail (the customer would launch a second time).
+    transaction.on_commit(
+        lambda: [operation_advance.delay(op_id, token) for op_id, token in steps], robust=True
+    )
 
 
 def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None = None) -> LaunchBatch:

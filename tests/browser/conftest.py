@@ -64,6 +64,8 @@ def shoot():
 
     def take(page, name: str) -> None:
         page.evaluate("window.scrollTo(0, 0)")  # sticky header and sidebar belong at the top
-        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+        # caret="initial": the default hides carets with a style="" left on inputs, which htmx
+        # would copy onto swapped-in fields (and CSP would report as an inline style).
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True, caret="initial")
 
     return take
