@@ -6,101 +6,42 @@ kernel straight into a ~1 MB busybox initramfs. The guest prints `PORTAL-VM-BOOT
 <instance-id>` on its serial console once up (read from the NoCloud seed), powers off cleanly on
 the ACPI power button, and otherwise idles.
 
-The kernel comes from Debian's `linux-image-cloud-amd64` (downloaded with `apt-get download` and
-unpacked with `dpkg-deb -x`, never installed); it and the initramfs are cached in
-`var/test-cache/libvirt/` of the checkout so only the first run downloads. Without the Debian
+The guest is built by `portal.compute.backends.libvirt_guest` (the `libvirt_dev_zone` command boots
+the same one in `make run`): the kernel comes from Debian's `linux-image-cloud-amd64` (downloaded
+with `apt-get download` and unpacked with `dpkg-deb -x`, never installed); it and the initramfs are
+cached in `var/test-cache/libvirt/` of the checkout so only the first run downloads. Without the Debian
 packages (or libvirt-python) the tests skip, or fail when REQUIRE_SERVICES=1 (CI).
 """
 
 from __future__ import annotations
 
-import fcntl
-import gzip
-import hashlib
-import io
 import os
-import pwd
-import re
 import shutil
-import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from portal.compute.backends import libvirt_guest as guest
+from portal.compute.backends.libvirt_guest import (
+    MARKER,
+    POWEROFF_MARKER,
+    GuestFiles,
+    GuestUnavailable,
+    embed_user,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / "var" / "test-cache" / "libvirt"
 ZONE = "lv-test"
-MARKER = "PORTAL-VM-BOOTED"
-POWEROFF_MARKER = "PORTAL-VM-POWEROFF"
 IMAGE_NAME = "Busybox Test"
 # Not $TMPDIR: QEMU's monitor sockets live under the root, and socket paths end at 108 characters.
 SHORT_TMP = Path("/tmp")  # noqa: S108
 
-# What the VM needs besides the Python binding, as Debian packages and the files they bring.
-DEBIAN_TOOLS = {
-    "qemu-system-x86": "/usr/bin/qemu-system-x86_64",
-    "libvirt-daemon-driver-qemu": "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so",
-    "busybox-static": "/bin/busybox",
-    "qemu-utils": "/usr/bin/qemu-img",
-    "genisoimage": "/usr/bin/genisoimage",
-}
+__all__ = ["MARKER", "POWEROFF_MARKER", "GuestFiles", "embed_user"]  # for the test modules
 
-# Kernel modules the guest loads, dependencies first: virtio disks (the NoCloud seed), ISO 9660,
-# and the ACPI power button with its input device (for a clean shutdown).
-GUEST_MODULES = (
-    "drivers/virtio/virtio_ring",
-    "drivers/virtio/virtio",
-    "drivers/virtio/virtio_pci_modern_dev",
-    "drivers/virtio/virtio_pci_legacy_dev",
-    "drivers/virtio/virtio_pci",
-    "drivers/block/virtio_blk",
-    "drivers/cdrom/cdrom",
-    "fs/isofs/isofs",
-    "drivers/acpi/button",
-    "drivers/input/evdev",
-)
-
-GUEST_INIT = r"""#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-for module in $(cat /etc/modules); do insmod "/lib/modules/$module.ko" 2>/dev/null; done
-name=unnamed
-instance=none
-mkdir -p /seed
-for disk in /dev/vd?; do
-    if mount -t iso9660 -o ro "$disk" /seed 2>/dev/null; then
-        if [ -f /seed/meta-data ]; then
-            name=$(sed -n 's/^local-hostname: *//p' /seed/meta-data)
-            instance=$(sed -n 's/^instance-id: *//p' /seed/meta-data)
-            break
-        fi
-        umount /seed
-    fi
-done
-hostname "$name"
-case " $(cat /proc/cmdline) " in
-    *" portal-ignore-acpi "*) ;;  # a guest that ignores the power button (tests the forced stop)
-    *) acpid -c /etc/acpi -l /dev/null -p /run/acpid.pid ;;
-esac
-echo "PORTAL-VM-BOOTED $name $instance" > /dev/ttyS0
-while true; do sleep 3600; done
-"""
-
-POWER_BUTTON_HANDLER = r"""#!/bin/sh
-echo "PORTAL-VM-POWEROFF" > /dev/ttyS0
-sync
-poweroff -f
-"""
-
-
-class LibvirtUnavailable(Exception):
-    pass
+LibvirtUnavailable = GuestUnavailable
 
 
 def unavailable(reason: str) -> None:
@@ -111,162 +52,14 @@ def unavailable(reason: str) -> None:
 
 
 def missing_tools() -> list[str]:
-    return [package for package, path in DEBIAN_TOOLS.items() if not Path(path).exists()]
-
-
-def _run(*command: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        raise LibvirtUnavailable(
-            f"{' '.join(command)} failed: {(result.stderr or result.stdout).strip()[-500:]}"
-        )
-    return result.stdout
-
-
-def kernel_package() -> str:
-    """The package the `linux-image-cloud-amd64` meta-package points at, e.g.
-    `linux-image-6.1.0-56-cloud-amd64`."""
-    shown = _run("apt-cache", "depends", "linux-image-cloud-amd64")
-    found = re.findall(r"Depends:\s*(linux-image-[\w.+-]+-cloud-amd64)", shown)
-    if not found:
-        raise LibvirtUnavailable("apt-cache knows no linux-image-cloud-amd64 (run apt-get update)")
-    return found[0]
-
-
-@dataclass(frozen=True)
-class GuestFiles:
-    kernel: Path
-    initrd: Path
-    image: Path  # a blank qcow2 "image": the busybox guest runs from its initramfs
-
-
-def _extracted_kernel() -> Path:
-    """The unpacked kernel package (cached); returns its root directory."""
-    for tree in sorted(CACHE.glob("linux-image-*/")):
-        if list((tree / "boot").glob("vmlinuz-*")):
-            return tree
-    package = kernel_package()
-    download = CACHE / "download"
-    download.mkdir(parents=True, exist_ok=True)
-    _run("apt-get", "download", package, cwd=download)
-    debs = sorted(download.glob(f"{package}_*.deb"))
-    if not debs:
-        raise LibvirtUnavailable(f"apt-get download {package} left no .deb")
-    partial = Path(tempfile.mkdtemp(prefix="unpack-", dir=CACHE))
-    _run("dpkg-deb", "-x", str(debs[-1]), str(partial))
-    _prune_kernel_tree(partial)
-    tree = CACHE / package
-    partial.rename(tree)
-    shutil.rmtree(download, ignore_errors=True)
-    return tree
-
-
-def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
-    """A cpio "newc" archive of (name, mode, data); directories have mode 0o040755 and no data."""
-    out = io.BytesIO()
-
-    def pad(n: int) -> None:
-        out.write(b"\0" * (-n % 4))
-
-    for number, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
-        encoded = name.encode() + b"\0"
-        fields = (number, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0)
-        header = b"070701" + b"".join(b"%08X" % value for value in fields)
-        out.write(header + encoded)
-        pad(len(header) + len(encoded))
-        out.write(data)
-        pad(len(data))
-    return out.getvalue()
-
-
-def build_initramfs(kernel_tree: Path, target: Path) -> None:
-    module_root = next((kernel_tree / "lib" / "modules").iterdir()) / "kernel"
-    directory, executable, regular = 0o040755, 0o100755, 0o100644
-    entries: list[tuple[str, int, bytes]] = [
-        (name, directory, b"")
-        for name in (
-            "bin",
-            "dev",
-            "run",
-            "etc",
-            "etc/acpi",
-            "etc/acpi/PWRF",
-            "lib",
-            "lib/modules",
-            "proc",
-            "sys",
-            "seed",
-        )
-    ]
-    entries += [
-        ("bin/busybox", executable, Path("/bin/busybox").read_bytes()),
-        ("init", executable, GUEST_INIT.encode()),
-        ("etc/acpi/PWRF/00000080", executable, POWER_BUTTON_HANDLER.encode()),
-    ]
-    names = []
-    for module in GUEST_MODULES:
-        source = module_root / f"{module}.ko"
-        if source.exists():  # some are built in on other kernels
-            name = Path(module).name
-            names.append(name)
-            entries.append((f"lib/modules/{name}.ko", regular, source.read_bytes()))
-    entries.append(("etc/modules", regular, "\n".join(names).encode() + b"\n"))
-    partial = target.with_suffix(".partial")
-    partial.write_bytes(gzip.compress(_cpio_newc(entries), compresslevel=6, mtime=0))
-    partial.rename(target)
+    """Debian packages missing for the VM (the Python binding is checked on its own)."""
+    build = set(guest.BINDING_BUILD_PACKAGES)
+    return [package for package in guest.missing_packages() if package not in build]
 
 
 def guest_files() -> GuestFiles:
     """Kernel, initramfs and blank image, built once and kept in var/test-cache/libvirt/."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once build it once
-        return _guest_files()
-
-
-def _guest_files() -> GuestFiles:
-    tree = _extracted_kernel()
-    kernel = next((tree / "boot").glob("vmlinuz-*"))
-    recipe = hashlib.sha256(
-        (GUEST_INIT + POWER_BUTTON_HANDLER + "".join(GUEST_MODULES)).encode()
-        + Path("/bin/busybox").read_bytes()
-        + kernel.name.encode()
-    ).hexdigest()[:12]
-    initrd = CACHE / f"initramfs-{recipe}.cpio.gz"
-    if not initrd.exists():
-        for stale in CACHE.glob("initramfs-*.cpio.gz"):
-            stale.unlink()
-        build_initramfs(tree, initrd)
-    image = CACHE / "blank-1g.qcow2"
-    if not image.exists():
-        _run("qemu-img", "create", "-q", "-f", "qcow2", str(image.with_suffix(".partial")), "1G")
-        image.with_suffix(".partial").rename(image)
-    return GuestFiles(kernel=kernel, initrd=initrd, image=image)
-
-
-def _prune_kernel_tree(tree: Path) -> None:
-    """Keep the kernel and the few modules the guest loads (the package unpacks to ~100 MB)."""
-    module_root = next((tree / "lib" / "modules").iterdir()) / "kernel"
-    keep = {module_root / f"{module}.ko" for module in GUEST_MODULES}
-    for path in sorted(module_root.rglob("*.ko*")):
-        if path not in keep:
-            path.unlink()
-    for directory in sorted(tree.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
-    shutil.rmtree(tree / "usr", ignore_errors=True)
-
-
-def embed_user() -> str | None:
-    """As root, the embedded driver either runs QEMU as root (needs a `libvirt-qemu` account to
-    exist, as Debian's libvirt-daemon-system creates) or runs as another user entirely."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam("libvirt-qemu")
-    except KeyError:
-        return "nobody"
-    return None
+    return guest.guest_files(CACHE)
 
 
 _guest: GuestFiles | None = None
