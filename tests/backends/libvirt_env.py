@@ -58,8 +58,28 @@ def missing_tools() -> list[str]:
 
 
 def guest_files() -> GuestFiles:
-    """Kernel, initramfs and blank image, built once and kept in var/test-cache/libvirt/."""
-    return guest.guest_files(CACHE)
+    """Kernel, initramfs and blank image, built once and kept in var/test-cache/libvirt/.
+
+    QEMU runs as the embed user (e.g. nobody) when the tests run as root: if that user can't
+    reach the checkout (a clone under a private home directory), the files are copied to /tmp."""
+    files = guest.guest_files(CACHE)
+    paths = (files.kernel, files.initrd, files.image)
+    if not embed_user() or all(_others_can_read(path) for path in paths):
+        return files
+    shared = SHORT_TMP / f"portal-lv-guest-{os.getuid()}"
+    shared.mkdir(mode=0o755, exist_ok=True)
+    shared.chmod(0o755)
+    for path in paths:
+        shutil.copyfile(path, shared / path.name)
+        (shared / path.name).chmod(0o644)
+    return GuestFiles(shared / files.kernel.name, shared / files.initrd.name, shared / files.image.name)
+
+
+def _others_can_read(path: Path) -> bool:
+    """Readable by any user: the file is o+r and every directory above it o+x."""
+    if not path.stat().st_mode & 0o004:
+        return False
+    return all(parent.stat().st_mode & 0o001 for parent in path.resolve().parents)
 
 
 _guest: GuestFiles | None = None
