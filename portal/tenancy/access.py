@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import FilteredRelation, Q
 from django.http import Http404
 
 from portal.tenancy.models import Invitation, Membership, Project, Role
@@ -116,25 +117,38 @@ def require_verified_email(user) -> None:
 
 
 def org_access(user, org_slug: str, perm: Perm = Perm.ORG_VIEW) -> Access:
-    if not user.is_authenticated:
-        raise Http404
-    membership = (
-        Membership.objects.select_related("organization", "user")
-        .filter(user=user, organization__slug=org_slug)
-        .first()
-    )
-    if membership is None:
-        raise Http404("No such organization.")
-    access = Access(membership)
+    access = Access(_membership(user, org_slug))
     access.require(perm)
     return access
 
 
 def project_access(user, org_slug: str, project_slug: str, perm: Perm = Perm.PROJECT_VIEW) -> Access:
-    access = org_access(user, org_slug, Perm.ORG_VIEW)
-    project = Project.objects.filter(organization=access.organization, slug=project_slug).first()
+    membership = _membership(user, org_slug, project_slug)
+    Access(membership).require(Perm.ORG_VIEW)
+    project = getattr(membership, "url_project", None)  # unset when the join found no project
     if project is None:
         raise Http404("No such project.")
-    access = Access(access.membership, project)
+    project.organization = membership.organization  # known already: no query when a URL needs it
+    access = Access(membership, project)
     access.require(perm)
     return access
+
+
+def _membership(user, org_slug: str, project_slug: str | None = None) -> Membership:
+    """The user's membership of the organization, in one query with the project of that slug when
+    one is asked for (as `url_project`, an attribute absent when the organization has none)."""
+    if not user.is_authenticated:
+        raise Http404
+    memberships = Membership.objects.select_related("organization", "user").filter(
+        user=user, organization__slug=org_slug
+    )
+    if project_slug is not None:
+        memberships = memberships.annotate(
+            url_project=FilteredRelation(
+                "organization__projects", condition=Q(organization__projects__slug=project_slug)
+            )
+        ).select_related("url_project")
+    membership = memberships.first()
+    if membership is None:
+        raise Http404("No such organization.")
+    return membership

@@ -3,7 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Func, IntegerField, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
@@ -14,11 +15,14 @@ from portal.compute import services
 from portal.compute.backends import BackendError, NotFound, get_backend
 from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
-from portal.compute.views.common import get_instance
+from portal.compute.views.common import checked_project_access, get_instance
 from portal.residency.placement import PlacementDenied
-from portal.tenancy.access import Access, Perm, project_access
+from portal.tenancy.access import Access, Perm
 
 PAGE_SIZE = 50
+# Page numbers above this (made-up links) go through Paginator, which clamps them to the last page
+# before any OFFSET is sent: no database takes an OFFSET past 64 bits.
+MAX_DIRECT_PAGE = 10_000
 PROGRESSIVE = {
     Action.START: "Starting",
     Action.STOP: "Stopping",
@@ -47,16 +51,40 @@ def _listing(request: HttpRequest, access: Access):
             instances = instances.filter(status=form.cleaned_data["status"])
         if form.cleaned_data["zone"]:
             instances = instances.filter(zone=form.cleaned_data["zone"])
-    page = Paginator(instances, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = _page(instances, request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return form, page, query.urlencode()
 
 
+def _page(instances: QuerySet, number) -> Page:
+    """One page of `instances` and how many there are in all, in one query: the COUNT(*) rides
+    along as an uncorrelated subquery (computed once) instead of a query of its own."""
+    paginator = Paginator(instances, PAGE_SIZE)
+    try:
+        number = int(number or 1)
+    except ValueError:
+        number = 1
+    if 1 <= number <= MAX_DIRECT_PAGE:
+        # A Func, not Count: an aggregate would add a GROUP BY; this counts the filtered rows.
+        total = (
+            instances.order_by()
+            .annotate(n=Func(F("pk"), function="COUNT", output_field=IntegerField()))
+            .values("n")
+        )
+        start = (number - 1) * PAGE_SIZE
+        rows = list(instances.annotate(list_total=Subquery(total))[start : start + PAGE_SIZE])
+        if rows or number == 1:
+            paginator.count = rows[0].list_total if rows else 0
+            return Page(rows, number, paginator)
+    # Past the last page (an old link) or out of range: Paginator's own answer, the last page.
+    return paginator.get_page(number)
+
+
 @login_required
 @require_safe
 def instance_list(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
-    access = project_access(request.user, org_slug, project_slug)
+    access = checked_project_access(request, org_slug, project_slug)
     form, page, query = _listing(request, access)
     rows = list(page.object_list)
     polling = any(i.status in TRANSITIONAL for i in rows)
@@ -88,7 +116,7 @@ def _stop_polling(response: HttpResponse) -> HttpResponse:
 @login_required
 @require_safe
 def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
-    access = project_access(request.user, org_slug, project_slug)
+    access = checked_project_access(request, org_slug, project_slug)
     instance = get_instance(access, instance_id)
     if request.htmx:
         response = render(
@@ -106,7 +134,7 @@ CONSOLE_TAIL_CHARS = 16_000
 @require_safe
 def instance_console(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
     """The tail of the server's serial console, as its cloud reports it (loaded on demand)."""
-    access = project_access(request.user, org_slug, project_slug)
+    access = checked_project_access(request, org_slug, project_slug)
     instance = get_instance(access, instance_id)
     context = {"org": access.organization, "project": access.project, "instance": instance, "text": ""}
     status = 200
@@ -152,7 +180,7 @@ def _detail_page(request: HttpRequest, access: Access, instance, status: int = 2
 @login_required
 @require_POST
 def instance_action(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
-    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
+    access = checked_project_access(request, org_slug, project_slug, Perm.RESOURCE_OPERATE)
     instance = get_instance(access, instance_id)
     action = request.POST.get("action", "")
     if action not in ACTIONS:
@@ -189,7 +217,7 @@ def instance_action(request: HttpRequest, org_slug: str, project_slug: str, inst
 @login_required
 @require_POST
 def instance_protection(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
-    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
+    access = checked_project_access(request, org_slug, project_slug, Perm.RESOURCE_OPERATE)
     instance = get_instance(access, instance_id)
     protected = request.POST.get("protected") == "1"
     services.instance_set_protection(access=access, instance=instance, protected=protected, request=request)
