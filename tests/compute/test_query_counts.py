@@ -1,10 +1,10 @@
 """SQL queries of the server list and detail pages: the same for 10 and 60 servers, and few.
 
 Counted as the P2 benchmark counts them (bench/p1_p2_p3_p5.py): a signed-in owner, a repeat
-request, every statement the request sends. Seven of them are the middleware's before any view
-runs — session, user, and allauth's activity tracking of the session (BEGIN, read the row, read
-its user, UPDATE last_seen_at, COMMIT) — so the page itself (access check, rows, header
-switchers, panels) has 4 (list) and 5 (detail).
+request, every statement the request sends. Two of them are the middleware's before any view
+runs — session and user (session activity is written at most once a minute, see
+portal/accounts/middleware.py) — so the page itself (access check, rows, header switchers,
+panels) has 4 (list) and 5 (detail).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from django.urls import reverse
 from portal.compute.models import Instance
 from tests.factories import InstanceFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 
-# The P2 target is 10; what is left above it is the activity tracking's (see the module docstring).
-LIST_MAX_QUERIES = 11
-DETAIL_MAX_QUERIES = 12
+# The P2 target is 10.
+LIST_MAX_QUERIES = 6
+DETAIL_MAX_QUERIES = 7
 
 # Not `db`: in a test transaction Django logs SAVEPOINTs where production logs BEGIN and COMMIT,
 # the same number, but this way the count is the production one statement for statement.
