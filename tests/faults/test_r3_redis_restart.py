@@ -104,8 +104,11 @@ def _broker(url: str):
     from portal.celery import app
 
     def drop_pools() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # kombu keeps connection and producer pools in process-wide registries keyed by the
+        # broker: closing only the app's pool leaves a closed one there for the next test.
+        from kombu import pools
+
+        pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
 
