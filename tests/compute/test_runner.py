@@ -34,6 +34,21 @@ def test_provisioning_reaches_running_with_an_address(launch, django_capture_on_
     assert instance.ssh_command in mailoutbox[0].body
 
 
+def test_a_server_without_a_public_address_is_announced_as_such(
+    launch, django_capture_on_commit_callbacks, mailoutbox, monkeypatch
+):
+    from portal.compute.backends.simulated import SimulatedBackend
+
+    monkeypatch.setattr(SimulatedBackend, "_free_address", lambda self, zone: None)  # e.g. user networking
+    batch = launch()
+    with django_capture_on_commit_callbacks(execute=True):
+        _drive(_op(batch))
+    text, html = mailoutbox[0].body, mailoutbox[0].alternatives[0][0]
+    assert "address: none (this zone's network gives the server no public address)" in text
+    assert "connect:" not in text
+    assert "No public address" in html
+
+
 def test_running_the_step_twice_creates_one_server(launch):
     op = _op(launch())
     runner.advance(str(op.pk))
