@@ -13,14 +13,19 @@ from portal.core.mail import mail_after_commit
 
 def after_operation(op: Operation, instance: Instance) -> None:
     if op.action == Action.CREATE and instance.batch_id:
-        batch_id = instance.batch_id
-        transaction.on_commit(lambda: launch_batch_notify(batch_id))
+        after_creations([instance.batch_id])
     elif op.action == Action.TERMINATE and op.state != OperationState.FAILED and op.requested_by_id:
         _mail(
             "compute/email/terminated",
             op.requested_by.email,
             {"instance": instance, "project": instance.project},
         )
+
+
+def after_creations(batch_ids) -> None:
+    """Servers of these launches got their outcome: each launch's e-mail goes once all have one."""
+    for batch_id in batch_ids:
+        transaction.on_commit(lambda batch_id=batch_id: launch_batch_notify(batch_id))
 
 
 def launch_batch_notify(batch_id) -> bool:

@@ -62,32 +62,36 @@ def reconcile(now=None) -> Report:
 
 
 def _requeue_lost_work(now, report: Report) -> None:
-    from portal.compute.tasks import operation_advance
+    from portal.compute.tasks import operations_advance, step_messages
 
+    overdue = Q(next_check_at__isnull=True) | Q(next_check_at__lt=now)
     lost = Operation.objects.filter(
         state__in=[OperationState.PENDING, OperationState.RUNNING],
         deadline__gt=now,
         created_at__lt=now - GRACE,
-    ).filter(Q(next_check_at__isnull=True) | Q(next_check_at__lt=now))
-    for op_id in lost.values_list("pk", flat=True)[:500]:
-        # Claim by pushing the next check forward, so a second reconciler doesn't enqueue it again.
-        # A new step token makes any older message for this operation stale: one chain only.
-        token = uuid.uuid4().hex
-        claimed = (
-            Operation.objects.filter(pk=op_id)
-            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lt=now))
-            .update(
-                next_check_at=now + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60), step_token=token
-            )
-        )
-        if claimed:
-            try:
-                operation_advance.delay(str(op_id), token)
-            except Exception:  # broker unreachable: release the claim and let the next run retry
-                Operation.objects.filter(pk=op_id, step_token=token).update(next_check_at=None)
-                log.warning("reconcile: broker unreachable, requeue postponed", exc_info=True)
-                break
-            report.requeued.append(str(op_id))
+    ).filter(overdue)
+    candidates = list(lost.values_list("pk", flat=True)[:500])
+    if not candidates:
+        return
+    # Claim by pushing the next check forward, so a second reconciler doesn't enqueue them again.
+    # A new step token makes any older message for these operations stale: one chain only.
+    token = uuid.uuid4().hex
+    Operation.objects.filter(pk__in=candidates).filter(overdue).update(
+        next_check_at=now + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60), step_token=token
+    )
+    claimed = Operation.objects.filter(pk__in=candidates, step_token=token).values_list(
+        "pk", "step_token", "instance__zone__backend"
+    )
+    messages = step_messages(claimed)
+    for n, steps in enumerate(messages):
+        try:
+            operations_advance.delay(steps)
+        except Exception:  # broker unreachable: release the claims and let the next run retry
+            unsent = [op_id for rest in messages[n:] for op_id, _ in rest]
+            Operation.objects.filter(pk__in=unsent, step_token=token).update(next_check_at=None)
+            log.warning("reconcile: broker unreachable, requeue postponed", exc_info=True)
+            return
+        report.requeued += [op_id for op_id, _ in steps]
 
 
 def _fail_stuck(now, report: Report) -> None:

@@ -4,15 +4,19 @@ already made with the instance's UUID, and no transaction is open while the clou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, CharField, F, JSONField, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portal.catalog.models import Flavor
@@ -21,13 +25,13 @@ from portal.compute.backends import (
     BackendError,
     BackendState,
     NotFound,
-    Rejected,
     ServerSpec,
     Transient,
     get_backend,
 )
 from portal.compute.models import (
     Action,
+    FirewallRule,
     Instance,
     InstanceStatus,
     Operation,
@@ -36,7 +40,7 @@ from portal.compute.models import (
     VolumeStatus,
 )
 from portal.compute.models.instances import ACTIONS
-from portal.metering.segments import sync_instance
+from portal.metering.segments import sync_instance, sync_instances
 
 log = logging.getLogger(__name__)
 S = InstanceStatus
@@ -77,63 +81,120 @@ def _backoff(attempt: int) -> float:
 
 
 def _spec(instance: Instance) -> ServerSpec:
-    return ServerSpec(
-        idempotency_key=str(instance.pk),
-        name=instance.name,
-        zone=instance.zone.code,
-        flavor=instance.flavor.code,
-        vcpus=instance.flavor.vcpus,
-        ram_gib=instance.flavor.ram_gib,
-        root_disk_gib=instance.root_disk_gib,
-        image=instance.image.name,
-        ssh_keys=tuple(instance.ssh_keys.values_list("public_key", flat=True)),
-        user_data=instance.user_data,
-        firewall_rules=tuple(
-            instance.firewall.rules.values("protocol", "port_from", "port_to", "source")
-            if instance.firewall
-            else ()
-        ),
-    )
+    return _specs([instance])[0]
 
 
-def claim(operation_id, token) -> str | None:
-    """Take the operation's next step: only the message carrying the current token may.
+def _specs(instances: list[Instance]) -> list[ServerSpec]:
+    """What the cloud is asked to build, for several servers: keys and rules in one query each."""
+    ids = [instance.pk for instance in instances]
+    keys = defaultdict(list)
+    for instance_id, public_key in (
+        Instance.ssh_keys.through.objects.filter(instance_id__in=ids)
+        .order_by("sshkey__name")
+        .values_list("instance_id", "sshkey__public_key")
+    ):
+        keys[instance_id].append(public_key)
+    rules = defaultdict(list)
+    rule_sets = {instance.firewall_id for instance in instances} - {None}
+    if rule_sets:
+        for rule in FirewallRule.objects.filter(rule_set__in=rule_sets).values(
+            "rule_set_id", "protocol", "port_from", "port_to", "source"
+        ):
+            rules[rule.pop("rule_set_id")].append(rule)
+    return [
+        ServerSpec(
+            idempotency_key=str(instance.pk),
+            name=instance.name,
+            zone=instance.zone.code,
+            flavor=instance.flavor.code,
+            vcpus=instance.flavor.vcpus,
+            ram_gib=instance.flavor.ram_gib,
+            root_disk_gib=instance.root_disk_gib,
+            image=instance.image.name,
+            ssh_keys=tuple(keys[instance.pk]),
+            user_data=instance.user_data,
+            firewall_rules=tuple(rules[instance.firewall_id]) if instance.firewall_id else (),
+        )
+        for instance in instances
+    ]
+
+
+ACTIVE = [OperationState.PENDING, OperationState.RUNNING]
+
+
+def claim(steps: list[tuple[str, str | None]]) -> tuple[str, list[Operation]]:
+    """Take the next step of each operation whose message carries its current token.
 
     The token changes with every step, so a duplicate or late message (a redelivery, a message the
     reconciler already replaced) finds a stale token and does nothing: one chain of steps at most.
-    The claim also pushes `next_check_at` forward; if this worker dies mid-step, the reconciler
-    starts a new chain once that time has passed.
+    The operations claimed together share the new token (their next message carries it) and are
+    returned loaded. The claim also pushes `next_check_at` forward; if this worker dies mid-step,
+    the reconciler starts a new chain once that time has passed.
     """
     new = uuid.uuid4().hex
-    claimed = Operation.objects.filter(
-        pk=operation_id, step_token=token, state__in=[OperationState.PENDING, OperationState.RUNNING]
-    ).update(
-        step_token=new, next_check_at=timezone.now() + timedelta(seconds=settings.COMPUTE_STEP_LEASE_SECONDS)
-    )
-    return new if claimed else None
+    lease = timezone.now() + timedelta(seconds=settings.COMPUTE_STEP_LEASE_SECONDS)
+    by_token = defaultdict(list)
+    for operation_id, token in steps:
+        by_token[token].append(operation_id)
+    for token, ids in by_token.items():
+        Operation.objects.filter(pk__in=ids, step_token=token, state__in=ACTIVE).update(
+            step_token=new, next_check_at=lease
+        )
+    claimed = Operation.objects.select_related(
+        "instance__zone", "instance__flavor", "instance__image", "instance__project"
+    ).filter(pk__in=[operation_id for operation_id, _ in steps], step_token=new)
+    return new, list(claimed)
 
 
 def advance(operation_id: str, token: str | None = None) -> Step:
-    """One step. Without a token (tests, admin tools) the current one is used."""
-    if token is None:
-        token = Operation.objects.filter(pk=operation_id).values_list("step_token", flat=True).first()
-    new_token = claim(operation_id, token)
-    if new_token is None:
-        return DONE  # finished, or another message holds the step
-    step = _advance(operation_id)
-    return Step(step.again_in, new_token) if not step.done else DONE
+    """One step of one operation. Without a token (tests, admin tools) the current one is used."""
+    return advance_many([(operation_id, token)])[str(operation_id)]
 
 
-def _advance(operation_id: str) -> Step:
-    op = (
-        Operation.objects.select_related(
-            "instance__zone", "instance__flavor", "instance__image", "instance__firewall"
+def advance_many(steps: Iterable[tuple[str, str | None]]) -> dict[str, Step]:
+    """One step of each operation, each with the token its message carried: the next step of each
+    (DONE for those finished, or whose step another message holds).
+
+    Creations of several servers (one launch) are submitted, checked and finished together, in a
+    fixed number of statements; anything else, and any server whose step goes differently (an
+    error, a retry), takes the one-operation path."""
+    steps = [(str(operation_id), token) for operation_id, token in steps]
+    untokened = [operation_id for operation_id, token in steps if token is None]
+    if untokened:
+        current = dict(Operation.objects.filter(pk__in=untokened).values_list("pk", "step_token"))
+        steps = [(op_id, token or current.get(uuid.UUID(op_id))) for op_id, token in steps]
+    token, operations = claim(steps)
+    result = dict.fromkeys((operation_id for operation_id, _ in steps), DONE)
+    for operation_id, step in _advance_claimed(operations).items():
+        result[operation_id] = DONE if step.done else Step(step.again_in, token)
+    return result
+
+
+def _advance_claimed(operations: list[Operation]) -> dict[str, Step]:
+    steps: dict[str, Step] = {}
+    submits, checks = defaultdict(list), defaultdict(list)
+    now = timezone.now()
+    for op in operations:
+        instance = op.instance
+        plain_create = (
+            op.action == Action.CREATE
+            and now <= op.deadline
+            and instance.status not in (S.TERMINATING, S.TERMINATED)
         )
-        .filter(pk=operation_id)
-        .first()
-    )
-    if op is None or op.is_final:
-        return DONE  # a second delivery of finished work: nothing to do
+        if plain_create and op.submitted_at is None:
+            submits[instance.zone.backend].append(op)
+        elif plain_create and instance.backend_id:
+            checks[instance.zone.backend].append(op)
+        else:
+            steps[str(op.pk)] = _advance_one(op)
+    for backend_name, group in submits.items():
+        steps |= _submit_creates(get_backend(backend_name), group)
+    for backend_name, group in checks.items():
+        steps |= _check_creates(get_backend(backend_name), group)
+    return steps
+
+
+def _advance_one(op: Operation) -> Step:
     instance = op.instance
     now = timezone.now()
     if now > op.deadline:
@@ -141,12 +202,7 @@ def _advance(operation_id: str) -> Step:
         return DONE
     if op.action == Action.CREATE and instance.status in (S.TERMINATING, S.TERMINATED):
         return _cancel_create(op, instance)
-    if op.state == OperationState.PENDING:
-        Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(state=OperationState.RUNNING)
-        if op.action == Action.CREATE:
-            Instance.objects.filter(pk=instance.pk, status=S.PENDING).update(
-                status=S.PROVISIONING, updated_at=now
-            )
+    _mark_running([op])
 
     backend = get_backend(instance.zone.backend)
     try:
@@ -157,7 +213,30 @@ def _advance(operation_id: str) -> Step:
             )
             return Step(settings.COMPUTE_POLL_SECONDS)
         return _check(op, instance, backend)
-    except Transient as error:
+    except BackendError as error:
+        return _after_error(op, error)
+
+
+def _mark_running(operations: list[Operation]) -> None:
+    """Pending operations start running; a server being created shows as provisioning."""
+    pending = [op for op in operations if op.state == OperationState.PENDING]
+    if not pending:
+        return
+    Operation.objects.filter(pk__in=[op.pk for op in pending], state=OperationState.PENDING).update(
+        state=OperationState.RUNNING
+    )
+    creating = [op.instance_id for op in pending if op.action == Action.CREATE]
+    if creating:
+        Instance.objects.filter(pk__in=creating, status=S.PENDING).update(
+            status=S.PROVISIONING, updated_at=timezone.now()
+        )
+    for op in pending:
+        op.state = OperationState.RUNNING
+
+
+def _after_error(op: Operation, error: BackendError) -> Step:
+    """What one operation does after the cloud refused or failed its step."""
+    if isinstance(error, Transient):
         attempts = op.attempts + 1
         Operation.objects.filter(pk=op.pk).update(attempts=F("attempts") + 1, error_detail=error.detail)
         if attempts > settings.COMPUTE_MAX_TRANSIENT_RETRIES:
@@ -172,15 +251,74 @@ def _advance(operation_id: str) -> Step:
             next_check_at=timezone.now() + timedelta(seconds=delay + 30)
         )
         return Step(delay)
-    except Rejected as error:
-        _fail(op, error.user_message, error.detail)
-        return DONE
-    except NotFound as error:
+    if isinstance(error, NotFound):
         if op.action == Action.TERMINATE:
             _succeed(op, None)
             return DONE
         _fail(op, "The server no longer exists in the cloud.", error.detail)
         return DONE
+    _fail(op, error.user_message, error.detail)  # Rejected: permanent, in the customer's words
+    return DONE
+
+
+def _submit_creates(backend, operations: list[Operation]) -> dict[str, Step]:
+    """Ask the cloud for several servers at once; each server's error is handled on its own."""
+    _mark_running(operations)
+    results = backend.create_servers(_specs([op.instance for op in operations]))
+    steps, made = {}, {}
+    for op, result in zip(operations, results, strict=True):
+        if isinstance(result, BackendError):
+            steps[str(op.pk)] = _after_error(op, result)
+        else:
+            made[op] = result
+    if not made:
+        return steps
+    Instance.objects.filter(pk__in=[op.instance_id for op in made], backend_id="").update(
+        backend_id=Case(
+            *(When(pk=op.instance_id, then=Value(state.backend_id)) for op, state in made.items()),
+            output_field=CharField(),
+        )
+    )
+    for op, state in made.items():
+        op.instance.backend_id = op.instance.backend_id or state.backend_id
+    # Terminated while the cloud was creating it: don't leave the new server behind.
+    cancelled = set(
+        Instance.objects.filter(
+            pk__in=[op.instance_id for op in made], status__in=[S.TERMINATING, S.TERMINATED]
+        ).values_list("pk", flat=True)
+    )
+    for op, state in made.items():
+        if op.instance_id in cancelled:
+            # If this fails, the next step (a cancelled creation) finds the server and deletes it.
+            with contextlib.suppress(BackendError):
+                backend.delete_server(state.backend_id)
+    Operation.objects.filter(pk__in=[op.pk for op in made], submitted_at=None).update(
+        submitted_at=timezone.now(), next_check_at=_next_check()
+    )
+    return steps | {str(op.pk): Step(settings.COMPUTE_POLL_SECONDS) for op in made}
+
+
+def _check_creates(backend, operations: list[Operation]) -> dict[str, Step]:
+    """Look at several servers being created; finish those running, together."""
+    results = backend.get_servers([op.instance.backend_id for op in operations])
+    steps, running, waiting = {}, [], []
+    for op, result in zip(operations, results, strict=True):
+        if isinstance(result, BackendError):
+            steps[str(op.pk)] = _after_error(op, result)
+        elif result.state == B.ERROR:
+            _fail(op, _failure_advice(op, result.fault), result.fault or "backend reports error")
+            steps[str(op.pk)] = DONE
+        elif result.state == B.RUNNING:
+            running.append((op, result))
+            steps[str(op.pk)] = DONE
+        else:
+            waiting.append(op)
+            steps[str(op.pk)] = Step(settings.COMPUTE_POLL_SECONDS)
+    if waiting:
+        Operation.objects.filter(pk__in=[op.pk for op in waiting]).update(next_check_at=_next_check())
+    if running:
+        _succeed_creates(running)
+    return steps
 
 
 def _cancel_create(op: Operation, instance: Instance) -> Step:
@@ -324,6 +462,61 @@ def _succeed(op: Operation, state) -> None:
         instance.save(update_fields=fields)
         sync_instance(instance)
         notify.after_operation(op, instance)
+
+
+def _succeed_creates(finished: list[tuple[Operation, object]]) -> None:
+    """`_succeed` for several new servers: one transaction, a fixed number of statements."""
+    now = timezone.now()
+    with transaction.atomic():
+        instances = {
+            instance.pk: instance
+            for instance in Instance.objects.select_for_update(of=("self",))
+            .select_related("project", "flavor", "image")
+            .filter(pk__in=[op.instance_id for op, _ in finished])
+            .order_by("pk")
+        }
+        # Only operations still open are finished here (a racing delivery may have closed one).
+        open_ = set(
+            Operation.objects.select_for_update()
+            .filter(pk__in=[op.pk for op, _ in finished], state__in=ACTIVE)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Operation.objects.filter(pk__in=open_).update(
+            state=OperationState.SUCCEEDED, finished_at=now, error_message="", error_detail=""
+        )
+        changed, batches = [], set()
+        for op, state in finished:
+            if op.pk not in open_:
+                continue
+            instance = instances[op.instance_id]
+            if instance.batch_id:
+                batches.add(instance.batch_id)
+            if not instance.can_become(S.RUNNING):
+                continue  # e.g. terminate asked while it was being created: that request decides
+            instance.status, instance.updated_at, instance.fault_message = S.RUNNING, now, ""
+            instance.running_since = instance.running_since or now
+            if state.addresses:
+                instance.addresses = list(state.addresses)
+            changed.append(instance)
+        if changed:
+            # What they share in one statement, each one's addresses in another.
+            Instance.objects.filter(pk__in=[i.pk for i in changed]).update(
+                status=S.RUNNING,
+                updated_at=now,
+                fault_message="",
+                running_since=Coalesce("running_since", Value(now)),
+            )
+            addressed = [i for i in changed if i.addresses]
+            if addressed:
+                Instance.objects.filter(pk__in=[i.pk for i in addressed]).update(
+                    addresses=Case(
+                        *(When(pk=i.pk, then=Value(i.addresses, JSONField())) for i in addressed),
+                        output_field=JSONField(),
+                    )
+                )
+        sync_instances(changed, at=now)
+        notify.after_creations(batches)
 
 
 def _fail(op: Operation, message: str, detail: str) -> None:

@@ -4,6 +4,7 @@ decision and the quota, records operations and an audit event, and enqueues work
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -126,14 +127,14 @@ def _deadline() -> timezone.datetime:
 
 
 def _enqueue(operations: list[Operation]) -> None:
-    from portal.compute.tasks import operation_advance
+    """Queue the operations' first steps once the transaction commits (grouped as their zone's
+    backend takes them)."""
+    from portal.compute.tasks import operations_advance, step_messages
 
-    steps = [(str(op.pk), op.step_token) for op in operations]
+    messages = step_messages((op.pk, op.step_token, op.instance.zone.backend) for op in operations)
     # With the broker down the work is committed all the same and the reconciler enqueues it after
     # its grace period: the request must not fail (the customer would launch a second time).
-    transaction.on_commit(
-        lambda: [operation_advance.delay(op_id, token) for op_id, token in steps], robust=True
-    )
+    transaction.on_commit(lambda: [operations_advance.delay(steps) for steps in messages], robust=True)
 
 
 def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None = None) -> LaunchBatch:
@@ -166,9 +167,8 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
             firewall = req.firewall
             if req.firewall_preset is not None:
                 firewall = rule_set_from_preset(project, req.firewall_preset, user)
-            operations = []
-            for name in launch_names(req.name, req.count):
-                instance = Instance.objects.create(
+            instances = Instance.objects.bulk_create(
+                Instance(
                     project=project,
                     name=name,
                     zone=req.zone,
@@ -181,12 +181,25 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                     batch=batch,
                     created_by=user,
                 )
-                instance.ssh_keys.set(ssh_keys)
-                operations.append(
-                    Operation.objects.create(
-                        instance=instance, action=Action.CREATE, requested_by=user, deadline=_deadline()
-                    )
+                for name in launch_names(req.name, req.count)
+            )
+            Instance.ssh_keys.through.objects.bulk_create(
+                Instance.ssh_keys.through(instance_id=instance.pk, sshkey_id=key.pk)
+                for instance in instances
+                for key in {key.pk: key for key in ssh_keys}.values()
+            )
+            # One step token for the launch: its servers' first steps are claimed together.
+            token, deadline = uuid.uuid4().hex, _deadline()
+            operations = Operation.objects.bulk_create(
+                Operation(
+                    instance=instance,
+                    action=Action.CREATE,
+                    requested_by=user,
+                    deadline=deadline,
+                    step_token=token,
                 )
+                for instance in instances
+            )
             audit_record(
                 action=AuditAction.INSTANCES_LAUNCHED,
                 organization=project.organization,

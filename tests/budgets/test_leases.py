@@ -26,9 +26,9 @@ def _url(project) -> str:
 def enforce(django_capture_on_commit_callbacks, mailoutbox, monkeypatch):
     """Run the beat task's work at `now`; mail is delivered after commit, and the stop's worker
     task is not queued (the test drives the runner itself)."""
-    from portal.compute.tasks import operation_advance
+    from portal.compute.tasks import operations_advance
 
-    monkeypatch.setattr(operation_advance, "delay", lambda *args: None)
+    monkeypatch.setattr(operations_advance, "delay", lambda *args: None)
 
     def run(now):
         before = len(mailoutbox)

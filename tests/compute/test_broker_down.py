@@ -9,7 +9,7 @@ from kombu.exceptions import OperationalError
 
 from portal.compute import reconciler
 from portal.compute.models import Instance, Operation
-from portal.compute.tasks import operation_advance
+from portal.compute.tasks import operation_advance, operations_advance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,6 +20,7 @@ def broker_down(monkeypatch):
         raise OperationalError("[Errno 111] Connection refused")
 
     monkeypatch.setattr(operation_advance, "delay", refuse)
+    monkeypatch.setattr(operations_advance, "delay", refuse)
 
 
 def test_a_launch_while_the_broker_is_down_is_saved_and_answered(

@@ -39,7 +39,9 @@ def test_a_server_without_a_public_address_is_announced_as_such(
 ):
     from portal.compute.backends.simulated import SimulatedBackend
 
-    monkeypatch.setattr(SimulatedBackend, "_free_address", lambda self, zone: None)  # e.g. user networking
+    monkeypatch.setattr(
+        SimulatedBackend, "_free_addresses", lambda self, zone, count: [None] * count
+    )  # e.g. user networking
     batch = launch()
     with django_capture_on_commit_callbacks(execute=True):
         _drive(_op(batch))
@@ -228,3 +230,93 @@ def test_a_failed_stop_with_the_server_still_there_keeps_holding_quota(launch, a
     instance.refresh_from_db()
     assert instance.status == "error" and instance.backend_id
     assert project_usage(project).instances == 1  # the server still exists in the cloud
+
+
+# --- The servers of one launch, stepped together ---------------------------------------------
+
+
+def _drive_launch(batch, limit=20) -> list[dict]:
+    """Step a launch's operations together, as one `operations_advance` message chain does; the
+    steps each round returned."""
+    steps = [(str(op.pk), op.step_token) for op in Operation.objects.filter(instance__batch=batch)]
+    rounds = []
+    for _ in range(limit):
+        result = runner.advance_many(steps)
+        rounds.append(result)
+        steps = [(op_id, step.token) for op_id, step in result.items() if not step.done]
+        if not steps:
+            return rounds
+    raise AssertionError("the launch did not finish")
+
+
+def test_a_launch_of_many_servers_takes_the_same_statements_as_a_launch_of_two(launch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _drive_launch(launch(name="first"))  # the zone is sized on its first launch
+    counts = {}
+    for count in (2, 7):
+        batch = launch(name=f"n{count}", count=count)
+        with CaptureQueriesContext(connection) as queries:
+            _drive_launch(batch)
+        counts[count] = len(queries)
+        assert Instance.objects.filter(batch=batch, status="running").count() == count
+    assert counts[2] == counts[7], counts
+
+
+def test_one_server_failing_to_boot_does_not_hold_back_the_rest_of_its_launch(
+    launch, knobs, project, django_capture_on_commit_callbacks, mailoutbox
+):
+    knobs.fail_marker = "web-2"
+    knobs.save()
+    batch = launch(count=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        _drive_launch(batch)
+    status = dict(Instance.objects.filter(batch=batch).values_list("name", "status"))
+    assert status == {"web-1": "running", "web-2": "error", "web-3": "running"}
+    assert project_usage(project).instances == 2  # the failed one's server was deleted
+    assert len(mailoutbox) == 1
+    body = mailoutbox[0].body
+    assert "web-1" in body and "web-3" in body and "could not be launched" in body
+
+
+def test_a_transient_fault_for_one_server_retries_that_server_alone(launch, knobs, monkeypatch, settings):
+    from portal.compute.backends import simulated
+
+    knobs.transient_error_rate = 0.5
+    knobs.save()
+    # The cloud call for the launch fails for its second server only, then works for everyone.
+    rolls = iter([0.9, 0.1, 0.9])
+    monkeypatch.setattr(simulated.random, "random", lambda: next(rolls, 0.9))
+    batch = launch(count=3)
+    ops = {op.instance.name: str(op.pk) for op in Operation.objects.filter(instance__batch=batch)}
+    first = _drive_launch(batch)[0]
+    assert 1 <= first[ops["web-2"]].again_in <= 60  # backing off
+    poll = settings.COMPUTE_POLL_SECONDS  # created: looked at again at the usual pace
+    assert first[ops["web-1"]].again_in == first[ops["web-3"]].again_in == poll
+    assert Operation.objects.get(pk=ops["web-2"]).attempts == 1
+    assert Instance.objects.filter(batch=batch, status="running").count() == 3
+    assert SimulatedServer.objects.count() == 3
+
+
+def test_a_launch_is_queued_as_its_clouds_takes_it(launch, django_capture_on_commit_callbacks, monkeypatch):
+    from portal.compute.backends.simulated import SimulatedBackend
+    from portal.compute.tasks import operations_advance
+
+    sent = []
+    monkeypatch.setattr(operations_advance, "delay", sent.append)
+    batch = launch(count=3)
+    for callback in launch.callbacks:
+        callback()
+    assert len(sent) == 1 and len(sent[0]) == 3  # the simulated cloud creates them in one call
+    assert {op_id for op_id, _ in sent[0]} == {
+        str(pk) for pk in Operation.objects.filter(instance__batch=batch).values_list("pk", flat=True)
+    }
+
+    # A cloud without bulk calls gets one message per server, worked on in parallel.
+    monkeypatch.setattr(SimulatedBackend, "batch_size", 1)
+    sent.clear()
+    launch(name="db", count=3)
+    for callback in launch.callbacks:
+        callback()
+    assert [len(message) for message in sent] == [1, 1, 1]

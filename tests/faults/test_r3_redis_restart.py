@@ -1,6 +1,7 @@
 """R3: Redis restarted with 100 launches queued. A test-owned `redis-server` (its own port, no
-persistence) holds the launches' messages while a real worker is in the middle of the first one;
-Redis is killed (SIGKILL) and started again on the same port, so the 99 queued messages are gone.
+persistence) holds the launches' messages (one per launch of 20 servers: the simulated cloud
+creates a launch's servers together) while a real worker is in the middle of the first one; Redis
+is killed (SIGKILL) and started again on the same port, so the 80 servers' queued messages are gone.
 The reconciler's beat task finds the operations nobody works on and queues them again; the same
 worker, reconnected, brings every server up once: no launch lost, no duplicate server, no leaked
 quota, nothing billed twice.
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.worker]
 
 REDIS_SERVER = shutil.which("redis-server")
 LAUNCHES = 100
+PER_MESSAGE = 20  # one launch of 20 servers: one message, as the simulated cloud takes them together
 
 
 @pytest.fixture
@@ -147,20 +149,26 @@ def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, mo
     try:
         with _broker(broker.url):
             # The launches commit and enqueue (on_commit) while no worker is consuming: they wait in Redis.
-            for i in range(LAUNCHES // 20):
+            for i in range(LAUNCHES // PER_MESSAGE):
                 services.instance_launch(
-                    access=access, req=services.LaunchRequest(**{**vars(req), "name": f"r3-{i}", "count": 20})
+                    access=access,
+                    req=services.LaunchRequest(**{**vars(req), "name": f"r3-{i}", "count": PER_MESSAGE}),
                 )
             assert ops.filter(state="pending").count() == LAUNCHES
-            assert broker.queued() == LAUNCHES, "the launches' messages are not waiting in Redis"
+            assert broker.queued() == LAUNCHES // PER_MESSAGE, (
+                "the launches' messages are not waiting in Redis"
+            )
 
-            # A worker (one at a time, prefetching one) starts on the first launch: 99 still queued.
+            # A worker (one at a time, prefetching one) starts on the first launch: 80 still queued.
             # A short step lease, so a step whose follow-up message is lost is re-driven in seconds.
             worker = _worker(
                 worker_env(lease_seconds=10) | {"REDIS_URL": broker.url, "COMPUTE_POLL_SECONDS": "0.2"}
             )
             _wait(
-                lambda: ops.filter(state="running").count() == 1 and broker.queued() == LAUNCHES - 1,
+                lambda: (
+                    ops.filter(state="running").count() == PER_MESSAGE
+                    and broker.queued() == LAUNCHES // PER_MESSAGE - 1
+                ),
                 30,
                 "the worker is busy with one launch and the others are queued",
             )
@@ -204,10 +212,11 @@ def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, mo
     assert figures == {"servers": LAUNCHES, "running": LAUNCHES, "failed": 0}
     assert servers_made == LAUNCHES, "a server was created twice in the cloud"
     requeued = [len(report.requeued) for report in reports]
-    # The 99 queued launches, plus the one in flight if its next message was lost with Redis too.
-    assert LAUNCHES - 1 <= sum(requeued) <= LAUNCHES
+    # The 80 queued servers, plus the 20 in flight if their next message was lost with Redis too.
+    assert LAUNCHES - PER_MESSAGE <= sum(requeued) <= LAUNCHES
     print(
-        f"R3: {LAUNCHES} launches (1 on the worker, {LAUNCHES - 1} queued) when Redis was killed; "
+        f"R3: {LAUNCHES} launches ({PER_MESSAGE} on the worker, {LAUNCHES - PER_MESSAGE} queued) when "
+        "Redis was killed; "
         f"requeued by the reconciler per run {requeued}; {figures}; {servers_made} servers created "
         f"in the cloud; all running {recovered_in:.1f} s after the restart, same worker process"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -86,6 +87,11 @@ class ZoneCapacity:
 
 
 class ComputeBackend(ABC):
+    # How many servers' steps one task takes at a time (`create_servers`, `get_servers`). 1 keeps
+    # each server's slow calls in a task of its own, in parallel with the others; a cloud whose
+    # bulk calls are cheap raises it.
+    batch_size = 1
+
     def __init__(self, name: str, **options) -> None:
         self.name = name
         self.options = options
@@ -122,6 +128,31 @@ class ComputeBackend(ABC):
 
     @abstractmethod
     def zone_capacity(self, zone: str) -> ZoneCapacity: ...
+
+    # --- several servers at once (one launch of many): a cloud with bulk calls overrides these ---
+
+    def create_servers(self, specs: Sequence[ServerSpec]) -> list[ServerState | BackendError]:
+        """Create each server unless one with its idempotency key exists (then adopt that one).
+
+        One result per spec, in order: its server, or the error for that server alone (one server's
+        failure does not fail the others)."""
+        results: list[ServerState | BackendError] = []
+        for spec in specs:
+            try:
+                results.append(self.find_server(spec.zone, spec.idempotency_key) or self.create_server(spec))
+            except BackendError as error:
+                results.append(error)
+        return results
+
+    def get_servers(self, backend_ids: Sequence[str]) -> list[ServerState | BackendError]:
+        """`get_server` for each id, in order; a server's error is its result."""
+        results: list[ServerState | BackendError] = []
+        for backend_id in backend_ids:
+            try:
+                results.append(self.get_server(backend_id))
+            except BackendError as error:
+                results.append(error)
+        return results
 
     def zone_settings(self, zone: str) -> dict:
         """How this backend reaches `zone`: `OPTIONS["zones"][zone]` from settings, overlaid by what

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
+    BackendError,
     BackendState,
     ComputeBackend,
     NotFound,
@@ -83,6 +84,8 @@ def _knobs():
 
 
 class SimulatedBackend(ComputeBackend):
+    batch_size = 50  # creating or looking at servers is a few statements however many
+
     def _call(self):
         """Every call: maybe slow, maybe a transient failure, as the knobs say."""
         knobs = _knobs()
@@ -158,71 +161,177 @@ class SimulatedBackend(ComputeBackend):
         digest = int(hashlib.sha256(zone.encode()).hexdigest(), 16)
         return ipaddress.IPv4Network(f"100.{64 + digest % 64}.{digest // 64 % 256}.0/24")
 
-    def _free_address(self, zone: str) -> str:
+    def _free_addresses(self, zone: str, count: int) -> list[str]:
+        """Up to `count` unused addresses of the zone's pool, lowest first."""
         from portal.compute.models import SimulatedServer
 
         taken = set(
             SimulatedServer.objects.filter(zone_code=zone, deleted=False).values_list("address", flat=True)
         )
+        free = []
         for host in self._pool(zone).hosts():
+            if len(free) == count:
+                break
             if str(host) not in taken and int(host) % 256 >= 10:
-                return str(host)
-        raise Rejected(
-            "This zone has run out of public addresses. Please try another zone.", f"pool of {zone} full"
-        )
+                free.append(str(host))
+        return free
+
+    def _lock_zone(self, zone: str) -> ZoneCapacity:
+        """The zone's size, its row locked until the transaction ends: one creation or resize at a
+        time per zone, so two launches can't both take the last capacity."""
+        from portal.compute.models import SimulatedZone
+
+        sized = SimulatedZone.objects.select_for_update().filter(zone_code=zone).first()
+        if sized is None:
+            self._total_capacity(zone)  # sized from the catalog on first use
+            sized = SimulatedZone.objects.select_for_update().get(zone_code=zone)
+        return ZoneCapacity(sized.total_vcpus, sized.total_ram_gib)
+
+    def _roll(self, count: int) -> tuple[object, list[Transient | None]]:
+        """One call to the cloud for `count` servers: maybe slow, and each server's part of it maybe a
+        transient failure, as the knobs say."""
+        knobs = _knobs()
+        if knobs.slow_call_seconds:
+            time.sleep(knobs.slow_call_seconds)
+        rate = knobs.transient_error_rate
+        return knobs, [
+            Transient("The cloud is busy; we will retry.", "simulated transient fault")
+            if rate and random.random() < rate  # noqa: S311
+            else None
+            for _ in range(count)
+        ]
 
     # --- the interface ---------------------------------------------------------------------
 
     def create_server(self, spec: ServerSpec) -> ServerState:
+        result = self.create_servers([spec])[0]
+        if isinstance(result, BackendError):
+            raise result
+        return result
+
+    def create_servers(self, specs) -> list[ServerState | BackendError]:
+        """A launch of several servers in a few statements: those that exist are adopted, the rest
+        are made per zone under the zone's lock, each refused alone when its zone is full."""
         from portal.compute.models import SimulatedServer
 
-        knobs = self._call()
-        existing = self.find_server(spec.zone, spec.idempotency_key)
-        if existing is not None:
-            return existing
-        try:
-            with transaction.atomic():
-                # One creation at a time per zone, so two launches can't both take the last capacity.
-                total = self._total_capacity(spec.zone)
-                list(SimulatedServer.objects.select_for_update().filter(zone_code=spec.zone, deleted=False))
-                used_vcpus, used_ram = self._used(spec.zone)
+        knobs, results = self._roll(len(specs))
+        asked = [n for n, result in enumerate(results) if result is None]
+        if not asked:
+            return results
+        rows = SimulatedServer.objects.filter(
+            idempotency_key__in=[specs[n].idempotency_key for n in asked], deleted=False
+        )
+        existing = {row.idempotency_key: row for row in rows}
+        by_zone: dict[str, list[int]] = {}
+        for n in asked:
+            row = existing.get(specs[n].idempotency_key)
+            if row is not None:
+                self._settle(row)
+                results[n] = self._state(row)
+            else:
+                by_zone.setdefault(specs[n].zone, []).append(n)
+        for zone, numbers in by_zone.items():
+            try:
+                self._create_in_zone(knobs, zone, [specs[n] for n in numbers], numbers, results)
+            except IntegrityError:
+                # A concurrent call created one of them (same key) or took an address: answer
+                # what exists, and let the rest be retried.
+                for n in numbers:
+                    found = self.find_server(zone, specs[n].idempotency_key)
+                    results[n] = found or Transient("The cloud is busy; we will retry.", "simulated race")
+        return results
+
+    def _create_in_zone(self, knobs, zone: str, specs, numbers, results) -> None:
+        from portal.compute.models import SimulatedServer
+
+        with transaction.atomic():
+            total = self._lock_zone(zone)
+            used_vcpus, used_ram = self._used(zone)
+            addresses = iter(self._free_addresses(zone, len(specs)))
+            made = []
+            for n, spec in zip(numbers, specs, strict=True):
                 if used_vcpus + spec.vcpus > total.free_vcpus or used_ram + spec.ram_gib > total.free_ram_gib:
-                    raise Rejected(
-                        f"Zone {spec.zone} is sold out for this size right now. Try a smaller size or another zone.",
+                    results[n] = Rejected(
+                        f"Zone {zone} is sold out for this size right now. Try a smaller size or another zone.",
                         f"capacity {total} used {used_vcpus} vCPU/{used_ram} GiB, asked {spec.vcpus}/{spec.ram_gib}",
                     )
+                    continue
+                address = next(addresses, "")
+                if address == "":
+                    results[n] = Rejected(
+                        "This zone has run out of public addresses. Please try another zone.",
+                        f"pool of {zone} full",
+                    )
+                    continue
+                used_vcpus, used_ram = used_vcpus + spec.vcpus, used_ram + spec.ram_gib
                 failing = bool(knobs.fail_marker) and knobs.fail_marker in spec.name
-                row = SimulatedServer.objects.create(
-                    backend_id=f"sim-{uuid.uuid4().hex[:12]}",
-                    idempotency_key=spec.idempotency_key,
-                    zone_code=spec.zone,
-                    name=spec.name,
-                    vcpus=spec.vcpus,
-                    ram_gib=spec.ram_gib,
-                    flavor_code=spec.flavor,
-                    state=B.BUILDING,
-                    target_state=B.ERROR if failing else B.RUNNING,
-                    transition_until=timezone.now() + timedelta(seconds=knobs.boot_seconds),
-                    address=self._free_address(spec.zone),
-                    fault="The image failed to boot (kernel panic during start-up)." if failing else "",
-                    metadata={IDEMPOTENCY_METADATA_KEY: spec.idempotency_key},
+                made.append(
+                    (
+                        n,
+                        SimulatedServer(
+                            backend_id=f"sim-{uuid.uuid4().hex[:12]}",
+                            idempotency_key=spec.idempotency_key,
+                            zone_code=zone,
+                            name=spec.name,
+                            vcpus=spec.vcpus,
+                            ram_gib=spec.ram_gib,
+                            flavor_code=spec.flavor,
+                            state=B.BUILDING,
+                            target_state=B.ERROR if failing else B.RUNNING,
+                            transition_until=timezone.now() + timedelta(seconds=knobs.boot_seconds),
+                            address=address,
+                            fault="The image failed to boot (kernel panic during start-up)." if failing else "",
+                            metadata={IDEMPOTENCY_METADATA_KEY: spec.idempotency_key},
+                        ),
+                    )
                 )
-        except IntegrityError:
-            # A concurrent call created it (same key) or took the address: answer what exists.
-            existing = self.find_server(spec.zone, spec.idempotency_key)
-            if existing is None:
-                raise Transient("The cloud is busy; we will retry.", "simulated address race") from None
-            return existing
-        return self._state(row)
+            SimulatedServer.objects.bulk_create([row for _, row in made])
+        for n, row in made:
+            results[n] = self._state(row)
 
     def get_server(self, backend_id: str) -> ServerState:
-        self._call()
-        with transaction.atomic():
-            row = self._row(backend_id, lock=True)
-            self._settle(row)
-        if row.state == B.ERROR and not row.fault:
-            row.fault = "The server stopped responding."
-        return self._state(row)
+        result = self.get_servers([backend_id])[0]
+        if isinstance(result, BackendError):
+            raise result
+        return result
+
+    def get_servers(self, backend_ids) -> list[ServerState | BackendError]:
+        from portal.compute.models import SimulatedServer
+
+        _, results = self._roll(len(backend_ids))
+        asked = [backend_ids[n] for n, result in enumerate(results) if result is None]
+        rows = {row.backend_id: row for row in SimulatedServer.objects.filter(backend_id__in=asked, deleted=False)}
+        self._settle_all(rows.values())
+        for n, backend_id in enumerate(backend_ids):
+            if results[n] is not None:
+                continue
+            row = rows.get(backend_id)
+            if row is None:
+                results[n] = NotFound(
+                    "The server no longer exists in the cloud.", f"simulated {backend_id} not found"
+                )
+                continue
+            if row.state == B.ERROR and not row.fault:
+                row.fault = "The server stopped responding."
+            results[n] = self._state(row)
+        return results
+
+    def _settle_all(self, rows) -> None:
+        """`_settle` for many rows: one conditional UPDATE per state they land in."""
+        from portal.compute.models import SimulatedServer
+
+        now = timezone.now()
+        landing: dict[str, list] = {}
+        for row in rows:
+            if row.target_state and row.transition_until and row.transition_until <= now:
+                landing.setdefault(row.target_state, []).append(row)
+        for target, due in landing.items():
+            # Conditional: a transition begun meanwhile (a stop right after the boot) is not undone.
+            SimulatedServer.objects.filter(
+                pk__in=[row.pk for row in due], target_state=target, transition_until__lte=now
+            ).update(state=target, target_state="", transition_until=None)
+            for row in due:
+                row.state, row.target_state, row.transition_until = target, "", None
 
     def find_server(self, zone: str, idempotency_key: str) -> ServerState | None:
         from portal.compute.models import SimulatedServer
@@ -278,7 +387,7 @@ class SimulatedBackend(ComputeBackend):
                 raise Rejected(
                     "Stop the server before resizing it.", f"simulated {backend_id} is {row.state}"
                 )
-            total = self._total_capacity(row.zone_code)
+            total = self._lock_zone(row.zone_code)
             used_vcpus, used_ram = self._used(row.zone_code)
             if (
                 used_vcpus - row.vcpus + vcpus > total.free_vcpus
