@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from django.conf import settings
-from django.db.models import Exists, FilteredRelation, Q
+from django.db.models import Exists, FilteredRelation, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 
 from portal.tenancy.access import ROLE_PERMISSIONS, Access
-from portal.tenancy.models import Role
+from portal.tenancy.models import Membership, Project, Role
 
 _ACCESS_ATTR = "portal_access"
 
@@ -28,12 +33,42 @@ def _checked_access(request: HttpRequest, user, url_kwargs: dict) -> Access | No
     return access
 
 
+class NavOrganization(NamedTuple):
+    """An entry of the organization switcher, ready to print (a user may belong to a hundred)."""
+
+    url: str
+    name: str
+    role: str
+    current: bool
+
+
+class NavProject(NamedTuple):
+    """An entry of the project switcher."""
+
+    url: str
+    name: str
+    current: bool
+
+
+def _url_maker(name: str, slug_kwarg: str, **kwargs: str) -> Callable[[str], str]:
+    """`reverse()` of `name` for any number of slugs at the price of one: reversed once around a
+    stand-in, which a slug ([-a-zA-Z0-9_]) then replaces as it is."""
+    stand_in = "any-slug-at-all"
+    url = reverse(name, kwargs={**kwargs, slug_kwarg: stand_in})
+    if url.count(stand_in) != 1:  # another part of the URL reads the same: no shortcut
+        return lambda slug: reverse(name, kwargs={**kwargs, slug_kwarg: slug})
+    prefix, _, suffix = url.partition(stand_in)
+    return lambda slug: f"{prefix}{slug}{suffix}"
+
+
 def portal(request: HttpRequest) -> dict:
     """What the page frame needs: the organizations and projects for the header switchers.
 
     One query when the view left its checked access on the request (`remember_access`): the
     memberships, the projects of the organization in the URL joined to its row, and whether the
-    sign-in address is confirmed (for the banner). Two when it did not."""
+    sign-in address is confirmed (for the banner), as values. Two when it did not. The switchers
+    get entries ready to print, their links from one reverse() each: a user may belong to a
+    hundred organizations, and the frame is on every page."""
     context: dict = {"site_name": settings.SITE_NAME}
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -42,41 +77,90 @@ def portal(request: HttpRequest) -> dict:
     kwargs = match.kwargs if match else {}
     access = _checked_access(request, user, kwargs)
     verified = user.emailaddress_set.filter(email__iexact=user.email, verified=True)
-    rows = user.memberships.select_related("organization").annotate(nav_email_verified=Exists(verified))
+    memberships = user.memberships.annotate(nav_email_verified=Exists(verified))
     if access is None:
-        rows = rows.order_by("organization__name")
+        context.update(_frame(user, memberships, kwargs))
     else:
-        rows = (
-            rows.annotate(
-                nav_project=FilteredRelation(
-                    "organization__projects",
-                    condition=Q(organization__projects__organization=access.organization.pk),
-                )
-            )
-            .select_related("nav_project")
-            .order_by("organization__name", "organization_id", "nav_project__name")
-        )
-    rows = list(rows)
-    # One row per membership, except the current organization's: one per project, adjacent.
-    memberships = []
-    for row in rows:
-        if not memberships or memberships[-1].pk != row.pk:
-            memberships.append(row)
-    context["nav_memberships"] = memberships
-    context["nav_email_verified"] = rows[0].nav_email_verified if rows else user.has_verified_email
-    current = next((m for m in memberships if m.organization.slug == kwargs.get("org_slug")), None)
-    if current is not None:
-        context["nav_org"] = current.organization
-        context["nav_role"] = current.get_role_display()
-        # What the navigation may offer: links a role can't use are not shown.
-        context["nav_perms"] = {perm.value for perm in ROLE_PERMISSIONS[Role(current.role)]}
-        if access is None:
-            projects = list(current.organization.projects.all())
-        else:
-            # A row whose join found no project has no `nav_project` attribute at all.
-            projects = [row.nav_project for row in rows if getattr(row, "nav_project", None) is not None]
-            for project in projects:
-                project.organization = current.organization
-        context["nav_projects"] = projects
-        context["nav_project"] = next((p for p in projects if p.slug == kwargs.get("project_slug")), None)
+        context.update(_frame_from_access(user, memberships, access))
     return context
+
+
+def _frame(user, memberships: QuerySet, kwargs: dict) -> dict:
+    """The organization in the URL (if any) from the user's memberships, then its projects."""
+    rows = list(memberships.select_related("organization").order_by("organization__name"))
+    current = next((m for m in rows if m.organization.slug == kwargs.get("org_slug")), None)
+    org_url = _url_maker("tenancy:org_dashboard", "org_slug")
+    context = {
+        "nav_memberships": rows,
+        "nav_organizations": [
+            NavOrganization(
+                org_url(m.organization.slug), m.organization.name, m.get_role_display(), m is current
+            )
+            for m in rows
+        ],
+        "nav_email_verified": rows[0].nav_email_verified if rows else user.has_verified_email,
+    }
+    if current is not None:
+        org = current.organization
+        projects = list(org.projects.all())
+        project = next((p for p in projects if p.slug == kwargs.get("project_slug")), None)
+        project_url = _url_maker("tenancy:project_dashboard", "project_slug", org_slug=org.slug)
+        context |= _current_org(current, project)
+        context["nav_projects"] = [NavProject(project_url(p.slug), p.name, p is project) for p in projects]
+    return context
+
+
+def _frame_from_access(user, memberships: QuerySet, access: Access) -> dict:
+    """The organization and project in the URL are the view's; the other organizations and
+    projects need only a name and a link, read as values (no model instances) in one query."""
+    org = access.organization
+    rows = list(
+        memberships.annotate(
+            nav_project=FilteredRelation(
+                "organization__projects", condition=Q(organization__projects__organization=org.pk)
+            )
+        )
+        .order_by("organization__name", "organization_id", "nav_project__name")
+        .values_list(
+            "organization_id",
+            "organization__name",
+            "organization__slug",
+            "role",
+            "nav_project__name",
+            "nav_project__slug",
+            "nav_email_verified",
+        )
+    )
+    org_url = _url_maker("tenancy:org_dashboard", "org_slug")
+    project_url = _url_maker("tenancy:project_dashboard", "project_slug", org_slug=org.slug)
+    current_slug = access.project.slug if access.project else None
+    organizations: list[NavOrganization] = []
+    projects: list[NavProject] = []
+    last_org_id = None
+    for org_id, name, slug, role, project_name, project_slug, _ in rows:
+        # One row per membership, except the current organization's: one per project, adjacent.
+        if org_id != last_org_id:
+            organizations.append(NavOrganization(org_url(slug), name, Role(role).label, org_id == org.pk))
+            last_org_id = org_id
+        if project_slug is not None:  # only the current organization's rows join a project
+            projects.append(NavProject(project_url(project_slug), project_name, project_slug == current_slug))
+    return {
+        # Model instances only if the page prints them (none that checks access does): own query.
+        "nav_memberships": SimpleLazyObject(
+            lambda: list(user.memberships.select_related("organization").order_by("organization__name"))
+        ),
+        "nav_organizations": organizations,
+        # Rows: the membership the view checked is among them, unless it went in the meantime.
+        "nav_email_verified": rows[0][-1] if rows else user.has_verified_email,
+        "nav_projects": projects,
+    } | _current_org(access.membership, access.project)
+
+
+def _current_org(membership: Membership, project: Project | None) -> dict:
+    return {
+        "nav_org": membership.organization,
+        "nav_role": membership.get_role_display(),
+        # What the navigation may offer: links a role can't use are not shown.
+        "nav_perms": {perm.value for perm in ROLE_PERMISSIONS[Role(membership.role)]},
+        "nav_project": project,
+    }

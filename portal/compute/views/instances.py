@@ -14,7 +14,7 @@ from portal.catalog.models import Flavor, Zone
 from portal.compute import services
 from portal.compute.backends import BackendError, NotFound, get_backend
 from portal.compute.models import ACTIONS, Action, InstanceStatus
-from portal.compute.models.instances import TRANSITIONAL
+from portal.compute.models.instances import TRANSITIONAL, with_absolute_urls
 from portal.compute.views.common import checked_project_access, get_instance
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm
@@ -40,10 +40,26 @@ class InstanceFilter(forms.Form):
         Zone.objects.filter(region__is_active=True), required=False, empty_label="Any zone"
     )
 
+    def options(self, name: str) -> list[tuple[str, str, bool]]:
+        """The choices of a select as (value, label, selected), selected as Django's Select marks
+        it. The page writes its filter selects itself: the widget templates (one per <option>)
+        cost milliseconds a page; the form still validates what comes back."""
+        field = self.fields[name]
+        if isinstance(field, forms.ModelChoiceField):
+            # One plain query: the field's own iterator reads a handful of rows through a
+            # server-side cursor, three round trips on PostgreSQL.
+            choices = [("", field.empty_label)]
+            choices += [(obj.pk, field.label_from_instance(obj)) for obj in field.queryset.all()]
+        else:
+            choices = field.choices
+        current = self[name].value()
+        current = "" if current is None else str(current)
+        return [(str(value), label, str(value) == current) for value, label in choices]
+
 
 def _listing(request: HttpRequest, access: Access):
     form = InstanceFilter(request.GET or None)
-    instances = access.project.instances.visible().for_list()
+    instances = access.project.instances.visible().for_list_page()
     if form.is_valid():
         if form.cleaned_data["q"]:
             instances = instances.filter(name__icontains=form.cleaned_data["q"])
@@ -86,7 +102,7 @@ def _page(instances: QuerySet, number) -> Page:
 def instance_list(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     access = checked_project_access(request, org_slug, project_slug)
     form, page, query = _listing(request, access)
-    rows = list(page.object_list)
+    rows = with_absolute_urls(list(page.object_list), access.project)
     polling = any(i.status in TRANSITIONAL for i in rows)
     context = {
         "access": access,
@@ -103,6 +119,8 @@ def instance_list(request: HttpRequest, org_slug: str, project_slug: str) -> Htt
         response = render(request, "compute/instance_list.html#instance-table", context)
         # Every row settled: htmx swaps this last version in and stops asking.
         return response if polling else _stop_polling(response)
+    context["status_options"] = form.options("status")
+    context["zone_options"] = form.options("zone")
     return render(request, "compute/instance_list.html", context)
 
 
