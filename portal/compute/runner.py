@@ -41,6 +41,7 @@ from portal.compute.models import (
 )
 from portal.compute.models.instances import ACTIONS
 from portal.metering.segments import sync_instance, sync_instances
+from portal.tenancy.models import Project
 
 log = logging.getLogger(__name__)
 S = InstanceStatus
@@ -141,7 +142,7 @@ def claim(steps: list[tuple[str, str | None]]) -> tuple[str, list[Operation]]:
             step_token=new, next_check_at=lease
         )
     claimed = Operation.objects.select_related(
-        "instance__zone", "instance__flavor", "instance__image", "instance__project"
+        "instance__zone", "instance__flavor", "instance__image"
     ).filter(pk__in=[operation_id for operation_id, _ in steps], step_token=new)
     return new, list(claimed)
 
@@ -468,13 +469,21 @@ def _succeed_creates(finished: list[tuple[Operation, object]]) -> None:
     """`_succeed` for several new servers: one transaction, a fixed number of statements."""
     now = timezone.now()
     with transaction.atomic():
-        instances = {
-            instance.pk: instance
-            for instance in Instance.objects.select_for_update(of=("self",))
-            .select_related("project", "flavor", "image")
+        # The rows locked, and what may have changed since the claim read them (a terminate).
+        current = {
+            pk: fields
+            for pk, *fields in Instance.objects.select_for_update()
             .filter(pk__in=[op.instance_id for op, _ in finished])
             .order_by("pk")
+            .values_list("pk", "status", "running_since", "batch_id")
         }
+        projects = Project.objects.in_bulk({op.instance.project_id for op, _ in finished})
+        instances = {}
+        for op, _ in finished:
+            instance = op.instance
+            instance.status, instance.running_since, instance.batch_id = current[instance.pk]
+            instance.project = projects[instance.project_id]
+            instances[instance.pk] = instance
         # Only operations still open are finished here (a racing delivery may have closed one).
         open_ = set(
             Operation.objects.select_for_update()
