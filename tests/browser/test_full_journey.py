@@ -198,7 +198,8 @@ def test_signup_to_budget_alert(celery_worker_process, live_server, new_page, sh
 
     # --- Stop and start web-1 ----------------------------------------------------------------
     page.get_by_role("link", name="web-1").click()
-    page.get_by_role("button", name="Stop").click()
+    page.locator("summary", has_text="Stop").click()  # asks once more: it ends running programs
+    page.get_by_role("button", name="Stop web-1").click()
     page.locator("h1 .status-stopped").wait_for(timeout=30_000)
     page.get_by_role("button", name="Start").click()
     page.locator("h1 .status-running").wait_for(timeout=30_000)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -79,6 +81,21 @@ def test_detail_shows_how_to_connect_and_only_possible_actions(project, owner, c
     assert "ssh debian@100.64.0.9" in page
     assert 'value="start"' in page and 'value="stop"' not in page
     assert "Resize to" in page
+
+
+def test_stop_and_hard_reboot_ask_once_more_and_say_what_happens(project, owner, client_as):
+    instance = InstanceFactory(project=project, status="running", name="db-1")
+    page = client_as(owner).get(instance.get_absolute_url()).content.decode()
+    for verb, consequence in (("Stop", "ends the programs running on it"), ("Hard reboot", "can be lost")):
+        panel = re.search(
+            rf'<details class="confirm">\s*<summary[^>]*>{verb}</summary>(.*?)</details>', page, re.S
+        )
+        assert panel, verb
+        assert consequence in panel.group(1) and f">{verb} db-1</button>" in panel.group(1)
+    # A gentle reboot interrupts nothing for long: one click, as before.
+    assert re.search(
+        r'value="reboot">\s*<button type="submit" class="button button-ghost">Reboot</button>', page
+    )
 
 
 def test_terminate_needs_the_name_and_respects_protection(project, owner, client_as, catalog):
