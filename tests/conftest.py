@@ -12,6 +12,23 @@ from portal.tenancy.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
+    """Worker processes the tests kill, and live-server threads, can leave a PostgreSQL session on
+    the test database, and then it is not dropped ("being accessed by other users"). Torn down
+    just before the database is: end any session but ours."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fast_and_isolated(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
