@@ -108,8 +108,10 @@ class OperationAdmin(admin.ModelAdmin):
 
         steps = []
         with transaction.atomic():
-            for op in queryset.select_for_update().filter(
-                state__in=[OperationState.PENDING, OperationState.RUNNING]
+            for op in (
+                queryset.select_for_update()
+                .filter(state__in=[OperationState.PENDING, OperationState.RUNNING])
+                .order_by("pk")  # the order every multi-row lock on operations takes
             ):
                 op.step_token = uuid.uuid4().hex
                 op.attempts = 0

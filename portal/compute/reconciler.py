@@ -80,7 +80,7 @@ def _requeue_lost_work(now, report: Report) -> None:
         next_check_at=now + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60), step_token=token
     )
     claimed = Operation.objects.filter(pk__in=candidates, step_token=token).values_list(
-        "pk", "step_token", "instance__zone__backend"
+        "pk", "step_token", "instance__zone__backend", "action"
     )
     messages = step_messages(claimed)
     for n, steps in enumerate(messages):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, CharField, F, JSONField, Value, When
@@ -187,12 +188,25 @@ def _advance_claimed(operations: list[Operation]) -> dict[str, Step]:
         elif plain_create and instance.backend_id:
             checks[instance.zone.backend].append(op)
         else:
-            steps[str(op.pk)] = _advance_one(op)
+            steps |= _isolated([op], lambda op=op: {str(op.pk): _advance_one(op)})
     for backend_name, group in submits.items():
-        steps |= _submit_creates(get_backend(backend_name), group)
+        steps |= _isolated(group, lambda name=backend_name, group=group: _submit_creates(name, group))
     for backend_name, group in checks.items():
-        steps |= _check_creates(get_backend(backend_name), group)
+        steps |= _isolated(group, lambda name=backend_name, group=group: _check_creates(name, group))
     return steps
+
+
+def _isolated(operations: list[Operation], step) -> dict[str, Step]:
+    """Run `step` for these operations. An unexpected error is theirs alone: it is logged, they
+    are left to the reconciler once their claim's lease runs out, and the rest of the message goes
+    on. Out of time, the message stops (the reconciler takes over what it did not reach)."""
+    try:
+        return step()
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        log.exception("operation step failed", extra={"operations": [str(op.pk) for op in operations]})
+        return {str(op.pk): DONE for op in operations}
 
 
 def _advance_one(op: Operation) -> Step:
@@ -262,10 +276,15 @@ def _after_error(op: Operation, error: BackendError) -> Step:
     return DONE
 
 
-def _submit_creates(backend, operations: list[Operation]) -> dict[str, Step]:
+def _submit_creates(backend_name: str, operations: list[Operation]) -> dict[str, Step]:
     """Ask the cloud for several servers at once; each server's error is handled on its own."""
     _mark_running(operations)
-    results = backend.create_servers(_specs([op.instance for op in operations]))
+    specs = _specs([op.instance for op in operations])
+    try:
+        backend = get_backend(backend_name)
+        results = backend.create_servers(specs)
+    except BackendError as error:  # the call as a whole (or the zone's cloud) failed: each retries
+        results = [error] * len(operations)
     steps, made = {}, {}
     for op, result in zip(operations, results, strict=True):
         if isinstance(result, BackendError):
@@ -299,9 +318,12 @@ def _submit_creates(backend, operations: list[Operation]) -> dict[str, Step]:
     return steps | {str(op.pk): Step(settings.COMPUTE_POLL_SECONDS) for op in made}
 
 
-def _check_creates(backend, operations: list[Operation]) -> dict[str, Step]:
+def _check_creates(backend_name: str, operations: list[Operation]) -> dict[str, Step]:
     """Look at several servers being created; finish those running, together."""
-    results = backend.get_servers([op.instance.backend_id for op in operations])
+    try:
+        results = get_backend(backend_name).get_servers([op.instance.backend_id for op in operations])
+    except BackendError as error:
+        results = [error] * len(operations)
     steps, running, waiting = {}, [], []
     for op, result in zip(operations, results, strict=True):
         if isinstance(result, BackendError):
@@ -466,8 +488,10 @@ def _succeed(op: Operation, state) -> None:
 
 
 def _succeed_creates(finished: list[tuple[Operation, object]]) -> None:
-    """`_succeed` for several new servers: one transaction, a fixed number of statements."""
-    now = timezone.now()
+    """`_succeed` for several new servers: one transaction, a fixed number of statements.
+
+    The instances come from the claim with their zone, size and image (none of which changes
+    while a server is created); what can change meanwhile is read again under the row lock."""
     with transaction.atomic():
         # The rows locked, and what may have changed since the claim read them (a terminate).
         current = {
@@ -477,6 +501,7 @@ def _succeed_creates(finished: list[tuple[Operation, object]]) -> None:
             .order_by("pk")
             .values_list("pk", "status", "running_since", "batch_id")
         }
+        now = timezone.now()  # after the locks: what committed before us came first
         projects = Project.objects.in_bulk({op.instance.project_id for op, _ in finished})
         instances = {}
         for op, _ in finished:

@@ -131,7 +131,7 @@ def _enqueue(operations: list[Operation]) -> None:
     backend takes them)."""
     from portal.compute.tasks import operations_advance, step_messages
 
-    messages = step_messages((op.pk, op.step_token, op.instance.zone.backend) for op in operations)
+    messages = step_messages((op.pk, op.step_token, op.instance.zone.backend, op.action) for op in operations)
     # With the broker down the work is committed all the same and the reconciler enqueues it after
     # its grace period: the request must not fail (the customer would launch a second time).
     transaction.on_commit(lambda: [operations_advance.delay(steps) for steps in messages], robust=True)

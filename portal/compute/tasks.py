@@ -6,21 +6,31 @@ from collections.abc import Iterable
 from celery import shared_task
 
 from portal.compute import reconciler, runner
-from portal.compute.backends import get_backend
+from portal.compute.backends import BackendError, get_backend
+from portal.compute.models import Action
 
 # Steps due at once that one message runs before handing the rest back to the queue.
 INLINE_STEPS = 3
 
 
-def step_messages(steps: Iterable[tuple[str, str, str]]) -> list[list[list[str]]]:
-    """`(operation id, step token, backend name)` triples as `operations_advance` messages: per
-    backend, as many operations in one message as that backend takes in one call."""
-    by_backend = defaultdict(list)
-    for operation_id, token, backend_name in steps:
-        by_backend[backend_name].append([str(operation_id), token])
+def step_messages(steps: Iterable[tuple[str, str, str, str]]) -> list[list[list[str]]]:
+    """`(operation id, step token, backend name, action)` as `operations_advance` messages.
+
+    Creations go as many to a message as their backend takes in one call; any other action (a
+    slow call each, handled one by one) and any zone whose backend is not configured, one per
+    message."""
+    groups = defaultdict(list)
     messages = []
-    for backend_name, pairs in by_backend.items():
-        size = max(1, get_backend(backend_name).batch_size)
+    for operation_id, token, backend_name, action in steps:
+        if action == Action.CREATE:
+            groups[backend_name].append([str(operation_id), token])
+        else:
+            messages.append([[str(operation_id), token]])
+    for backend_name, pairs in groups.items():
+        try:
+            size = max(1, get_backend(backend_name).batch_size)
+        except BackendError:
+            size = 1  # the step itself reports the missing backend, per operation
         messages += [pairs[n : n + size] for n in range(0, len(pairs), size)]
     return messages
 

@@ -320,3 +320,59 @@ def test_a_launch_is_queued_as_its_clouds_takes_it(launch, django_capture_on_com
     for callback in launch.callbacks:
         callback()
     assert [len(message) for message in sent] == [1, 1, 1]
+
+
+def test_an_unexpected_error_in_one_step_leaves_the_rest_of_the_message_going(
+    launch, access, knobs, monkeypatch, caplog
+):
+    from portal.compute import services
+    from portal.compute.backends.simulated import SimulatedBackend
+
+    old = launch(name="old")
+    _drive(_op(old))
+    running = Instance.objects.get(batch=old)
+    stop = services.instance_action(access=access, instance=running, action="stop")
+
+    def broken(self, backend_id):
+        raise RuntimeError("a bug in a cloud driver")
+
+    monkeypatch.setattr(SimulatedBackend, "stop_server", broken)
+    batch = launch(count=2)
+    creates = list(Operation.objects.filter(instance__batch=batch))
+    steps = runner.advance_many([(str(op.pk), op.step_token) for op in [stop, *creates]])
+    assert steps[str(stop.pk)].done  # this message is done with it ...
+    stop.refresh_from_db()
+    assert stop.state == "running" and stop.next_check_at  # ... the reconciler takes it over later
+    assert "operation step failed" in caplog.text
+    assert all(not steps[str(op.pk)].done for op in creates)  # the launch went on
+    assert Instance.objects.filter(batch=batch, status="provisioning").exclude(backend_id="").count() == 2
+
+
+def test_a_failed_call_for_the_whole_launch_retries_each_server(launch, monkeypatch):
+    from portal.compute.backends import Transient
+    from portal.compute.backends.simulated import SimulatedBackend
+
+    def busy(self, specs):
+        raise Transient("The cloud is busy; we will retry.", "503 from the bulk endpoint")
+
+    monkeypatch.setattr(SimulatedBackend, "create_servers", busy)
+    batch = launch(count=3)
+    ops = list(Operation.objects.filter(instance__batch=batch))
+    first = runner.advance_many([(str(op.pk), op.step_token) for op in ops])
+    assert all(1 <= step.again_in <= 60 for step in first.values())  # each backs off on its own
+    assert [op.attempts for op in Operation.objects.filter(instance__batch=batch)] == [1, 1, 1]
+
+
+def test_messages_group_only_creations_of_a_configured_cloud():
+    from portal.compute.tasks import step_messages
+
+    messages = step_messages(
+        [
+            ("a", "t", "simulated", "create"),
+            ("b", "t", "simulated", "create"),
+            ("c", "t", "simulated", "stop"),
+            ("d", "t", "gone-cloud", "create"),
+            ("e", "t", "gone-cloud", "create"),
+        ]
+    )
+    assert sorted(messages) == sorted([[["a", "t"], ["b", "t"]], [["c", "t"]], [["d", "t"]], [["e", "t"]]])

@@ -280,7 +280,9 @@ class SimulatedBackend(ComputeBackend):
                             target_state=B.ERROR if failing else B.RUNNING,
                             transition_until=timezone.now() + timedelta(seconds=knobs.boot_seconds),
                             address=address,
-                            fault="The image failed to boot (kernel panic during start-up)." if failing else "",
+                            fault="The image failed to boot (kernel panic during start-up)."
+                            if failing
+                            else "",
                             metadata={IDEMPOTENCY_METADATA_KEY: spec.idempotency_key},
                         ),
                     )
@@ -300,8 +302,11 @@ class SimulatedBackend(ComputeBackend):
 
         _, results = self._roll(len(backend_ids))
         asked = [backend_ids[n] for n, result in enumerate(results) if result is None]
-        rows = {row.backend_id: row for row in SimulatedServer.objects.filter(backend_id__in=asked, deleted=False)}
-        self._settle_all(rows.values())
+        with transaction.atomic():
+            # Locked while they settle, as a transition (stop, start, …) locks its row.
+            locked = SimulatedServer.objects.select_for_update().filter(backend_id__in=asked, deleted=False)
+            rows = {row.backend_id: row for row in locked.order_by("pk")}
+            self._settle_all(rows.values())
         for n, backend_id in enumerate(backend_ids):
             if results[n] is not None:
                 continue
@@ -317,7 +322,7 @@ class SimulatedBackend(ComputeBackend):
         return results
 
     def _settle_all(self, rows) -> None:
-        """`_settle` for many rows: one conditional UPDATE per state they land in."""
+        """`_settle` for many rows (locked by the caller): one UPDATE per state they land in."""
         from portal.compute.models import SimulatedServer
 
         now = timezone.now()
@@ -326,10 +331,9 @@ class SimulatedBackend(ComputeBackend):
             if row.target_state and row.transition_until and row.transition_until <= now:
                 landing.setdefault(row.target_state, []).append(row)
         for target, due in landing.items():
-            # Conditional: a transition begun meanwhile (a stop right after the boot) is not undone.
-            SimulatedServer.objects.filter(
-                pk__in=[row.pk for row in due], target_state=target, transition_until__lte=now
-            ).update(state=target, target_state="", transition_until=None)
+            SimulatedServer.objects.filter(pk__in=[row.pk for row in due]).update(
+                state=target, target_state="", transition_until=None
+            )
             for row in due:
                 row.state, row.target_state, row.transition_until = target, "", None
 
