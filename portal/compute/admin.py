@@ -104,12 +104,13 @@ class OperationAdmin(admin.ModelAdmin):
     def retry(self, request, queryset) -> None:
         """For work that seems stuck (a lost message). Finished operations are left alone: a failed
         launch is retried by launching again, which checks quota and placement afresh."""
-        from portal.compute.tasks import operation_advance
+        from portal.compute.tasks import operations_advance, step_messages
 
         steps = []
         with transaction.atomic():
             for op in (
-                queryset.select_for_update()
+                queryset.select_for_update(of=("self",))
+                .select_related("instance__zone")
                 .filter(state__in=[OperationState.PENDING, OperationState.RUNNING])
                 .order_by("pk")  # the order every multi-row lock on operations takes
             ):
@@ -117,9 +118,10 @@ class OperationAdmin(admin.ModelAdmin):
                 op.attempts = 0
                 op.deadline = timezone.now() + timedelta(seconds=settings.COMPUTE_OPERATION_TIMEOUT_SECONDS)
                 op.save(update_fields=["step_token", "attempts", "deadline"])
-                steps.append((str(op.pk), op.step_token))
+                steps.append((op.pk, op.step_token, op.instance.zone.backend, op.action))
             if steps:
-                transaction.on_commit(lambda: [operation_advance.delay(i, t) for i, t in steps], robust=True)
+                queued = step_messages(steps)
+                transaction.on_commit(lambda: [operations_advance.delay(m) for m in queued], robust=True)
         self.message_user(request, f"{len(steps)} operation(s) queued again.", messages.SUCCESS)
 
     @admin.action(description="Mark the selected operations failed")

@@ -204,7 +204,7 @@ def _isolated(operations: list[Operation], step) -> dict[str, Step]:
         return step()
     except SoftTimeLimitExceeded:
         raise
-    except Exception:
+    except Exception:  # a bug or a database error in one step must not stall the message's others
         log.exception("operation step failed", extra={"operations": [str(op.pk) for op in operations]})
         return {str(op.pk): DONE for op in operations}
 
@@ -373,16 +373,7 @@ def _next_check():
 
 
 def _submit(op: Operation, instance: Instance, backend) -> None:
-    if op.action == Action.CREATE:
-        state = backend.find_server(instance.zone.code, str(instance.pk))
-        if state is None:
-            state = backend.create_server(_spec(instance))
-        Instance.objects.filter(pk=instance.pk, backend_id="").update(backend_id=state.backend_id)
-        instance.backend_id = instance.backend_id or state.backend_id
-        # Terminated while the cloud was creating it: don't leave the new server behind.
-        if Instance.objects.filter(pk=instance.pk, status__in=[S.TERMINATING, S.TERMINATED]).exists():
-            backend.delete_server(state.backend_id)
-        return
+    """Ask the cloud to start, stop, reboot, resize or delete (creations: `_submit_creates`)."""
     backend_id = instance.backend_id
     if not backend_id:
         found = backend.find_server(instance.zone.code, str(instance.pk))

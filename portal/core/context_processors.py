@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import Exists, FilteredRelation, Q, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
+from portal.core.urls import url_maker
 from portal.tenancy.access import ROLE_PERMISSIONS, Access
 from portal.tenancy.models import Membership, Project, Role
 
@@ -50,15 +49,8 @@ class NavProject(NamedTuple):
     current: bool
 
 
-def _url_maker(name: str, slug_kwarg: str, **kwargs: str) -> Callable[[str], str]:
-    """`reverse()` of `name` for any number of slugs at the price of one: reversed once around a
-    stand-in, which a slug ([-a-zA-Z0-9_]) then replaces as it is."""
-    stand_in = "any-slug-at-all"
-    url = reverse(name, kwargs={**kwargs, slug_kwarg: stand_in})
-    if url.count(stand_in) != 1:  # another part of the URL reads the same: no shortcut
-        return lambda slug: reverse(name, kwargs={**kwargs, slug_kwarg: slug})
-    prefix, _, suffix = url.partition(stand_in)
-    return lambda slug: f"{prefix}{slug}{suffix}"
+# Any slug will do: slugs ([-a-zA-Z0-9_]) are printed in a URL as they are.
+SLUG_STAND_IN = "any-slug-at-all"
 
 
 def portal(request: HttpRequest) -> dict:
@@ -89,7 +81,7 @@ def _frame(user, memberships: QuerySet, kwargs: dict) -> dict:
     """The organization in the URL (if any) from the user's memberships, then its projects."""
     rows = list(memberships.select_related("organization").order_by("organization__name"))
     current = next((m for m in rows if m.organization.slug == kwargs.get("org_slug")), None)
-    org_url = _url_maker("tenancy:org_dashboard", "org_slug")
+    org_url = url_maker("tenancy:org_dashboard", "org_slug", SLUG_STAND_IN)
     context = {
         "nav_memberships": rows,
         "nav_organizations": [
@@ -104,7 +96,7 @@ def _frame(user, memberships: QuerySet, kwargs: dict) -> dict:
         org = current.organization
         projects = list(org.projects.all())
         project = next((p for p in projects if p.slug == kwargs.get("project_slug")), None)
-        project_url = _url_maker("tenancy:project_dashboard", "project_slug", org_slug=org.slug)
+        project_url = url_maker("tenancy:project_dashboard", "project_slug", SLUG_STAND_IN, org_slug=org.slug)
         context |= _current_org(current, project)
         context["nav_projects"] = [NavProject(project_url(p.slug), p.name, p is project) for p in projects]
     return context
@@ -131,8 +123,8 @@ def _frame_from_access(user, memberships: QuerySet, access: Access) -> dict:
             "nav_email_verified",
         )
     )
-    org_url = _url_maker("tenancy:org_dashboard", "org_slug")
-    project_url = _url_maker("tenancy:project_dashboard", "project_slug", org_slug=org.slug)
+    org_url = url_maker("tenancy:org_dashboard", "org_slug", SLUG_STAND_IN)
+    project_url = url_maker("tenancy:project_dashboard", "project_slug", SLUG_STAND_IN, org_slug=org.slug)
     current_slug = access.project.slug if access.project else None
     organizations: list[NavOrganization] = []
     projects: list[NavProject] = []

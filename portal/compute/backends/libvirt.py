@@ -105,6 +105,17 @@ def _is(error, *names: str) -> bool:
     return any(_code(error) == getattr(libvirt, name, -2) for name in names)
 
 
+def open_host(uri: str):
+    """A connection to the host at `uri`; not answering is a transient error (we retry)."""
+    ensure_event_loop()
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as error:
+        raise HostError(
+            "transient", "The cloud's host did not answer; we will retry.", f"{uri}: open: {error}"
+        ) from None
+
+
 def host_error(error, uri: str, doing: str) -> HostError:
     """A libvirt error as the portal should see it: retry later, or refused for good."""
     detail = f"{uri}: {doing}: {error}"
@@ -519,13 +530,7 @@ def _helper_main() -> None:
                     ) from None
                 time.sleep(0.05)
                 waited += 0.05
-        ensure_event_loop()
-        try:
-            conn = libvirt.open(uri)
-        except libvirt.libvirtError as error:
-            raise HostError(
-                "transient", "The cloud's host did not answer; we will retry.", f"{uri}: open: {error}"
-            ) from None
+        conn = open_host(uri)
         try:
             result = HOST_OPS[request["op"]](conn, **request["args"])
         except libvirt.libvirtError as error:
@@ -806,13 +811,7 @@ class LibvirtBackend(ComputeBackend):
                 except libvirt.libvirtError:
                     pass
                 self._connections.pop(uri, None)
-            ensure_event_loop()
-            try:
-                conn = libvirt.open(uri)
-            except libvirt.libvirtError as error:
-                raise HostError(
-                    "transient", "The cloud's host did not answer; we will retry.", f"{uri}: open: {error}"
-                ) from None
+            conn = open_host(uri)
             if urlsplit(uri).hostname:
                 with contextlib.suppress(libvirt.libvirtError):
                     conn.setKeepAlive(5, 3)

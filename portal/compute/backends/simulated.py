@@ -87,12 +87,10 @@ class SimulatedBackend(ComputeBackend):
     batch_size = 50  # creating or looking at servers is a few statements however many
 
     def _call(self):
-        """Every call: maybe slow, maybe a transient failure, as the knobs say."""
-        knobs = _knobs()
-        if knobs.slow_call_seconds:
-            time.sleep(knobs.slow_call_seconds)
-        if knobs.transient_error_rate and random.random() < knobs.transient_error_rate:  # noqa: S311
-            raise Transient("The cloud is busy; we will retry.", "simulated transient fault")
+        """A call about one server: maybe slow, maybe a transient failure, as the knobs say."""
+        knobs, (fault,) = self._roll(1)
+        if fault is not None:
+            raise fault
         return knobs
 
     # --- helpers ---------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from portal.core.urls import url_maker
+
 
 class InstanceStatus(models.TextChoices):
     PENDING = "pending", "Queued"
@@ -220,17 +222,16 @@ def _detail_url(project, instance_id: uuid.UUID) -> str:
 
 def with_absolute_urls(instances: list[Instance], project) -> list[Instance]:
     """`instances` (all of `project`), each with `absolute_url`: what `get_absolute_url()` returns,
-    from one reverse() for the list instead of one per server: reversed around a stand-in id,
-    which each server's id (printed as reverse() prints it, str(uuid)) then replaces."""
-    stand_in = uuid.UUID(int=0)
-    url = _detail_url(project, stand_in)
-    if url.count(str(stand_in)) != 1:  # a slug reads the same: no shortcut
-        for instance in instances:
-            instance.absolute_url = instance.get_absolute_url()
-        return instances
-    prefix, _, suffix = url.partition(str(stand_in))
+    from one reverse() for the list instead of one per server."""
+    detail_url = url_maker(
+        "compute:instance_detail",
+        "instance_id",
+        uuid.UUID(int=0),
+        org_slug=project.organization.slug,
+        project_slug=project.slug,
+    )
     for instance in instances:
-        instance.absolute_url = f"{prefix}{instance.pk}{suffix}"
+        instance.absolute_url = detail_url(instance.pk)
     return instances
 
 
