@@ -61,18 +61,31 @@ def guest_files() -> GuestFiles:
     """Kernel, initramfs and blank image, built once and kept in var/test-cache/libvirt/.
 
     QEMU runs as the embed user (e.g. nobody) when the tests run as root: if that user can't
-    reach the checkout (a clone under a private home directory), the files are copied to /tmp."""
+    reach the checkout (a clone in a private directory), the files are copied to /tmp, in the
+    cache's own layout, so that the copy serves as a cache too (`guest_cache`)."""
     files = guest.guest_files(CACHE)
     paths = (files.kernel, files.initrd, files.image)
     if not embed_user() or all(_others_can_read(path) for path in paths):
         return files
     shared = SHORT_TMP / f"portal-lv-guest-{os.getuid()}"
-    shared.mkdir(mode=0o755, exist_ok=True)
-    shared.chmod(0o755)
+    copies = []
     for path in paths:
-        shutil.copyfile(path, shared / path.name)
-        (shared / path.name).chmod(0o644)
-    return GuestFiles(shared / files.kernel.name, shared / files.initrd.name, shared / files.image.name)
+        copy = shared / path.relative_to(CACHE)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        for directory in (copy.parent, *copy.parent.parents):
+            if directory == SHORT_TMP:
+                break
+            directory.chmod(0o755)  # enterable by QEMU's user, whatever the umask
+        shutil.copyfile(path, copy)
+        copy.chmod(0o644)
+        copies.append(copy)
+    return GuestFiles(*copies)
+
+
+def guest_cache() -> Path:
+    """The directory the guest's files are in, as a cache QEMU's user can read (for
+    `manage.py libvirt_dev_zone --cache-dir`)."""
+    return session_guest().image.parent
 
 
 def _others_can_read(path: Path) -> bool:

@@ -3,7 +3,7 @@ QEMU through libvirt's embedded driver), launched and terminated through the por
 and runner, and the server's page shows what the VM printed on its console.
 
 Needs the same Debian packages as tests/backends/libvirt_env.py: without them these tests skip,
-or fail when REQUIRE_SERVICES=1. The guest's kernel is cached where the libvirt fixtures keep it."""
+or fail when REQUIRE_SERVICES=1. The guest's kernel is cached where the libvirt fixtures keep it (or their copy QEMU's user can read)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def dev_var(settings) -> Iterator[Path]:
 
 def dev_zone(**options) -> str:
     out = io.StringIO()
-    call_command("libvirt_dev_zone", force=True, cache_dir=libvirt_env.CACHE, stdout=out, **options)
+    call_command("libvirt_dev_zone", force=True, cache_dir=libvirt_env.guest_cache(), stdout=out, **options)
     return out.getvalue()
 
 
