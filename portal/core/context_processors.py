@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.db.models import Exists, FilteredRelation, Q, QuerySet
+from django.db.models import Exists, FilteredRelation, Q, QuerySet, Value
+from django.db.models.functions import Upper
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from portal.core.prepared import PreparedQuery
 from portal.core.urls import url_maker
 from portal.tenancy.access import ROLE_PERMISSIONS, Access
 from portal.tenancy.models import Membership, Project, Role
@@ -49,6 +52,26 @@ class NavProject(NamedTuple):
     current: bool
 
 
+class NavPlace(NamedTuple):
+    """The organization or project the page is in."""
+
+    slug: str
+    name: str
+    url: str
+
+
+class NavFrame(NamedTuple):
+    """All the switchers and the sidebar print, as plain values: they are rendered once per set
+    of values and kept (`{% include_kept %}`), and a value is all they can see."""
+
+    organizations: tuple[NavOrganization, ...]
+    projects: tuple[NavProject, ...]
+    org: NavPlace | None
+    project: NavPlace | None
+    role: str
+    perms: tuple[str, ...]
+
+
 # Any slug will do: slugs ([-a-zA-Z0-9_]) are printed in a URL as they are.
 SLUG_STAND_IN = "any-slug-at-all"
 
@@ -68,13 +91,26 @@ def portal(request: HttpRequest) -> dict:
     match = getattr(request, "resolver_match", None)
     kwargs = match.kwargs if match else {}
     access = _checked_access(request, user, kwargs)
-    verified = user.emailaddress_set.filter(email__iexact=user.email, verified=True)
-    memberships = user.memberships.annotate(nav_email_verified=Exists(verified))
     if access is None:
+        verified = user.emailaddress_set.filter(email__iexact=user.email, verified=True)
+        memberships = user.memberships.annotate(nav_email_verified=Exists(verified))
         context.update(_frame(user, memberships, kwargs))
     else:
-        context.update(_frame_from_access(user, memberships, access))
+        context.update(_frame_from_access(user, access))
+    context["nav_frame"] = _plain_frame(context)
     return context
+
+
+def _plain_frame(context: dict) -> NavFrame:
+    org, project = context.get("nav_org"), context.get("nav_project")
+    return NavFrame(
+        organizations=tuple(context.get("nav_organizations", ())),
+        projects=tuple(context.get("nav_projects", ())),
+        org=NavPlace(org.slug, org.name, org.get_absolute_url()) if org else None,
+        project=NavPlace(project.slug, project.name, project.get_absolute_url()) if project else None,
+        role=context.get("nav_role", ""),
+        perms=tuple(sorted(context.get("nav_perms", ()))),
+    )
 
 
 def _frame(user, memberships: QuerySet, kwargs: dict) -> dict:
@@ -102,15 +138,21 @@ def _frame(user, memberships: QuerySet, kwargs: dict) -> dict:
     return context
 
 
-def _frame_from_access(user, memberships: QuerySet, access: Access) -> dict:
-    """The organization and project in the URL are the view's; the other organizations and
-    projects need only a name and a link, read as values (no model instances) in one query."""
-    org = access.organization
-    rows = list(
-        memberships.annotate(
+def _frame_rows(user_id: int, email: str, org_id: int) -> QuerySet:
+    """Per membership of the user: its organization, role, the projects of the organization `org_id`
+    (a row each, adjacent; None elsewhere) and whether `email` is a confirmed address of the user."""
+    # Upper() = Upper(), not iexact: on SQLite iexact escapes its value into a LIKE pattern, which
+    # a prepared query could not repeat (portal.core.prepared refuses it).
+    verified = EmailAddress.objects.annotate(upper_email=Upper("email")).filter(
+        user_id=user_id, upper_email=Upper(Value(email)), verified=True
+    )
+    return (
+        Membership.objects.filter(user_id=user_id)
+        .annotate(
+            nav_email_verified=Exists(verified),
             nav_project=FilteredRelation(
-                "organization__projects", condition=Q(organization__projects__organization=org.pk)
-            )
+                "organization__projects", condition=Q(organization__projects__organization=org_id)
+            ),
         )
         .order_by("organization__name", "organization_id", "nav_project__name")
         .values_list(
@@ -123,6 +165,19 @@ def _frame_from_access(user, memberships: QuerySet, access: Access) -> dict:
             "nav_email_verified",
         )
     )
+
+
+# Built and compiled once: every page of an organization asks it (portal.core.prepared).
+_FRAME_QUERY = PreparedQuery(
+    _frame_rows, user_id=-8_420_571_933, email="stand-in-email%_\\@example.invalid", org_id=-6_113_820_457
+)
+
+
+def _frame_from_access(user, access: Access) -> dict:
+    """The organization and project in the URL are the view's; the other organizations and
+    projects need only a name and a link, read as values (no model instances) in one query."""
+    org = access.organization
+    rows = _FRAME_QUERY.rows(user_id=user.pk, email=user.email, org_id=org.pk)
     org_url = url_maker("tenancy:org_dashboard", "org_slug", SLUG_STAND_IN)
     project_url = url_maker("tenancy:project_dashboard", "project_slug", SLUG_STAND_IN, org_slug=org.slug)
     current_slug = access.project.slug if access.project else None

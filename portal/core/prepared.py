@@ -1,0 +1,70 @@
+"""Querysets built and compiled once, run many times with new values.
+
+Building a queryset (filters, joins, annotations) and compiling it to SQL costs Django about a
+millisecond for the queries every signed-in page makes (the access check, the frame's switchers);
+the database answers them in a tenth of that. `PreparedQuery` builds its queryset once per thread
+and database around *stand-in* values, finds where each stand-in went among the SQL's parameters,
+and from then on sends the same SQL with the request's values in those places. Rows are converted
+by the same compiler, so they come back as the queryset's `values_list()` would return them.
+
+A stand-in that the ORM transformed on its way into the SQL (say `icontains`, which wraps it in
+%…%) cannot be found and raises at the first use: such a query is not prepared silently wrong.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import QuerySet
+
+
+class PreparedQuery:
+    def __init__(self, build: Callable[..., QuerySet], **stand_ins: object) -> None:
+        """`build(**values)` returns a `values_list()` queryset; `stand_ins` are values for it that
+        appear nowhere else in the query (odd strings, unlikely numbers), one per argument."""
+        if len({repr(value) for value in stand_ins.values()}) != len(stand_ins):
+            raise ValueError("each stand-in must differ from the others")
+        self._build = build
+        self._stand_ins = stand_ins
+        self._local = threading.local()
+
+    def _compiled(self, using: str):
+        compiled = getattr(self._local, using, None)
+        connection = connections[using]
+        if compiled is None or compiled[0] is not connection:
+            compiler = self._build(**self._stand_ins).query.get_compiler(using=using)
+            sql, params = compiler.as_sql()
+            slots = []
+            for param in params:
+                name = next(
+                    (n for n, v in self._stand_ins.items() if type(v) is type(param) and v == param), None
+                )
+                if name is None and any(
+                    isinstance(v, str) and isinstance(param, str) and v in param
+                    for v in self._stand_ins.values()
+                ):
+                    raise ValueError(f"a stand-in was transformed on its way into the SQL: {param!r}")
+                slots.append((name, param))
+            missing = set(self._stand_ins) - {name for name, _ in slots}
+            if missing:
+                raise ValueError(
+                    f"stand-ins not found among the SQL's parameters: {sorted(missing)} (a lookup "
+                    "transformed them, or the query does not use them)"
+                )
+            compiled = (connection, compiler, sql, slots)
+            setattr(self._local, using, compiled)
+        return compiled
+
+    def rows(self, using: str = DEFAULT_DB_ALIAS, **values: object) -> list[tuple]:
+        """The queryset `build(**values)` would return, as tuples."""
+        if values.keys() != self._stand_ins.keys():
+            raise TypeError(f"expected values for {sorted(self._stand_ins)}, got {sorted(values)}")
+        _, compiler, sql, slots = self._compiled(using)
+        params = [values[name] if name else constant for name, constant in slots]
+        with compiler.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
+        width = compiler.col_count
+        return list(compiler.results_iter(results=[[row[:width] for row in fetched]], tuple_expected=True))
