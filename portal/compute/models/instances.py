@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from portal.core.fragments import ScopedQuerySet, servers_of
 from portal.core.urls import url_maker
 
 
@@ -102,7 +103,36 @@ class LaunchBatch(models.Model):
         return f"Launch {self.pk} in {self.project}"
 
 
-class InstanceQuerySet(models.QuerySet["Instance"]):
+# What a row of the server list shows: its query loads these and no more, and a write of other
+# fields leaves the list's cached rows alone (portal.core.fragments).
+LIST_PAGE_FIELDS = (
+    "project",
+    "name",
+    "status",
+    "fault_message",
+    "addresses",
+    "created_at",
+    "zone__code",
+    "zone__region__name",
+    "flavor__name",
+    "flavor__vcpus",
+    "flavor__ram_gib",
+    "image__name",
+)
+
+
+class InstanceQuerySet(ScopedQuerySet):
+    SHOWN_FIELDS = frozenset(
+        name for field in LIST_PAGE_FIELDS for name in (field.split("__")[0], f"{field.split('__')[0]}_id")
+    )
+
+    @staticmethod
+    def scope_of(obj: Instance) -> str:
+        return servers_of(obj.project_id)
+
+    def scopes_of_rows(self) -> set[str]:
+        return {servers_of(pk) for pk in self.order_by().values_list("project_id", flat=True).distinct()}
+
     def visible(self) -> InstanceQuerySet:
         return self.exclude(status=S.TERMINATED)
 
@@ -117,20 +147,7 @@ class InstanceQuerySet(models.QuerySet["Instance"]):
         """What a row of the server list shows and no more: a page is 50 rows of five models, and
         a server's user data can be tens of kilobytes. (A field read that is not here costs a query
         per row: tests/compute/test_query_counts.py would see it.)"""
-        return self.select_related("zone__region", "flavor", "image").only(
-            "project",
-            "name",
-            "status",
-            "fault_message",
-            "addresses",
-            "created_at",
-            "zone__code",
-            "zone__region__name",
-            "flavor__name",
-            "flavor__vcpus",
-            "flavor__ram_gib",
-            "image__name",
-        )
+        return self.select_related("zone__region", "flavor", "image").only(*LIST_PAGE_FIELDS)
 
 
 class Instance(models.Model):

@@ -7,6 +7,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import F, Func, IntegerField, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
@@ -16,6 +18,8 @@ from portal.compute.backends import BackendError, NotFound, get_backend
 from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL, with_absolute_urls
 from portal.compute.views.common import checked_project_access, get_instance
+from portal.core import fragments
+from portal.core.fragments import CATALOG, servers_of
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm
 
@@ -101,27 +105,57 @@ def _page(instances: QuerySet, number) -> Page:
 @require_safe
 def instance_list(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     access = checked_project_access(request, org_slug, project_slug)
+    org, project = access.organization, access.project
+    can_launch = access.can(Perm.RESOURCE_CREATE)
+    template = "compute/_instance_list.html" + ("#instance-table" if request.htmx else "")
+    # The content is the same for everyone who may see it alike: kept under the versions of the
+    # project's servers and of the catalog, and of everything else it prints (the names and slugs
+    # come fresh from the access check above).
+    content, polling = fragments.cached(
+        "server-list",
+        scopes=[servers_of(project.pk), CATALOG],
+        parts=[
+            template,
+            request.get_full_path(),
+            org.slug,
+            org.name,
+            project.slug,
+            project.name,
+            can_launch,
+            timezone.get_current_timezone_name(),
+        ],
+        build=lambda: _list_content(request, access, template, can_launch),
+    )
+    if request.htmx:
+        response = HttpResponse(content)
+        # Every row settled: htmx swaps this last version in and stops asking.
+        return response if polling else _stop_polling(response)
+    return render(request, "compute/instance_list.html", {"access": access, "project": project, "content": content})
+
+
+def _list_content(request: HttpRequest, access: Access, template: str, can_launch: bool) -> tuple[str, bool]:
+    """The list's content and whether a row is still changing, from the request's path and query
+    only: rendered without the request, so nothing else of it (or of the frame) can slip in."""
     form, page, query = _listing(request, access)
     rows = with_absolute_urls(list(page.object_list), access.project)
     polling = any(i.status in TRANSITIONAL for i in rows)
     context = {
-        "access": access,
         "org": access.organization,
         "project": access.project,
         "form": form,
         "page": page,
         "rows": rows,
         "query": query,
+        "query_string": request.GET.urlencode(),
+        "filtered": any(request.GET.get(name) for name in ("q", "status", "zone")),
+        "path": request.path,
         "polling": polling,
-        "can_launch": access.can(Perm.RESOURCE_CREATE),
+        "can_launch": can_launch,
     }
-    if request.htmx:
-        response = render(request, "compute/instance_list.html#instance-table", context)
-        # Every row settled: htmx swaps this last version in and stops asking.
-        return response if polling else _stop_polling(response)
-    context["status_options"] = form.options("status")
-    context["zone_options"] = form.options("zone")
-    return render(request, "compute/instance_list.html", context)
+    if not request.htmx:
+        context["status_options"] = form.options("status")
+        context["zone_options"] = form.options("zone")
+    return render_to_string(template, context), polling
 
 
 def _stop_polling(response: HttpResponse) -> HttpResponse:
