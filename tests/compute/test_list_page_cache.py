@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from portal.catalog.models import Flavor, Zone
 from portal.compute.models import Instance
+from portal.compute.views.instances import _list_content
 from portal.tenancy.models import Membership, Role
 from tests.factories import InstanceFactory, ProjectFactory
 
@@ -137,3 +138,22 @@ def test_with_debug_on_nothing_is_kept(page, servers, settings):
         page()
         page()
     assert built.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [
+        ({}, True),
+        ({"status": "running", "page": "2"}, True),
+        ({"zone": "12"}, True),
+        ({"q": "web"}, False),  # free text: every search would be an entry
+        ({"status": "made-up"}, False),
+        ({"page": "500"}, False),
+        ({"utm_source": "mail"}, False),
+    ],
+)
+def test_only_pages_people_come_back_to_are_kept(page, servers, query, kept):
+    page(query)
+    with mock.patch("portal.compute.views.instances._list_content", wraps=_list_content) as built:
+        page(query)
+    assert built.called is not kept

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -111,26 +113,51 @@ def instance_list(request: HttpRequest, org_slug: str, project_slug: str) -> Htt
     # The content is the same for everyone who may see it alike: kept under the versions of the
     # project's servers and of the catalog, and of everything else it prints (the names and slugs
     # come fresh from the access check above).
-    content, polling = fragments.cached(
-        "server-list",
-        scopes=[servers_of(project.pk), CATALOG],
-        parts=[
-            template,
-            request.get_full_path(),
-            org.slug,
-            org.name,
-            project.slug,
-            project.name,
-            can_launch,
-            timezone.get_current_timezone_name(),
-        ],
-        build=lambda: _list_content(request, access, template, can_launch),
-    )
+    build = functools.partial(_list_content, request, access, template, can_launch)
+    if not _worth_keeping(request):
+        content, polling = build()
+    else:
+        content, polling = fragments.cached(
+            "server-list",
+            scopes=[servers_of(project.pk), CATALOG],
+            parts=[
+                template,
+                request.get_full_path(),
+                org.slug,
+                org.name,
+                project.slug,
+                project.name,
+                can_launch,
+                timezone.get_current_timezone_name(),
+            ],
+            build=build,
+        )
     if request.htmx:
         response = HttpResponse(content)
         # Every row settled: htmx swaps this last version in and stops asking.
         return response if polling else _stop_polling(response)
-    return render(request, "compute/instance_list.html", {"access": access, "project": project, "content": content})
+    return render(
+        request, "compute/instance_list.html", {"access": access, "project": project, "content": content}
+    )
+
+
+# Kept: the list as people come back to it and as htmx polls it, up to this page. Free-text searches,
+# made-up parameters and far pages are rendered each time: one-off pages would only fill the cache.
+KEPT_PARAMETERS = {"status", "zone", "page"}
+KEPT_PAGES = 20
+
+
+def _worth_keeping(request: HttpRequest) -> bool:
+    params = request.GET
+    if not set(params) <= KEPT_PARAMETERS or any(len(values) > 1 for _, values in params.lists()):
+        return False
+    status, zone, page = params.get("status", ""), params.get("zone", ""), params.get("page", "1")
+    return (
+        status in {"", *InstanceStatus.values}
+        and (zone == "" or (zone.isdigit() and len(zone) <= 10))
+        and page.isdigit()
+        and int(page) <= KEPT_PAGES
+    )
 
 
 def _list_content(request: HttpRequest, access: Access, template: str, can_launch: bool) -> tuple[str, bool]:
