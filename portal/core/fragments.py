@@ -179,7 +179,7 @@ def track(model: type[models.Model]) -> None:
 # request anyway (the page frame's switchers and sidebar) and only the rendering is worth saving.
 KEPT_INCLUDES = 512
 _PLAIN = (str, int, float, bool, type(None))
-_kept: dict[str, str] = {}
+_kept: dict[tuple, str] = {}
 _kept_lock = threading.Lock()
 
 
@@ -195,15 +195,20 @@ def _check_plain(value: object, name: str) -> None:
 
 
 def render_kept(template_name: str, values: dict) -> str:
-    """`template_name` rendered with `values` only, from this process's store when the same
-    values (compared by repr, so True and 1 differ) were rendered before."""
-    for name, value in values.items():
-        _check_plain(value, name)
+    """`template_name` rendered with `values` only, from this process's store when equal values
+    were rendered before (compared with ==, as dictionary keys are: don't pass True in one call
+    and 1 in another for the same value)."""
     if settings.DEBUG:
+        for name, value in values.items():
+            _check_plain(value, name)
         return get_template(template_name).render(values)
-    key = repr((template_name, sorted(values.items())))
+    key = (template_name, tuple(values.items()))
     html = _kept.get(key)
     if html is None:
+        # Checked when first seen: a stored key equals only plain values (a model instance is
+        # never equal to a tuple or a string).
+        for name, value in values.items():
+            _check_plain(value, name)
         html = get_template(template_name).render(values)
         with _kept_lock:
             if len(_kept) >= KEPT_INCLUDES:
