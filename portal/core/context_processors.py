@@ -72,6 +72,8 @@ class NavFrame(NamedTuple):
     perms: tuple[str, ...]
 
 
+ROLE_LABELS = {role.value: role.label for role in Role}
+
 # Any slug will do: slugs ([-a-zA-Z0-9_]) are printed in a URL as they are.
 SLUG_STAND_IN = "any-slug-at-all"
 
@@ -183,11 +185,13 @@ def _frame_from_access(user, access: Access) -> dict:
     current_slug = access.project.slug if access.project else None
     organizations: list[NavOrganization] = []
     projects: list[NavProject] = []
-    last_org_id = None
+    last_org_id, current_id = None, org.pk
     for org_id, name, slug, role, project_name, project_slug, _ in rows:
         # One row per membership, except the current organization's: one per project, adjacent.
         if org_id != last_org_id:
-            organizations.append(NavOrganization(org_url(slug), name, Role(role).label, org_id == org.pk))
+            organizations.append(
+                NavOrganization(org_url(slug), name, ROLE_LABELS[role], org_id == current_id)
+            )
             last_org_id = org_id
         if project_slug is not None:  # only the current organization's rows join a project
             projects.append(NavProject(project_url(project_slug), project_name, project_slug == current_slug))

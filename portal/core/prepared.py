@@ -53,7 +53,9 @@ class PreparedQuery:
                     f"stand-ins not found among the SQL's parameters: {sorted(missing)} (a lookup "
                     "transformed them, or the query does not use them)"
                 )
-            compiled = (connection, compiler, sql, slots)
+            # As results_iter() would find them on every call: which columns need converting, how.
+            converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
+            compiled = (connection, compiler, sql, slots, converters)
             setattr(self._local, using, compiled)
         return compiled
 
@@ -61,10 +63,13 @@ class PreparedQuery:
         """The queryset `build(**values)` would return, as tuples."""
         if values.keys() != self._stand_ins.keys():
             raise TypeError(f"expected values for {sorted(self._stand_ins)}, got {sorted(values)}")
-        _, compiler, sql, slots = self._compiled(using)
+        _, compiler, sql, slots, converters = self._compiled(using)
         params = [values[name] if name else constant for name, constant in slots]
         with compiler.connection.cursor() as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
         width = compiler.col_count
-        return list(compiler.results_iter(results=[[row[:width] for row in fetched]], tuple_expected=True))
+        rows = (row[:width] for row in fetched)
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        return [tuple(row) for row in rows]
