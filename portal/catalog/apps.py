@@ -6,8 +6,8 @@ class CatalogConfig(AppConfig):
     label = "catalog"
 
     def ready(self) -> None:
-        from portal.catalog.models import Flavor, Image, Region, Zone
+        from portal.catalog.models import Flavor, Image, Jurisdiction, Region, Zone
         from portal.core.fragments import track
 
-        for model in (Region, Zone, Flavor, Image):
+        for model in (Jurisdiction, Region, Zone, Flavor, Image):  # the list shows names, orders zones
             track(model)

@@ -43,6 +43,8 @@ class Jurisdiction(models.Model):
         help_text='The law in plain words, e.g. "EU — GDPR" or "United States — CLOUD Act applies".',
     )
 
+    objects = CatalogQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 

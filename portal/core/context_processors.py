@@ -190,7 +190,7 @@ def _frame_from_access(user, access: Access) -> dict:
         # One row per membership, except the current organization's: one per project, adjacent.
         if org_id != last_org_id:
             organizations.append(
-                NavOrganization(org_url(slug), name, ROLE_LABELS[role], org_id == current_id)
+                NavOrganization(org_url(slug), name, ROLE_LABELS.get(role, role), org_id == current_id)
             )
             last_org_id = org_id
         if project_slug is not None:  # only the current organization's rows join a project

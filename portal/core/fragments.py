@@ -136,6 +136,10 @@ class ScopedQuerySet(models.QuerySet):
     def scopes_of_rows(self) -> set[str]:
         return {self.scope_of(obj) for obj in self}
 
+    def scopes_of_values(self, values: dict) -> set[str]:
+        """The scopes rows join when an update writes `values` (moving them elsewhere)."""
+        return set()
+
     @classmethod
     def shows(cls, fields: Iterable[str] | None) -> bool:
         return fields is None or cls.SHOWN_FIELDS is None or not cls.SHOWN_FIELDS.isdisjoint(fields)
@@ -143,7 +147,9 @@ class ScopedQuerySet(models.QuerySet):
     def update(self, **kwargs) -> int:
         if not self.shows(kwargs):
             return super().update(**kwargs)
-        scopes = self.scopes_of_rows()  # before: the update may move rows out of this filter
+        # Before: the update may move rows out of this filter. (A row that joins the filter between
+        # this read and the update is missed: callers filter by primary key.)
+        scopes = self.scopes_of_rows() | self.scopes_of_values(kwargs)
         count = super().update(**kwargs)
         if count:
             changed(*scopes)

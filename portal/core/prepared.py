@@ -30,29 +30,38 @@ class PreparedQuery:
         self._stand_ins = stand_ins
         self._local = threading.local()
 
+    def _slots(self, stand_ins: dict, params) -> list[tuple[str | None, object]]:
+        """Each SQL parameter as (the stand-in's name, value) or (None, a constant of the query)."""
+        slots = []
+        for param in params:
+            name = next((n for n, v in stand_ins.items() if type(v) is type(param) and v == param), None)
+            if name is None and any(
+                isinstance(v, str) and isinstance(param, str) and v in param for v in stand_ins.values()
+            ):
+                raise ValueError(f"a stand-in was transformed on its way into the SQL: {param!r}")
+            slots.append((name, param))
+        missing = set(stand_ins) - {name for name, _ in slots}
+        if missing:
+            raise ValueError(
+                f"stand-ins not found among the SQL's parameters: {sorted(missing)} (a lookup "
+                "transformed them, or the query does not use them)"
+            )
+        return slots
+
     def _compiled(self, using: str):
         compiled = getattr(self._local, using, None)
         connection = connections[using]
         if compiled is None or compiled[0] is not connection:
             compiler = self._build(**self._stand_ins).query.get_compiler(using=using)
             sql, params = compiler.as_sql()
-            slots = []
-            for param in params:
-                name = next(
-                    (n for n, v in self._stand_ins.items() if type(v) is type(param) and v == param), None
-                )
-                if name is None and any(
-                    isinstance(v, str) and isinstance(param, str) and v in param
-                    for v in self._stand_ins.values()
-                ):
-                    raise ValueError(f"a stand-in was transformed on its way into the SQL: {param!r}")
-                slots.append((name, param))
-            missing = set(self._stand_ins) - {name for name, _ in slots}
-            if missing:
-                raise ValueError(
-                    f"stand-ins not found among the SQL's parameters: {sorted(missing)} (a lookup "
-                    "transformed them, or the query does not use them)"
-                )
+            slots = self._slots(self._stand_ins, params)
+            # Built again around other stand-ins, the SQL must not change and the stand-ins must
+            # land in the same places: this catches SQL that depends on the value (None becoming
+            # IS NULL) and a constant of the query that happens to equal a stand-in.
+            others = {name: _other(value) for name, value in self._stand_ins.items()}
+            other_sql, other_params = self._build(**others).query.get_compiler(using=using).as_sql()
+            if other_sql != sql or [n for n, _ in self._slots(others, other_params)] != [n for n, _ in slots]:
+                raise ValueError("the query's SQL depends on the values it is given: it can't be prepared")
             # As results_iter() would find them on every call: which columns need converting, how.
             converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
             compiled = (connection, compiler, sql, slots, converters)
@@ -73,3 +82,12 @@ class PreparedQuery:
         if converters:
             rows = compiler.apply_converters(rows, converters)
         return [tuple(row) for row in rows]
+
+
+def _other(value: object) -> object:
+    """Another stand-in of the same type."""
+    if isinstance(value, int):
+        return value - 1
+    if isinstance(value, str):
+        return value + "~"
+    raise TypeError(f"stand-ins are int or str, not {type(value).__name__}")

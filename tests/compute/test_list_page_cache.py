@@ -157,3 +157,18 @@ def test_only_pages_people_come_back_to_are_kept(page, servers, query, kept):
     with mock.patch("portal.compute.views.instances._list_content", wraps=_list_content) as built:
         page(query)
     assert built.called is not kept
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 5000, "-1", "1.5"])
+def test_odd_page_numbers_are_answered_not_a_500(page, servers, value):
+    assert "web-0" in page({"page": value})
+
+
+def test_a_server_moved_to_another_project_leaves_both_lists(page, servers, project, client_as, owner):
+    other = ProjectFactory(organization=project.organization, slug="other")
+    client = client_as(owner)
+    page()
+    assert "web-0" not in client.get(_url(other)).content.decode()
+    Instance.objects.filter(pk=servers[0].pk).update(project=other)
+    assert "web-0" not in page()
+    assert "web-0" in client.get(_url(other)).content.decode()

@@ -65,3 +65,15 @@ def test_the_unconfirmed_address_banner_is_not_fooled_by_like_patterns(db, clien
     page = client.get(reverse("tenancy:project_dashboard", args=[membership.organization.slug, project.slug]))
     assert "Confirm your e-mail address" not in page.content.decode()
     assert Membership.objects.filter(user=user).count() == 1
+
+
+def test_a_query_whose_sql_depends_on_its_values_is_refused(db):
+    # As a None that becomes IS NULL would: the SQL built around one value fits no other.
+    query = PreparedQuery(
+        lambda name: Project.objects.filter(**{"name" if name.endswith("~") else "slug": name}).values_list(
+            "pk"
+        ),
+        name="stand-in",
+    )
+    with pytest.raises(ValueError, match="depends on the values"):
+        query.rows(name="x")

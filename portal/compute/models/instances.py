@@ -133,6 +133,10 @@ class InstanceQuerySet(ScopedQuerySet):
     def scopes_of_rows(self) -> set[str]:
         return {servers_of(pk) for pk in self.order_by().values_list("project_id", flat=True).distinct()}
 
+    def scopes_of_values(self, values: dict) -> set[str]:
+        project = values.get("project_id", values.get("project"))
+        return {servers_of(getattr(project, "pk", project))} if project is not None else set()
+
     def visible(self) -> InstanceQuerySet:
         return self.exclude(status=S.TERMINATED)
 

@@ -152,10 +152,13 @@ def _worth_keeping(request: HttpRequest) -> bool:
     if not set(params) <= KEPT_PARAMETERS or any(len(values) > 1 for _, values in params.lists()):
         return False
     status, zone, page = params.get("status", ""), params.get("zone", ""), params.get("page", "1")
+    # isascii(): "²".isdigit() is true, and int() refuses it.
     return (
         status in {"", *InstanceStatus.values}
-        and (zone == "" or (zone.isdigit() and len(zone) <= 10))
+        and (zone == "" or (zone.isascii() and zone.isdigit() and len(zone) <= 10))
+        and page.isascii()
         and page.isdigit()
+        and len(page) <= 3
         and int(page) <= KEPT_PAGES
     )
 
