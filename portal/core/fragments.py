@@ -134,7 +134,7 @@ class ScopedQuerySet(models.QuerySet):
         raise NotImplementedError
 
     def scopes_of_rows(self) -> set[str]:
-        return {self.scope_of(obj) for obj in self}
+        raise NotImplementedError
 
     def scopes_of_values(self, values: dict) -> set[str]:
         """The scopes rows join when an update writes `values` (moving them elsewhere)."""

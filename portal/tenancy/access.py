@@ -159,12 +159,7 @@ def _membership_rows(user_id: int, org_slug: str, project_slug: str | None = Non
 # Every signed-in page asks one of these: built and compiled once (portal.core.prepared).
 _USER, _ORG, _PROJECT = -7_301_946_285, "stand-in-org%_\\", "stand-in-project%_\\"
 _ORG_QUERY = PreparedQuery(_membership_rows, user_id=_USER, org_slug=_ORG)
-_PROJECT_QUERY = PreparedQuery(
-    lambda user_id, org_slug, project_slug: _membership_rows(user_id, org_slug, project_slug),
-    user_id=_USER,
-    org_slug=_ORG,
-    project_slug=_PROJECT,
-)
+_PROJECT_QUERY = PreparedQuery(_membership_rows, user_id=_USER, org_slug=_ORG, project_slug=_PROJECT)
 
 
 def _membership(user, org_slug: str, project_slug: str | None = None) -> Membership:
@@ -173,13 +168,14 @@ def _membership(user, org_slug: str, project_slug: str | None = None) -> Members
     membership's user is `user` itself, not read again."""
     if not user.is_authenticated:
         raise Http404
+    db = router.db_for_read(Membership)
     if project_slug is None:
-        rows = _ORG_QUERY.rows(user_id=user.pk, org_slug=org_slug)
+        rows = _ORG_QUERY.rows(db, user_id=user.pk, org_slug=org_slug)
     else:
-        rows = _PROJECT_QUERY.rows(user_id=user.pk, org_slug=org_slug, project_slug=project_slug)
+        rows = _PROJECT_QUERY.rows(db, user_id=user.pk, org_slug=org_slug, project_slug=project_slug)
     if not rows:
         raise Http404("No such organization.")
-    row, db = rows[0], router.db_for_read(Membership)
+    row = rows[0]
     split = len(_MEMBERSHIP_COLUMNS) + len(_ORGANIZATION_COLUMNS)
     membership = Membership.from_db(db, _MEMBERSHIP_COLUMNS, row[: len(_MEMBERSHIP_COLUMNS)])
     membership.organization = Organization.from_db(
