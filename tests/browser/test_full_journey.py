@@ -28,6 +28,7 @@ from portal.compute.models import Instance, SshKey
 from portal.metering.models import UsageSegment
 from portal.metering.selectors import month_bounds
 from portal.tenancy.models import Membership, Project, Role
+from tests.browser.wizard import choose, launch_from_wizard
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -151,9 +152,7 @@ def test_signup_to_budget_alert(celery_worker_process, live_server, new_page, sh
     assert ashburn.locator("input").count() == 0  # nothing to pick there
     page.fill("input[name=name]", "web")
     page.fill("input[name=count]", "2")
-    page.locator("#region-fra1 input[type=radio]").first.check()
-    page.get_by_text("Debian 13", exact=True).click()
-    page.locator("label", has_text="Starter 2").click()
+    choose(page, page.locator("#region-fra1 input[type=radio]").first, "Debian 13", "Starter 2")
     page.locator(f"input[name=ssh_keys][value='{key.pk}']").check()
     summary = page.locator("#launch-summary")
     summary.get_by_text("26.06 EUR").wait_for()  # 2 x (0.0110 + 50 x 0.000137) x 730
@@ -185,8 +184,7 @@ def test_signup_to_budget_alert(celery_worker_process, live_server, new_page, sh
     summary.get_by_text("fra1-a").wait_for()
     summary.get_by_text("26.06 EUR").wait_for()
     shoot(page, "37-journey-launch-wizard")
-    summary.get_by_role("button", name="Launch 2 servers").click()
-    page.wait_for_url("**/servers/")
+    launch_from_wizard(page, "Launch 2 servers")
     page.evaluate("window.__sameDocument = true")
     page.locator(".status-running").nth(1).wait_for(timeout=45_000)
     assert page.evaluate("window.__sameDocument === true")  # no reload happened

@@ -14,6 +14,7 @@ from portal.compute.models import Instance
 from portal.core.management.commands.libvirt_dev_zone import IMAGE
 from portal.tenancy.models import Role
 from tests.backends.libvirt_env import MARKER
+from tests.browser.wizard import choose, launch_from_wizard
 from tests.compute.test_libvirt_dev_zone import ZONE, dev_var, dev_zone
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 
@@ -40,11 +41,8 @@ def test_a_vm_launched_from_the_wizard_boots_and_its_page_shows_the_console(
     page.get_by_role("button", name="Sign In").click()
     page.goto(live_server.url + reverse("compute:launch", args=[org.slug, project.slug]))
     page.fill("input[name=name]", "hello-vm")
-    page.locator(f"input[name=zone][value='{zone.pk}']").check()
-    page.get_by_text(IMAGE, exact=True).click()  # the only image the zone offers
-    page.locator("label", has_text="Starter 1").click()
-    page.locator("#launch-summary").get_by_role("button", name="Launch server").click()
-    page.wait_for_url("**/servers/")
+    choose(page, page.locator(f"input[name=zone][value='{zone.pk}']"), IMAGE, "Starter 1")
+    launch_from_wizard(page, "Launch server")
     page.locator(".status-running").first.wait_for(timeout=40_000)
 
     page.get_by_role("link", name="hello-vm").click()

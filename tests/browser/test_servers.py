@@ -9,6 +9,7 @@ from django.urls import reverse
 from portal.catalog.demo import load_demo_catalog
 from portal.compute.models import Instance
 from portal.tenancy.models import Role
+from tests.browser.wizard import choose, launch_from_wizard
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -19,6 +20,34 @@ def _sign_in(page, live_server, email):
     page.fill("input[name=login]", email)
     page.fill("input[name=password]", PASSWORD)
     page.get_by_role("button", name="Sign In").click()
+
+
+def test_a_card_clicked_while_the_summary_refreshes_stays_chosen(live_server, new_page):
+    """The summary refreshes half a second after typing; a card pressed at that moment must still
+    be chosen when the button comes up (the cards used to be redrawn under the pointer)."""
+    load_demo_catalog()
+    org = OrganizationFactory(slug="acme")
+    owner = MembershipFactory(organization=org, role=Role.OWNER).user
+    project = ProjectFactory(organization=org, slug="web-shop")
+
+    page = new_page()
+    _sign_in(page, live_server, owner.email)
+    page.goto(live_server.url + reverse("compute:launch", args=[org.slug, project.slug]))
+    choose(page, page.locator("#region-fra1 input[type=radio]").first, "Debian 13", "Starter 2")
+    summary = page.locator("#launch-summary")
+    page.fill("input[name=name]", "web")
+    page.fill("input[name=count]", "3")  # the summary is checked again half a second later
+    card = page.locator("#section-image").get_by_text("Rocky Linux 9", exact=True)
+    card.scroll_into_view_if_needed()
+    card = card.bounding_box()
+    page.mouse.move(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    page.mouse.down()
+    summary.get_by_text("web-1, web-2, web-3").wait_for()  # held while the check's answer lands
+    page.mouse.up()
+    summary.get_by_text("Rocky Linux 9", exact=True).wait_for()
+    assert "Rocky Linux 9" in page.locator("#section-image input:checked").evaluate(
+        "e => e.closest('label').innerText"
+    )
 
 
 def test_launch_two_and_watch_them_come_up(celery_worker_process, live_server, new_page, shoot):
@@ -34,16 +63,13 @@ def test_launch_two_and_watch_them_come_up(celery_worker_process, live_server, n
     page.goto(live_server.url + reverse("compute:launch", args=[org.slug, project.slug]))
     page.fill("input[name=name]", "web")
     page.fill("input[name=count]", "2")
-    page.locator("#region-fra1 input[type=radio]").first.check()
-    page.get_by_text("Debian 13", exact=True).click()
-    page.locator("label", has_text="Starter 2").click()
+    choose(page, page.locator("#region-fra1 input[type=radio]").first, "Debian 13", "Starter 2")
     summary = page.locator("#launch-summary")
     summary.get_by_text("26.06 EUR").wait_for()  # the htmx summary: 2 x (0.0110 + 50 x 0.000137) x 730
     assert "web-1, web-2" in summary.inner_text()
     shoot(page, "13-launch-wizard")
 
-    summary.get_by_role("button", name="Launch 2 servers").click()
-    page.wait_for_url("**/servers/")
+    launch_from_wizard(page, "Launch 2 servers")
     assert page.locator(".status-running").count() < 2  # still coming up when the list first shows
     page.evaluate("window.__sameDocument = true")
     page.locator(".status-running").nth(1).wait_for(timeout=45_000)

@@ -122,6 +122,27 @@ def test_check_endpoint_reports_the_price_and_only_touched_errors(form_data, pro
     assert "Use lower-case letters" in bad
 
 
+def test_the_check_redraws_images_and_sizes_only_for_another_zone(
+    form_data, project, owner, client_as, catalog
+):
+    """Redrawn on every check, the cards were replaced under a click in progress and the click was
+    lost; for another zone they must be redrawn (it offers other ones), keeping what was chosen."""
+    url = reverse("compute:launch_check", args=[project.organization.slug, project.slug])
+    client = client_as(owner)
+    fra = str(form_data["zone"])
+    same = client.post(url, form_data | {"sections_zone": fra}).content.decode()
+    assert 'id="section-image"' not in same and 'id="section-size"' not in same
+    assert "Debian 13" in same  # the summary still says what was chosen
+
+    other = client.post(url, form_data | {"sections_zone": str(catalog["ams1-a"].pk)}).content.decode()
+    assert (
+        'id="section-image" hx-swap-oob="true"' in other and 'id="section-size" hx-swap-oob="true"' in other
+    )
+    assert f'name="sections_zone" value="{fra}"' in other
+    assert f'name="image" value="{form_data["image"]}" checked' in other
+    assert f'name="flavor" value="{form_data["flavor"]}" id="flavor-{form_data["flavor"]}" checked' in other
+
+
 def test_the_wizard_works_without_javascript_as_a_plain_form(form_data, project, owner, client_as):
     client = client_as(owner)
     page = client.get(

@@ -185,4 +185,9 @@ def launch_check(request: HttpRequest, org_slug: str, project_slug: str) -> Http
     for name in list(form.errors):
         if name != "__all__" and form[name].value() in (None, "", []):
             del form.errors[name]
-    return render(request, "compute/launch_check.html", _context(request, access, form))
+    context = _context(request, access, form)
+    # Images and sizes are redrawn only for another zone: redrawn on every check, they replaced
+    # the cards under a click in progress, and the click was lost.
+    zone = context["zone"]
+    context["redraw_sections"] = request.POST.get("sections_zone") != (str(zone.pk) if zone else "")
+    return render(request, "compute/launch_check.html", context)
