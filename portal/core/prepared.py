@@ -7,14 +7,17 @@ and database around *stand-in* values, finds where each stand-in went among the 
 and from then on sends the same SQL with the request's values in those places. Rows are converted
 by the same compiler, so they come back as the queryset's `values_list()` would return them.
 
-A stand-in that the ORM transformed on its way into the SQL (say `icontains`, which wraps it in
-%…%) cannot be found and raises at the first use: such a query is not prepared silently wrong.
+Stand-ins are ints, strings or aware datetimes. A datetime goes into the SQL as the database
+takes a DateTimeField's value (a UTC string on SQLite), and each new value is converted the same
+way. A stand-in that the ORM transformed on its way into the SQL (say `icontains`, which wraps it
+in %…%) cannot be found and raises at the first use: such a query is not prepared silently wrong.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
@@ -30,11 +33,13 @@ class PreparedQuery:
         self._stand_ins = stand_ins
         self._local = threading.local()
 
-    def _slots(self, stand_ins: dict, params) -> list[tuple[str | None, object]]:
+    @staticmethod
+    def _slots(stand_ins: dict, params, connection) -> list[tuple[str | None, object]]:
         """Each SQL parameter as (the stand-in's name, value) or (None, a constant of the query)."""
+        sent = {name: _as_sent(value, connection) for name, value in stand_ins.items()}
         slots = []
         for param in params:
-            name = next((n for n, v in stand_ins.items() if type(v) is type(param) and v == param), None)
+            name = next((n for n, v in sent.items() if type(v) is type(param) and v == param), None)
             if name is None and any(
                 isinstance(v, str) and isinstance(param, str) and v in param for v in stand_ins.values()
             ):
@@ -54,13 +59,14 @@ class PreparedQuery:
         if compiled is None or compiled[0] is not connection:
             compiler = self._build(**self._stand_ins).query.get_compiler(using=using)
             sql, params = compiler.as_sql()
-            slots = self._slots(self._stand_ins, params)
+            slots = self._slots(self._stand_ins, params, connection)
             # Built again around other stand-ins, the SQL must not change and the stand-ins must
             # land in the same places: this catches SQL that depends on the value (None becoming
             # IS NULL) and a constant of the query that happens to equal a stand-in.
             others = {name: _other(value) for name, value in self._stand_ins.items()}
             other_sql, other_params = self._build(**others).query.get_compiler(using=using).as_sql()
-            if other_sql != sql or [n for n, _ in self._slots(others, other_params)] != [n for n, _ in slots]:
+            other_slots = self._slots(others, other_params, connection)
+            if other_sql != sql or [n for n, _ in other_slots] != [n for n, _ in slots]:
                 raise ValueError("the query's SQL depends on the values it is given: it can't be prepared")
             # As results_iter() would find them on every call: which columns need converting, how.
             converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
@@ -72,8 +78,9 @@ class PreparedQuery:
         """The queryset `build(**values)` would return, as tuples."""
         if values.keys() != self._stand_ins.keys():
             raise TypeError(f"expected values for {sorted(self._stand_ins)}, got {sorted(values)}")
-        _, compiler, sql, slots, converters = self._compiled(using)
-        params = [values[name] if name else constant for name, constant in slots]
+        connection, compiler, sql, slots, converters = self._compiled(using)
+        sent = {name: _as_sent(value, connection) for name, value in values.items()}
+        params = [sent[name] if name else constant for name, constant in slots]
         with compiler.connection.cursor() as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
@@ -84,10 +91,19 @@ class PreparedQuery:
         return [tuple(row) for row in rows]
 
 
+def _as_sent(value: object, connection) -> object:
+    """The value as the SQL's parameters hold it."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
 def _other(value: object) -> object:
     """Another stand-in of the same type."""
+    if isinstance(value, datetime):
+        return value + timedelta(seconds=1)
     if isinstance(value, int):
         return value - 1
     if isinstance(value, str):
         return value + "~"
-    raise TypeError(f"stand-ins are int or str, not {type(value).__name__}")
+    raise TypeError(f"stand-ins are int, str or datetime, not {type(value).__name__}")

@@ -39,6 +39,33 @@ def test_rows_are_the_querysets_for_any_values(db):
     assert query.rows(org_id=a.pk, name="Other name") == []
 
 
+def test_datetime_values_are_sent_as_the_database_takes_them(db):
+    from datetime import UTC, datetime, timedelta
+
+    def created_between(since, until):
+        return (
+            Project.objects.filter(created_at__gte=since, created_at__lt=until)
+            .order_by("created_at")
+            .values_list("slug", "created_at")
+        )
+
+    query = PreparedQuery(
+        created_between,
+        since=datetime(1901, 2, 3, 4, 5, 6, tzinfo=UTC),
+        until=datetime(1902, 3, 4, tzinfo=UTC),
+    )
+    for slug in "abc":
+        ProjectFactory(slug=slug)
+    times = list(Project.objects.order_by("created_at").values_list("created_at", flat=True))
+    for since, until in (
+        (times[0], times[2]),
+        (times[1], times[2] + timedelta(seconds=1)),
+        (times[2], times[0]),
+    ):
+        assert query.rows(since=since, until=until) == list(created_between(since, until))
+    assert [slug for slug, _ in query.rows(since=times[0], until=times[2])] == ["a", "b"]
+
+
 def test_a_transformed_or_missing_stand_in_is_refused(db):
     # startswith turns the value into a LIKE pattern: the SQL could not be reused with another.
     with pytest.raises(ValueError, match="transformed"):
