@@ -49,6 +49,21 @@ def test_a_card_clicked_while_the_summary_refreshes_stays_chosen(live_server, ne
         "e => e.closest('label').innerText"
     )
 
+    # Another zone redraws the cards with the choice kept; a card picked after that is the only
+    # one highlighted (the redrawn card used to keep a highlight of its own).
+    fra1_b = page.locator("#region-fra1 input[type=radio]").nth(1)
+    fra1_b.check()
+    page.locator(f"input[name=sections_zone][value='{fra1_b.get_attribute('value')}']").wait_for(
+        state="attached"
+    )
+    assert page.locator("#section-image input[name=image]:checked").count() == 1
+    page.locator("#section-image").get_by_text("Debian 13", exact=True).click()
+    summary.get_by_text("Debian 13", exact=True).wait_for()
+    highlighted = page.locator("#section-image .choice-card").evaluate_all(
+        "cards => cards.filter(c => getComputedStyle(c).boxShadow !== 'none').map(c => c.innerText)"
+    )
+    assert len(highlighted) == 1 and "Debian 13" in highlighted[0]
+
 
 def test_launch_two_and_watch_them_come_up(celery_worker_process, live_server, new_page, shoot):
     load_demo_catalog()
