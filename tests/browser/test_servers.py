@@ -36,13 +36,15 @@ def test_a_card_clicked_while_the_summary_refreshes_stays_chosen(live_server, ne
     choose(page, page.locator("#region-fra1 input[type=radio]").first, "Debian 13", "Starter 2")
     summary = page.locator("#launch-summary")
     page.fill("input[name=name]", "web")
-    page.fill("input[name=count]", "3")  # the summary is checked again half a second later
     card = page.locator("#section-image").get_by_text("Rocky Linux 9", exact=True)
     card.scroll_into_view_if_needed()
     card = card.bounding_box()
     page.mouse.move(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
     page.mouse.down()
-    summary.get_by_text("web-1, web-2, web-3").wait_for()  # held while the check's answer lands
+    # Typed while the button is held (set in place: filling would scroll the card away), the
+    # count is checked half a second later, and the answer lands before the button comes up.
+    page.locator("input[name=count]").evaluate("e => { e.value = '3'; e.dispatchEvent(new Event('input')); }")
+    summary.get_by_text("web-1, web-2, web-3").wait_for()
     page.mouse.up()
     summary.get_by_text("Rocky Linux 9", exact=True).wait_for()
     assert "Rocky Linux 9" in page.locator("#section-image input:checked").evaluate(

@@ -41,6 +41,7 @@ def test_rows_are_the_querysets_for_any_values(db):
 
 def test_datetime_values_are_sent_as_the_database_takes_them(db):
     from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
 
     def created_between(since, until):
         return (
@@ -57,13 +58,17 @@ def test_datetime_values_are_sent_as_the_database_takes_them(db):
     for slug in "abc":
         ProjectFactory(slug=slug)
     times = list(Project.objects.order_by("created_at").values_list("created_at", flat=True))
+    berlin = ZoneInfo("Europe/Berlin")
     for since, until in (
         (times[0], times[2]),
         (times[1], times[2] + timedelta(seconds=1)),
         (times[2], times[0]),
+        (times[1].astimezone(berlin), times[2].astimezone(berlin)),
     ):
         assert query.rows(since=since, until=until) == list(created_between(since, until))
     assert [slug for slug, _ in query.rows(since=times[0], until=times[2])] == ["a", "b"]
+    # The same moment in another time zone selects the same rows.
+    assert [slug for slug, _ in query.rows(since=times[1].astimezone(berlin), until=times[2])] == ["b"]
 
 
 def test_a_transformed_or_missing_stand_in_is_refused(db):
