@@ -97,3 +97,17 @@ def test_operator_quota_change_in_admin_is_audited(project, admin_client):
 def test_audit_admin_is_read_only(events, admin_client):
     assert site._registry[AuditEvent].has_change_permission(None) is False
     assert admin_client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+
+
+def test_a_long_log_pages_older_events_keeping_the_filter(org, project, owner, client_as):
+    for _ in range(51):
+        audit_record(
+            action=AuditAction.PROJECT_CREATED, actor=owner, organization=org, project=project, target=project
+        )
+    url = reverse("tenancy:audit_log", kwargs={"org_slug": org.slug})
+    first = client_as(owner).get(url, {"action": "project.created"}).content.decode()
+    assert "Page 1 of 2</span>" in first and "← Newer" not in first
+    assert 'href="?action=project.created&amp;page=2">Older →</a>' in first
+    second = client_as(owner).get(url, {"action": "project.created", "page": 2}).content.decode()
+    assert second.count("Project created</td>") + second.count("Project created<br>") == 1
+    assert 'page=1">← Newer</a>' in second and "Older →" not in second
