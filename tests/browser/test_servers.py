@@ -9,7 +9,7 @@ from django.urls import reverse
 from portal.catalog.demo import load_demo_catalog
 from portal.compute.models import Instance
 from portal.tenancy.models import Role
-from tests.browser.wizard import choose, launch_from_wizard
+from tests.browser.wizard import choose, choose_zone, launch_from_wizard
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -53,11 +53,7 @@ def test_a_card_clicked_while_the_summary_refreshes_stays_chosen(live_server, ne
 
     # Another zone redraws the cards with the choice kept; a card picked after that is the only
     # one highlighted (the redrawn card used to keep a highlight of its own).
-    fra1_b = page.locator("#region-fra1 input[type=radio]").nth(1)
-    fra1_b.check()
-    page.locator(f"input[name=sections_zone][value='{fra1_b.get_attribute('value')}']").wait_for(
-        state="attached"
-    )
+    choose_zone(page, page.locator("#region-fra1 input[type=radio]").nth(1))  # fra1-b
     assert page.locator("#section-image input[name=image]:checked").count() == 1
     page.locator("#section-image").get_by_text("Debian 13", exact=True).click()
     summary.get_by_text("Debian 13", exact=True).wait_for()

@@ -7,14 +7,19 @@ import re
 import pytest
 
 
-def choose(page, zone, image: str, size: str) -> None:
-    """Pick a zone (its radio), an image and a size as a customer would: each after the wizard
-    has answered the one before, as a person sees the cards change for a new zone before picking
-    from them. Then wait until the summary says what was picked."""
+def choose_zone(page, zone) -> None:
+    """Check a zone's radio and wait for the image and size cards drawn for it."""
     zone.check()
     page.locator(f"input[name=sections_zone][value='{zone.get_attribute('value')}']").wait_for(
         state="attached"
     )
+
+
+def choose(page, zone, image: str, size: str) -> None:
+    """Pick a zone (its radio), an image and a size as a customer would: each after the wizard
+    has answered the one before, as a person sees the cards change for a new zone before picking
+    from them. Then wait until the summary says what was picked."""
+    choose_zone(page, zone)
     page.locator("#section-image").get_by_text(image, exact=True).click()
     page.locator("#section-size label", has_text=size).click()
     summary = page.locator("#launch-summary")

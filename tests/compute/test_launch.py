@@ -3,6 +3,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.audit.models import AuditEvent
@@ -130,7 +132,11 @@ def test_the_check_redraws_images_and_sizes_only_for_another_zone(
     url = reverse("compute:launch_check", args=[project.organization.slug, project.slug])
     client = client_as(owner)
     fra = str(form_data["zone"])
-    same = client.post(url, form_data | {"sections_zone": fra}).content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        same = client.post(url, form_data | {"sections_zone": fra}).content.decode()
+    listing = f"FROM {connection.ops.quote_name(Image._meta.db_table)} INNER JOIN"
+    listed = [q["sql"] for q in queries if listing in q["sql"]]
+    assert not listed  # the zone's images are not listed again for cards that are not redrawn
     assert 'id="section-image"' not in same and 'id="section-size"' not in same
     assert "Debian 13" in same  # the summary still says what was chosen
 

@@ -63,18 +63,24 @@ def _value(form: LaunchForm, name: str):
         return None
 
 
-def _context(request: HttpRequest, access: Access, form: LaunchForm) -> dict:
+def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone: str | None = None) -> dict:
+    """What the wizard shows. `shown_zone` is the zone the page's image and size cards were drawn
+    for (a check sends it); they are only read and drawn again for another zone."""
     project = access.project
     zone = _value(form, "zone")
     image = _value(form, "image")
     flavor = _value(form, "flavor")
     count = _value(form, "count") or 1
     disk = _value(form, "root_disk_gib")
-    flavors = Flavor.objects.filter(is_active=True)
-    images = Image.objects.filter(is_active=True)
-    if zone is not None:
-        flavors = flavors.filter(zones=zone)
-        images = images.filter(zones=zone)
+    # Redrawn on every check, the cards were replaced under a click in progress: it was lost.
+    redraw_sections = shown_zone != (str(zone.pk) if zone else "")
+    flavors, images = [], []
+    if redraw_sections:
+        flavors = Flavor.objects.filter(is_active=True)
+        images = Image.objects.filter(is_active=True)
+        if zone is not None:
+            flavors = flavors.filter(zones=zone)
+            images = images.filter(zones=zone)
     hourly = price_per_hour(flavor, image, disk)
     usage = project_usage(project)
     impact = []
@@ -97,6 +103,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm) -> dict:
             selected_zone_id=zone.pk if zone else None,
             field_name="zone",
         ),
+        "redraw_sections": redraw_sections,
         "image_groups": sorted(by_family.items()),
         "flavors": [(f, monthly(f.price_hourly)) for f in flavors],
         "zone": zone,
@@ -185,9 +192,5 @@ def launch_check(request: HttpRequest, org_slug: str, project_slug: str) -> Http
     for name in list(form.errors):
         if name != "__all__" and form[name].value() in (None, "", []):
             del form.errors[name]
-    context = _context(request, access, form)
-    # Images and sizes are redrawn only for another zone: redrawn on every check, they replaced
-    # the cards under a click in progress, and the click was lost.
-    zone = context["zone"]
-    context["redraw_sections"] = request.POST.get("sections_zone") != (str(zone.pk) if zone else "")
+    context = _context(request, access, form, shown_zone=request.POST.get("sections_zone", ""))
     return render(request, "compute/launch_check.html", context)
