@@ -121,16 +121,12 @@ def session_guest() -> GuestFiles:
 def sweep_root(root: Path) -> None:
     """Switch off every VM under an embedded root and remove it. VMs outlive the process that
     started them, so a test run that was killed leaves them behind."""
-    from portal.compute.backends.libvirt import LibvirtBackend
+    from portal.compute.backends.libvirt_connection import run_in_helper
 
-    sweeper, uri, config = (
-        LibvirtBackend("libvirt-sweep"),
-        f"qemu:///embed?root={root}",
-        {"embed_user": embed_user()},
-    )
+    uri, run_as = f"qemu:///embed?root={root}", embed_user()
     try:
-        for domain in sweeper._in_helper(config, uri, "survey", {})["domains"]:
-            sweeper._in_helper(config, uri, "delete", {"domain_uuid": domain["uuid"], "volumes": []})
+        for domain in run_in_helper(uri, "survey", {}, run_as=run_as)["domains"]:
+            run_in_helper(uri, "delete", {"domain_uuid": domain["uuid"], "volumes": []}, run_as=run_as)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -24,16 +24,9 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
 )
-from portal.compute.backends.libvirt import (
-    DEFAULTS,
-    METADATA_NS,
-    Disks,
-    LibvirtBackend,
-    build_seed_iso,
-    domain_state,
-    domain_xml,
-    seed_files,
-)
+from portal.compute.backends.libvirt import DEFAULTS, LibvirtBackend
+from portal.compute.backends.libvirt_host import METADATA_NS, domain_state
+from portal.compute.backends.libvirt_xml import Disks, build_seed_iso, domain_xml, seed_files
 from tests.backends import libvirt_env
 from tests.backends.libvirt_env import IMAGE_NAME, MARKER, POWEROFF_MARKER, backend_options, wait_for
 
@@ -138,7 +131,7 @@ def unit_spec(**changes) -> ServerSpec:
 
 
 def define_foreign(backend: LibvirtBackend, uri: str, xml: str) -> None:
-    backend._connection(uri).defineXML(xml)
+    backend.hosts.connection(uri).defineXML(xml)
 
 
 def test_the_domain_definition_follows_flavor_and_zone_settings():
@@ -245,9 +238,9 @@ def test_a_server_goes_to_the_host_with_most_free_memory_and_is_created_once(mak
     server = backend.create_server(wanted)
     assert server.state == B.RUNNING and server.backend_id.endswith(f"/{wanted.idempotency_key}")
     assert server.backend_id.startswith(f"{UNIT_ZONE}/")
-    assert backend._connection(large).lookupByUUIDString(wanted.idempotency_key).isActive()
+    assert backend.hosts.connection(large).lookupByUUIDString(wanted.idempotency_key).isActive()
     assert backend.create_server(wanted).backend_id == server.backend_id
-    assert len(backend._connection(large).listAllDomains()) == 1
+    assert len(backend.hosts.connection(large).listAllDomains()) == 1
     assert server.metadata[IDEMPOTENCY_METADATA_KEY] == wanted.idempotency_key
     server_dir = tmp_path / "disks" / wanted.idempotency_key
     assert {p.name for p in server_dir.iterdir()} == {"root.qcow2", "seed.iso"}
@@ -255,9 +248,9 @@ def test_a_server_goes_to_the_host_with_most_free_memory_and_is_created_once(mak
     # A stopped server keeps its place. Free: large 7 GiB, small 4 GiB; then large 3, small 4.
     backend.stop_server(server.backend_id)
     backend.create_server(unit_spec(ram_gib=4))
-    assert len(backend._connection(large).listAllDomains()) == 2
+    assert len(backend.hosts.connection(large).listAllDomains()) == 2
     backend.create_server(unit_spec(ram_gib=2))
-    assert len(backend._connection(small).listAllDomains()) == 1
+    assert len(backend.hosts.connection(small).listAllDomains()) == 1
     with pytest.raises(Rejected, match="sold out"):
         backend.create_server(unit_spec(ram_gib=4))
     assert backend.zone_capacity(UNIT_ZONE) == ZoneCapacity(free_vcpus=5, free_ram_gib=5)
@@ -328,7 +321,7 @@ def test_actions_on_the_test_driver(make_backend, tmp_path):
     backend.resize_server(sid, flavor="s-2vcpu-2gb", vcpus=2, ram_gib=2)
     resized = backend.get_server(sid)
     assert resized.state == B.STOPPED and resized.flavor == "s-2vcpu-2gb"
-    domain = backend._connection(backend._config(UNIT_ZONE)["hosts"][0]).lookupByUUIDString(
+    domain = backend.hosts.connection(backend._config(UNIT_ZONE)["hosts"][0]).lookupByUUIDString(
         server.idempotency_key
     )
     assert domain.info()[3] == 2 and domain.info()[1] == 2 * 1024 * 1024
@@ -382,8 +375,8 @@ def test_storage_pool_hosts_get_volumes_and_clean_up_when_they_cannot(make_backe
     with pytest.raises(Rejected, match="could not be made") as raised:
         backend.create_server(unit_spec())
     assert "virStorageVolUpload" in raised.value.detail
-    assert backend._connection(uri).storagePoolLookupByName("vms").listVolumes() == []
-    assert backend._connection(uri).listAllDomains() == []
+    assert backend.hosts.connection(uri).storagePoolLookupByName("vms").listVolumes() == []
+    assert backend.hosts.connection(uri).listAllDomains() == []
 
 
 def test_console_output_is_the_tail_of_the_log(make_backend, tmp_path):
