@@ -19,9 +19,9 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
 )
-from portal.compute.backends.openstack import (
+from portal.compute.backends.openstack import OpenStackBackend
+from portal.compute.backends.openstack_mapping import (
     NO_CAPACITY,
-    OpenStackBackend,
     keypair_name,
     plain_fault,
     security_group_name,

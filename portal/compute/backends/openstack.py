@@ -10,23 +10,18 @@ creation idempotent: a second `create_server` with the same key adopts the first
 Credentials never live in the database: a zone's `cloud` names an entry of clouds.yaml (the normal
 search path, or the file in OPTIONS["clouds_yaml"]); without one, OPTIONS["auth"] holds everything
 but the password, which is read from the environment variable named in OPTIONS["password_env"].
-docs/backends/openstack.md describes the settings.
+docs/backends/openstack.md describes the settings. What needs no call to the cloud (states, faults,
+errors, names) is in `openstack_mapping`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import ipaddress
-import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from urllib.parse import urlsplit
 
 import openstack
@@ -46,195 +41,30 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
 )
+from portal.compute.backends.openstack_mapping import (
+    GENERIC_FAULT,
+    IS_DOING,
+    NOT_CONNECTED,
+    TAG_PREFIX,
+    error_text,
+    flavor_code,
+    keypair_name,
+    plain_fault,
+    security_group_name,
+    security_group_rules,
+    server_addresses,
+    server_state,
+    translated_error,
+    user_data_with_keys,
+)
 
 log = logging.getLogger(__name__)
 B = BackendState
 
 ZONE_METADATA_KEY = "portal-zone"
-TAG_PREFIX = "portal-"
 SERVICES = ("compute", "image", "network", "identity")
 # Hypervisor statistics were removed from Nova's API at microversion 2.88.
 HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
-
-NOT_CONNECTED = "This zone is not connected to a cloud right now. Please choose another zone."
-BUSY = "The cloud is busy right now; we will try again."
-NO_CAPACITY = "This zone has no capacity for that size right now — try another size or zone."
-GENERIC_FAULT = "The cloud could not complete this for the server. Please try again; if it keeps failing, contact support."
-
-# Nova's fault and error messages, in the customer's words. First match wins; the raw text goes to
-# `detail` and to the log, never to the customer.
-FAULTS = (
-    (r"no valid host", NO_CAPACITY),
-    (r"exhausted all hosts|exceeded maximum number of retries", NO_CAPACITY),
-    (
-        r"quota exceeded|exceeds .*quota|over ?quota",
-        "This zone has reached its limit for our account, so the server could not be created. "
-        "Try another zone, or contact support.",
-    ),
-    (
-        r"disk is too small|smaller than the image|image.*larger than",
-        "That size's disk is too small for the chosen image. Pick a larger size or root disk.",
-    ),
-    (
-        r"image .*(not found|could not be found|is not active)|invalid imageref",
-        "The chosen image is not available in this zone right now. Try another image or zone.",
-    ),
-    (
-        r"flavor .*(not found|could not be found)|invalid flavorref",
-        "That size is not available in this zone right now. Try another size or zone.",
-    ),
-    (r"availability zone", "This zone is not accepting servers right now. Try another zone."),
-    (
-        r"block device|volume",
-        "The server's disk could not be created in this zone. Please try again, or contact support.",
-    ),
-    (
-        r"network|\bport\b|floating ?ip|ip address",
-        "The server's network could not be set up in this zone. Please try again, or contact support.",
-    ),
-    (r"user data", "The start-up script (user data) was refused by the cloud; check its size and format."),
-    (r"key ?pair|key_name", "The SSH key was refused by the cloud; check that it is a valid public key."),
-)
-
-# How each state reads in "The server is … right now".
-IS_DOING = {
-    B.BUILDING: "still being created",
-    B.RUNNING: "running",
-    B.STOPPING: "stopping",
-    B.STOPPED: "stopped",
-    B.STARTING: "starting",
-    B.REBOOTING: "rebooting",
-    B.RESIZING: "being resized",
-    B.DELETING: "being deleted",
-    B.ERROR: "in an error state",
-}
-
-
-def plain_fault(message: str) -> str:
-    """A customer sentence for a Nova fault or error message."""
-    lowered = message.lower()
-    for pattern, sentence in FAULTS:
-        if re.search(pattern, lowered):
-            return sentence
-    return GENERIC_FAULT
-
-
-def server_state(status: str, task_state: str | None) -> B:
-    """The portal's state for Nova's status and task state.
-
-    Nova keeps the old status while a task runs: a stopping server is still ACTIVE with task
-    `powering-off`, a starting one SHUTOFF with `powering-on`, so the task decides first.
-    """
-    task = task_state or ""
-    if task == "deleting" or status == "SOFT_DELETED":
-        return B.DELETING
-    if status in ("BUILD", "REBUILD"):
-        return B.BUILDING
-    if task == "powering-off":
-        return B.STOPPING
-    if task in ("powering-on", "resuming", "unpausing", "unshelving", "spawning"):
-        return B.STARTING
-    if status in ("REBOOT", "HARD_REBOOT") or task.startswith("reboot"):
-        return B.REBOOTING
-    if status in ("RESIZE", "VERIFY_RESIZE", "REVERT_RESIZE", "MIGRATING") or task.startswith(
-        ("resize", "migrat")
-    ):
-        return B.RESIZING
-    if status in ("ACTIVE", "PASSWORD", "RESCUE"):
-        return B.RUNNING
-    if status in ("SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED"):
-        return B.STOPPED
-    if status == "ERROR":
-        return B.ERROR
-    # UNKNOWN: Nova lost touch with the host; it usually comes back.
-    raise Transient(BUSY, f"server status {status!r} (task {task_state!r})")
-
-
-def keypair_name(public_key: str) -> str:
-    """Named after the key itself (type and body, not the comment): the same key, the same keypair."""
-    return TAG_PREFIX + hashlib.sha256(" ".join(public_key.split()[:2]).encode()).hexdigest()[:20]
-
-
-def security_group_rules(firewall_rules: tuple[dict, ...]) -> list[dict]:
-    """Neutron ingress rules for the portal's firewall rules; none at all means all inbound allowed
-    (the launch form's "None: all inbound traffic allowed")."""
-    if not firewall_rules:
-        return [
-            {
-                "ethertype": "IPv4",
-                "protocol": None,
-                "port_range_min": None,
-                "port_range_max": None,
-                "remote_ip_prefix": "0.0.0.0/0",
-            },
-            {
-                "ethertype": "IPv6",
-                "protocol": None,
-                "port_range_min": None,
-                "port_range_max": None,
-                "remote_ip_prefix": "::/0",
-            },
-        ]
-    rules = []
-    for rule in firewall_rules:
-        network = ipaddress.ip_network(str(rule["source"]).strip(), strict=False)
-        protocol = str(rule.get("protocol") or "tcp").lower()
-        low, high = rule.get("port_from"), rule.get("port_to")
-        if protocol == "icmp":
-            low = high = None
-            if network.version == 6:
-                protocol = "ipv6-icmp"
-        elif low is not None and high is None:
-            high = low
-        rules.append(
-            {
-                "ethertype": f"IPv{network.version}",
-                "protocol": protocol,
-                "port_range_min": low,
-                "port_range_max": high,
-                "remote_ip_prefix": str(network),
-            }
-        )
-    unique = {json.dumps(rule, sort_keys=True): rule for rule in rules}
-    return [unique[key] for key in sorted(unique)]
-
-
-def security_group_name(rules: list[dict]) -> str:
-    """Named after its rules: a group never changes, a different set of rules is another group."""
-    return f"{TAG_PREFIX}fw-" + hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def user_data_with_keys(user_data: str, extra_keys: list[str]) -> str:
-    """The customer's user data, plus cloud-init config for the SSH keys Nova's single keypair can't
-    hold (a server gets one keypair; every further key goes in through cloud-init)."""
-    if not extra_keys:
-        return user_data
-    keys_config = "#cloud-config\n" + json.dumps({"ssh_authorized_keys": extra_keys}) + "\n"
-    if not user_data:
-        return keys_config
-    message = MIMEMultipart()
-    if user_data.startswith("#cloud-config"):
-        kind = "cloud-config"
-    elif user_data.startswith("#!"):
-        kind = "x-shellscript"
-    else:
-        kind = "plain"  # cloud-init recognises the kind by its first line
-    message.attach(MIMEText(user_data, kind, "utf-8"))
-    keys = MIMEText(keys_config, "cloud-config", "utf-8")
-    # Add our keys to any the customer's own cloud-config lists instead of replacing them.
-    keys["Merge-Type"] = "list(append)+dict(recurse_array)+str()"
-    message.attach(keys)
-    return message.as_string()
-
-
-def _status_code(error: Exception) -> int | None:
-    return getattr(error, "status_code", None) or getattr(error, "http_status", None)
-
-
-def _error_text(error: Exception) -> str:
-    """What the cloud said, without the request's noise (sdk messages repeat the URL)."""
-    details = getattr(error, "details", None)
-    return str(details or error)
 
 
 class OpenStackBackend(ComputeBackend):
@@ -305,33 +135,7 @@ class OpenStackBackend(ComputeBackend):
         except BackendError:
             raise
         except (sdk_exceptions.SDKException, ks_exceptions.ClientException) as error:
-            raise self._translated(what, error) from error
-
-    def _translated(self, what: str, error: Exception) -> BackendError:
-        status = _status_code(error)
-        detail = f"{what}: {type(error).__name__}: {_error_text(error)}"
-        text = _error_text(error)
-        if isinstance(error, ks_exceptions.ConnectionError):
-            return Transient(BUSY, detail)  # refused, reset, timed out
-        misconfigured = (
-            sdk_exceptions.ConfigException,
-            sdk_exceptions.EndpointNotFound,
-            sdk_exceptions.DuplicateResource,
-            ks_exceptions.EndpointNotFound,
-            ks_exceptions.MissingRequiredOptions,
-        )
-        if isinstance(error, misconfigured):
-            return Rejected(NOT_CONNECTED, detail)
-        if status is None:
-            return Transient(BUSY, detail)  # discovery failed, an answer we could not read
-        if status == 404:
-            return NotFound("The server no longer exists in the cloud.", detail)
-        if status == 401:
-            # keystoneauth already signed in again once: the credentials themselves are refused.
-            return Transient("We could not sign in to this zone's cloud; we will try again.", detail)
-        if status in (408, 429) or status >= 500:
-            return Transient(BUSY, detail)
-        return Rejected(plain_fault(text), detail)
+            raise translated_error(what, error) from error
 
     def _target(self, backend_id: str) -> tuple[str, str]:
         zone, _, server_id = backend_id.partition(":")
@@ -370,11 +174,7 @@ class OpenStackBackend(ComputeBackend):
             raise Rejected(plain_fault("flavor not found"), f"no Nova flavor named {wanted!r}") from None
 
     def _flavor_code(self, settings: dict, server) -> str:
-        nova_name = (
-            getattr(server.flavor, "original_name", None) or getattr(server.flavor, "name", None) or ""
-        )
-        reverse = {name: code for code, name in self._mapping("flavors", settings).items()}
-        return reverse.get(nova_name, nova_name)
+        return flavor_code(self._mapping("flavors", settings), server.flavor)
 
     def _network_id(self, conn, settings: dict) -> str | None:
         wanted = settings.get("network")
@@ -453,7 +253,7 @@ class OpenStackBackend(ComputeBackend):
         return ServerState(
             backend_id=f"{zone}:{server.id}",
             state=state,
-            addresses=_addresses(server.addresses or {}),
+            addresses=server_addresses(server.addresses or {}),
             fault=fault,
             flavor=self._flavor_code(settings, server),
             idempotency_key=metadata.get(IDEMPOTENCY_METADATA_KEY, ""),
@@ -574,7 +374,7 @@ class OpenStackBackend(ComputeBackend):
                 raise Rejected(
                     f"The server is {IS_DOING[state]} right now, so it can't be {verb}. "
                     "Try again once it has settled.",
-                    f"{verb} {backend_id}: {_error_text(conflict)}",
+                    f"{verb} {backend_id}: {error_text(conflict)}",
                 ) from None
 
     def start_server(self, backend_id: str) -> None:
@@ -712,14 +512,3 @@ class OpenStackBackend(ComputeBackend):
 
     # cpu_samples: the default (none). Nova has no CPU history; that would take Gnocchi/Aodh or
     # Prometheus, which few public clouds expose to projects.
-
-
-def _addresses(addresses: dict) -> tuple[str, ...]:
-    """Floating addresses first, then fixed IPv4, then IPv6: the first is what customers SSH to."""
-    found = [entry for entries in addresses.values() for entry in entries if entry.get("addr")]
-
-    def rank(entry: dict) -> tuple[int, int]:
-        return (0 if entry.get("OS-EXT-IPS:type") == "floating" else 1, 0 if entry.get("version") == 4 else 1)
-
-    ordered = sorted(found, key=rank)
-    return tuple(dict.fromkeys(entry["addr"] for entry in ordered))
