@@ -1,4 +1,4 @@
-"""The OpenStack backend against the fake cloud in fake_openstack.py, over real HTTP: openstacksdk
+"""The OpenStack backend against the fake cloud in fake_openstack/, over real HTTP: openstacksdk
 signs in, discovers the services and drives servers the way it would drive a real Nova."""
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_lifecycle(openstack_backend, fake_openstack):
     settle(backend, created.backend_id, B.STOPPED)
     assert backend.get_server(created.backend_id).flavor == "s-2vcpu-2gb"
     assert fake_openstack.calls("POST", r"/action$") >= 7
-    [server] = fake_openstack.live_servers()
+    [server] = fake_openstack.compute.live_servers()
     assert server.vm_state == "stopped" and server.flavor["name"] == "s-2vcpu-2gb"
 
     backend.delete_server(created.backend_id)
@@ -125,14 +125,14 @@ def test_lifecycle(openstack_backend, fake_openstack):
         backend.get_server(created.backend_id)
     backend.delete_server(created.backend_id)  # already gone: fine
     assert backend.find_server(zone, created.idempotency_key) is None
-    assert fake_openstack.live_servers() == []
+    assert fake_openstack.compute.live_servers() == []
 
 
 def test_server_carries_key_metadata_tags_network_zone_and_user_data(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
     asked = spec(zone)
     created = backend.create_server(asked)
-    [server] = fake_openstack.live_servers()
+    [server] = fake_openstack.compute.live_servers()
     assert server.metadata == {IDEMPOTENCY_METADATA_KEY: asked.idempotency_key, "portal-zone": zone}
     assert created.idempotency_key == asked.idempotency_key
     assert f"portal-{asked.idempotency_key}" in server.tags
@@ -141,7 +141,7 @@ def test_server_carries_key_metadata_tags_network_zone_and_user_data(openstack_b
     assert server.key_name == keypair_name(KEY_A)
     assert base64.b64decode(server.user_data).decode() == asked.user_data
     assert server.image_id == next(
-        i for i, image in fake_openstack.images.items() if image["name"] == "debian-12"
+        i for i, image in fake_openstack.image.images.items() if image["name"] == "debian-12"
     )
     assert not server.block_device_mapping
 
@@ -152,7 +152,7 @@ def test_create_adopts_the_server_made_with_the_same_key(openstack_backend, fake
     first = backend.create_server(asked)
     again = backend.create_server(asked)  # the worker died after the first call and runs it again
     assert again.backend_id == first.backend_id
-    assert len(fake_openstack.live_servers()) == 1
+    assert len(fake_openstack.compute.live_servers()) == 1
     assert fake_openstack.calls("POST", r"/servers$") == 1
     # Found by a server-side tag filter, not by reading every server of the project.
     assert fake_openstack.calls("GET", rf"/servers/detail\?tags=portal-{asked.idempotency_key}") >= 2
@@ -170,14 +170,14 @@ def test_racing_creations_keep_the_oldest_server(openstack_backend, fake_opensta
     monkeypatch.setattr(backend, "_ours", lambda conn, key: next(looks, None) or real(conn, key))
     second = backend.create_server(asked)
     assert second.backend_id == first.backend_id
-    assert [s.id for s in fake_openstack.live_servers()] == [nova_id(first.backend_id)]
+    assert [s.id for s in fake_openstack.compute.live_servers()] == [nova_id(first.backend_id)]
 
 
 def test_list_servers_shows_ours_in_the_zone_only(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
     ours = backend.create_server(spec(zone))
-    fake_openstack.add_server("made-by-hand")
-    fake_openstack.add_server(
+    fake_openstack.compute.add_server("made-by-hand")
+    fake_openstack.compute.add_server(
         "other-zone",
         metadata={IDEMPOTENCY_METADATA_KEY: "x", "portal-zone": "elsewhere"},
         tags=["portal-x", "portal-zone-elsewhere"],
@@ -201,12 +201,12 @@ def test_no_valid_host_reads_as_no_capacity(openstack_backend):
 
 def test_quota_exceeded_is_refused_in_plain_words(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
-    fake_openstack.limits["maxTotalCores"] = 1
+    fake_openstack.compute.limits["maxTotalCores"] = 1
     with pytest.raises(Rejected) as refused:
         backend.create_server(spec(zone, flavor="s-2vcpu-2gb", vcpus=2, ram_gib=2))
     assert refused.value.user_message.startswith("This zone has reached its limit")
     assert "Quota exceeded for cores" in refused.value.detail
-    assert fake_openstack.live_servers() == []
+    assert fake_openstack.compute.live_servers() == []
 
 
 def test_unknown_image_or_flavor_is_refused(openstack_backend):
@@ -257,7 +257,7 @@ def test_repeated_resize_is_a_no_op(openstack_backend, fake_openstack):
     backend.resize_server(created.backend_id, flavor="s-2vcpu-2gb", vcpus=2, ram_gib=2)  # under way
     settle(backend, created.backend_id, B.STOPPED)
     backend.resize_server(created.backend_id, flavor="s-2vcpu-2gb", vcpus=2, ram_gib=2)  # done
-    asked = [action for _, action in fake_openstack.actions]
+    asked = [action for _, action in fake_openstack.compute.actions]
     assert asked.count("resize") == 1 and asked.count("os-stop") == 1
 
 
@@ -265,13 +265,13 @@ def test_shelved_server_is_started_by_unshelving(openstack_backend, fake_opensta
     backend, zone = openstack_backend
     created = backend.create_server(spec(zone))
     settle(backend, created.backend_id, B.RUNNING)
-    fake_openstack.servers[nova_id(created.backend_id)].vm_state = "shelved_offloaded"
+    fake_openstack.compute.servers[nova_id(created.backend_id)].vm_state = "shelved_offloaded"
     assert backend.get_server(created.backend_id).state == B.STOPPED
     with fake_openstack.frozen():
         backend.start_server(created.backend_id)
         assert backend.get_server(created.backend_id).state == B.STARTING
     settle(backend, created.backend_id, B.RUNNING)
-    assert (created.backend_id.partition(":")[2], "unshelve") in fake_openstack.actions
+    assert (created.backend_id.partition(":")[2], "unshelve") in fake_openstack.compute.actions
 
 
 def test_503_is_transient_and_the_next_call_works(openstack_backend, fake_openstack):
@@ -349,19 +349,19 @@ def test_keypair_and_security_group_are_made_once_and_reused(openstack_backend, 
     backend, zone = openstack_backend
     backend.create_server(spec(zone, name="web-1"))
     backend.create_server(spec(zone, name="web-2"))
-    assert list(fake_openstack.keypairs) == [keypair_name(KEY_A)]
-    [group] = fake_openstack.security_groups.values()
+    assert list(fake_openstack.compute.keypairs) == [keypair_name(KEY_A)]
+    [group] = fake_openstack.network.security_groups.values()
     ingress = [r for r in group["security_group_rules"] if r["direction"] == "ingress"]
     assert [
         (r["protocol"], r["port_range_min"], r["port_range_max"], r["remote_ip_prefix"]) for r in ingress
     ] == [("tcp", 22, 22, "203.0.113.7/32")]
-    assert {s.security_groups[0] for s in fake_openstack.live_servers()} == {group["name"]}
+    assert {s.security_groups[0] for s in fake_openstack.compute.live_servers()} == {group["name"]}
     assert fake_openstack.calls("POST", r"/os-keypairs$") == 1
     assert fake_openstack.calls("POST", r"/security-groups$") == 1
     assert fake_openstack.calls("POST", r"/security-group-rules$") == 1
     # Other rules, another group (a group's rules never change under a running server).
     backend.create_server(spec(zone, name="web-3", firewall_rules=(SSH_FROM_OFFICE, PING_V6)))
-    assert len(fake_openstack.security_groups) == 2
+    assert len(fake_openstack.network.security_groups) == 2
 
 
 def test_a_half_made_security_group_is_completed(openstack_backend, fake_openstack):
@@ -375,14 +375,14 @@ def test_a_half_made_security_group_is_completed(openstack_backend, fake_opensta
         {"security_group": {"name": name}},
     )  # a launch that died before its rules
     backend.create_server(spec(zone))
-    [group] = fake_openstack.security_groups.values()
+    [group] = fake_openstack.network.security_groups.values()
     assert [r["port_range_min"] for r in group["security_group_rules"] if r["direction"] == "ingress"] == [22]
 
 
 def test_no_firewall_allows_all_inbound(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
     backend.create_server(spec(zone, firewall_rules=()))
-    [group] = fake_openstack.security_groups.values()
+    [group] = fake_openstack.network.security_groups.values()
     ingress = {
         (r["ethertype"], r["protocol"], r["remote_ip_prefix"])
         for r in group["security_group_rules"]
@@ -412,7 +412,7 @@ def test_firewall_rules_translate_to_neutron():
 def test_further_ssh_keys_go_in_through_cloud_init(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
     backend.create_server(spec(zone, ssh_keys=(KEY_A, KEY_B)))
-    [server] = fake_openstack.live_servers()
+    [server] = fake_openstack.compute.live_servers()
     assert server.key_name == keypair_name(KEY_A)  # Nova holds one key per server
     message = email.message_from_string(base64.b64decode(server.user_data).decode())
     parts = {
@@ -428,7 +428,7 @@ def test_further_ssh_keys_go_in_through_cloud_init(openstack_backend, fake_opens
 def test_larger_root_disk_boots_from_a_volume(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
     backend.create_server(spec(zone, root_disk_gib=80))  # the flavor's own disk is 25 GiB
-    [server] = fake_openstack.live_servers()
+    [server] = fake_openstack.compute.live_servers()
     [volume] = server.block_device_mapping
     assert volume["volume_size"] == 80 and volume["source_type"] == "image" and volume["boot_index"] == 0
 
@@ -440,8 +440,8 @@ def test_image_and_flavor_names_can_be_mapped(db, fake_openstack, monkeypatch):
     )
     backend = OpenStackBackend("openstack", **options)
     created = backend.create_server(spec("osl1-a", image="Debian 12 (bookworm)", flavor="s-4vcpu-8gb"))
-    [server] = fake_openstack.live_servers()
-    assert fake_openstack.images[server.image_id]["name"] == "Debian 12"
+    [server] = fake_openstack.compute.live_servers()
+    assert fake_openstack.image.images[server.image_id]["name"] == "Debian 12"
     assert server.flavor["name"] == "m1.large"
     assert created.flavor == "s-4vcpu-8gb"  # reported in the portal's words
     backend.close()
@@ -472,7 +472,7 @@ def test_capacity_from_project_limits(openstack_backend, fake_openstack):
 
 def test_capacity_takes_the_smaller_of_limits_and_hypervisors(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
-    fake_openstack.hypervisor_statistics = {
+    fake_openstack.compute.hypervisor_statistics = {
         "count": 2,
         "vcpus": 64,
         "vcpus_used": 60,

@@ -1,0 +1,86 @@
+"""Keystone v3: its version documents, password sign-in for one user and project, token checks, and
+the service catalog, which lists every service the cloud was made with."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from tests.backends.fake_openstack.server import UNAUTHORIZED, Service, now_iso
+
+USERNAME = "portal"
+PASSWORD = "correct horse battery staple"
+PROJECT = "portal-customers"
+REGION = "RegionOne"
+
+
+class Identity(Service):
+    name = "identity"
+    catalog_type = "identity"
+    catalog_name = "keystone"
+    needs_token = False  # signing in is how a client gets one
+
+    def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
+        tokens = self.cloud.tokens
+        if method == "GET" and rest in ([], ["v3"]):
+            if not rest:
+                return 300, {"versions": {"values": [self.version()]}}, {}
+            return 200, {"version": self.version()}, {}
+        if rest == ["v3", "auth", "tokens"] and method == "POST":
+            identity = (body or {}).get("auth", {}).get("identity", {})
+            user = identity.get("password", {}).get("user", {})
+            if user.get("name") != USERNAME or user.get("password") != PASSWORD:
+                return 401, UNAUTHORIZED, {}
+            token = uuid.uuid4().hex
+            expires = datetime.now(UTC) + timedelta(hours=1)
+            tokens[token] = time.time() + 3600
+            return 201, {"token": self._token_body(expires)}, {"X-Subject-Token": token}
+        if rest == ["v3", "auth", "tokens"] and method == "GET":
+            if tokens.get(headers.get("X-Subject-Token", ""), 0) < time.time():
+                return 404, {"error": {"code": 404, "title": "Not Found", "message": "Token not found"}}, {}
+            expires = datetime.fromtimestamp(tokens[headers["X-Subject-Token"]], UTC)
+            return 200, {"token": self._token_body(expires)}, {"X-Subject-Token": headers["X-Subject-Token"]}
+        return 404, {"error": {"code": 404, "title": "Not Found", "message": "not here"}}, {}
+
+    def version(self) -> dict:
+        return {
+            "id": "v3.14",
+            "status": "stable",
+            "updated": "2020-04-07T00:00:00Z",
+            "links": [{"rel": "self", "href": f"{self.cloud.url}/identity/v3/"}],
+            "media-types": [
+                {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
+            ],
+        }
+
+    def _token_body(self, expires: datetime) -> dict:
+        def entry(service: Service) -> dict:
+            kind, url = service.catalog_type, f"{self.cloud.url}/{service.name}{service.endpoint}"
+            return {
+                "id": hashlib.md5(kind.encode()).hexdigest(),  # noqa: S324 - an id, not security
+                "type": kind,
+                "name": service.catalog_name,
+                "endpoints": [
+                    {
+                        "id": hashlib.md5(f"{kind}{interface}".encode()).hexdigest(),  # noqa: S324
+                        "interface": interface,
+                        "region": REGION,
+                        "region_id": REGION,
+                        "url": url,
+                    }
+                    for interface in ("public", "internal")
+                ],
+            }
+
+        domain = {"id": "default", "name": "Default"}
+        return {
+            "methods": ["password"],
+            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+            "issued_at": now_iso(),
+            "user": {"id": "u-portal", "name": USERNAME, "domain": domain, "password_expires_at": None},
+            "project": {"id": "p-portal", "name": PROJECT, "domain": domain},
+            "roles": [{"id": "r-member", "name": "member"}, {"id": "r-reader", "name": "reader"}],
+            "catalog": [entry(service) for service in self.cloud.services.values() if service.catalog_type],
+        }

@@ -1,0 +1,133 @@
+"""Neutron v2.0: networks, and security groups with their rules (Neutron's default egress rules
+included; a duplicate rule answers 409 as Neutron does)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.backends.fake_openstack.server import HttpError, Service, now_iso
+
+
+def neutron_error(status: int, kind: str, message: str) -> HttpError:
+    return HttpError(status, {"NeutronError": {"type": kind, "message": message, "detail": ""}})
+
+
+class Network(Service):
+    name = "network"
+    catalog_type = "network"
+    catalog_name = "neutron"
+
+    def __init__(self, cloud) -> None:
+        super().__init__(cloud)
+        self.networks = {str(uuid.UUID(int=100)): {"id": str(uuid.UUID(int=100)), "name": "public"}}
+        self.security_groups: dict[str, dict] = {}
+
+    def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
+        if method == "GET" and not rest:
+            version = {
+                "id": "v2.0",
+                "status": "CURRENT",
+                "links": [{"rel": "self", "href": f"{self.cloud.url}/network/v2.0/"}],
+            }
+            return 200, {"versions": [version]}, {}
+        if rest[0] != "v2.0":
+            raise neutron_error(404, "HTTPNotFound", "The resource could not be found.")
+        match (method, rest[1:]):
+            case ("GET", []):
+                return 200, {"resources": [{"name": "network", "collection": "networks", "links": []}]}, {}
+            case ("GET", ["networks"]):
+                networks = [self._network_view(n) for n in self.networks.values()]
+                return 200, {"networks": _filtered(networks, query)}, {}
+            case ("GET", ["networks", network_id]):
+                if network_id not in self.networks:
+                    raise neutron_error(404, "NetworkNotFound", f"Network {network_id} could not be found.")
+                return 200, {"network": self._network_view(self.networks[network_id])}, {}
+            case ("GET", ["security-groups"]):
+                return 200, {"security_groups": _filtered(list(self.security_groups.values()), query)}, {}
+            case ("GET", ["security-groups", group_id]):
+                if group_id not in self.security_groups:
+                    raise neutron_error(
+                        404, "SecurityGroupNotFound", f"Security group {group_id} does not exist"
+                    )
+                return 200, {"security_group": self.security_groups[group_id]}, {}
+            case ("POST", ["security-groups"]):
+                data = body["security_group"]
+                group_id = str(uuid.uuid4())
+                group = {
+                    "id": group_id,
+                    "name": data.get("name", ""),
+                    "description": data.get("description", ""),
+                    "project_id": "p-portal",
+                    "tenant_id": "p-portal",
+                    "stateful": True,
+                    "tags": [],
+                    "created_at": now_iso(),
+                    "revision_number": 1,
+                    "security_group_rules": [],
+                }
+                self.security_groups[group_id] = group
+                for ethertype in ("IPv4", "IPv6"):  # Neutron's default egress rules
+                    self._rule_create(
+                        {"security_group_id": group_id, "direction": "egress", "ethertype": ethertype}
+                    )
+                return 201, {"security_group": group}, {}
+            case ("GET", ["security-group-rules"]):
+                rules = [r for g in self.security_groups.values() for r in g["security_group_rules"]]
+                return 200, {"security_group_rules": _filtered(rules, query)}, {}
+            case ("POST", ["security-group-rules"]):
+                return 201, {"security_group_rule": self._rule_create(body["security_group_rule"])}, {}
+        raise neutron_error(404, "HTTPNotFound", "The resource could not be found.")
+
+    def _network_view(self, network: dict) -> dict:
+        return {
+            **network,
+            "status": "ACTIVE",
+            "admin_state_up": True,
+            "shared": True,
+            "router:external": True,
+            "subnets": [],
+            "project_id": "p-admin",
+            "tenant_id": "p-admin",
+            "mtu": 1500,
+            "tags": [],
+        }
+
+    def _rule_create(self, data: dict) -> dict:
+        group = self.security_groups.get(data.get("security_group_id", ""))
+        if group is None:
+            raise neutron_error(404, "SecurityGroupNotFound", "Security group does not exist")
+        fields = (
+            "direction",
+            "ethertype",
+            "protocol",
+            "port_range_min",
+            "port_range_max",
+            "remote_ip_prefix",
+        )
+        rule = {name: data.get(name) for name in fields}
+        rule["ethertype"] = rule["ethertype"] or "IPv4"
+        for existing in group["security_group_rules"]:
+            if all(existing[name] == rule[name] for name in fields):
+                raise neutron_error(
+                    409,
+                    "SecurityGroupRuleExists",
+                    f"Security group rule already exists. Rule id is {existing['id']}.",
+                )
+        rule.update(
+            id=str(uuid.uuid4()),
+            security_group_id=group["id"],
+            remote_group_id=None,
+            description=data.get("description", ""),
+            project_id="p-portal",
+            tenant_id="p-portal",
+        )
+        group["security_group_rules"].append(rule)
+        return rule
+
+
+def _filtered(items: list[dict], query: dict) -> list[dict]:
+    """Neutron's list filters: every query parameter that names a field must match."""
+    for name, values in query.items():
+        if items and name in items[0]:
+            items = [item for item in items if str(item[name]) in values]
+    return items

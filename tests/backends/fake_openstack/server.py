@@ -1,0 +1,239 @@
+"""The fake cloud's plumbing: one HTTP server on 127.0.0.1, the knobs that inject faults, the tokens
+Keystone issued, and a router that hands each request to the service named by its first path
+segment (`/compute/v2.1/servers` goes to the service named "compute", with `["v2.1", "servers"]`).
+
+A service is a `Service` subclass in a module of its own; `FakeCloud(services)` makes one of each and
+lets them be reached as attributes (`cloud.compute.servers`), which is also how they reach each other
+(Nova checks an image with `self.cloud.image.images`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+# Requests to "/" are the identity service's: openstacksdk reads Keystone's versions there.
+ROOT_SERVICE = "identity"
+UNAUTHORIZED = {
+    "error": {
+        "code": 401,
+        "title": "Unauthorized",
+        "message": "The request you have made requires authentication.",
+    }
+}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, body: dict | str, headers: dict | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class Service:
+    """One OpenStack API of the fake cloud, served under `/<name>/`.
+
+    A subclass sets `name` and its Keystone catalog entry (`catalog_type`, `catalog_name`, and
+    `endpoint`, the path below `/<name>` that the catalog points at), and answers `handle`. It
+    keeps its own state; `settle` lets whatever is due land before each request.
+    """
+
+    name = ""
+    catalog_type = ""
+    catalog_name = ""
+    endpoint = ""
+    needs_token = True
+
+    def __init__(self, cloud: FakeCloud) -> None:
+        self.cloud = cloud
+
+    def settle(self) -> None:
+        pass
+
+    def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
+        """Answer one request: (status, body, headers), or raise HttpError."""
+        raise NotImplementedError
+
+
+class FakeCloud:
+    def __init__(self, services: Iterable[type[Service]]) -> None:
+        self.lock = threading.RLock()
+        self.tokens: dict[str, float] = {}  # token -> when it expires (time.time())
+        self.is_frozen = False
+        self.requests: list[tuple[str, str, int]] = []  # (method, path?query, status) as answered
+        self._failures: list[tuple[int, str]] = []  # (status, path prefix) per coming request
+        self._stalls: list[float] = []
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.services: dict[str, Service] = {}
+        for service_class in services:
+            self.services[service_class.name] = service_class(self)
+
+    def __getattr__(self, name: str) -> Service:
+        services = self.__dict__.get("services", {})
+        if name in services:
+            return services[name]
+        raise AttributeError(name)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def start(self) -> FakeCloud:
+        cloud = self
+
+        class Handler(_Handler):
+            fake = cloud
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name="fake-openstack",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.url}/identity/v3"
+
+    # --- knobs -------------------------------------------------------------------------------
+
+    def fail_next(self, count: int = 1, *, status: int = 503, path: str = "") -> None:
+        """Answer the next `count` requests whose path starts with `path` with `status`."""
+        with self.lock:
+            self._failures.extend([(status, path)] * count)
+
+    def stall_next(self, count: int, seconds: float) -> None:
+        with self.lock:
+            self._stalls.extend([seconds] * count)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Nothing lands while inside: a test can look at a server mid-transition without racing
+        the clock (what was due lands on the first request after)."""
+        self.is_frozen = True
+        try:
+            yield
+        finally:
+            self.is_frozen = False
+
+    def revoke_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    def calls(self, method: str, pattern: str) -> int:
+        """How many answered requests matched (`pattern`: a regular expression on path?query)."""
+        with self.lock:
+            return sum(1 for m, path, _ in self.requests if m == method and re.search(pattern, path))
+
+    # --- dispatch ----------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        for service in self.services.values():
+            service.settle()
+
+    def handle(self, method: str, path: str, query: dict, headers, body: dict | None):
+        """Answer one request: (status, body, headers)."""
+        with self.lock:
+            stall = self._stalls.pop(0) if self._stalls else 0.0
+        if stall:
+            time.sleep(stall)
+        with self.lock:
+            for index, (status, prefix) in enumerate(self._failures):
+                if path.startswith(prefix):
+                    del self._failures[index]
+                    page = "<html><body><h1>503 Service Unavailable</h1>No server is available.</body></html>"
+                    return status, page, {"Content-Type": "text/html"}
+            self.settle()
+            parts = [p for p in path.split("/") if p] or [ROOT_SERVICE]
+            service, rest = self.services.get(parts[0]), parts[1:]
+            if service is None or service.needs_token:
+                token = headers.get("X-Auth-Token", "")
+                versions_only = len(rest) <= 1 and method == "GET"
+                if not versions_only and self.tokens.get(token, 0) < time.time():
+                    return 401, UNAUTHORIZED, {"WWW-Authenticate": "Keystone uri=..."}
+            if service is None:
+                return 404, {"error": "no such service"}, {}
+            return service.handle(method, rest, query, headers, body)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeCloud
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: don't wait 40 ms between
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def _answer(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+            try:
+                status, payload, headers = self.fake.handle(
+                    method, parts.path, parse_qs(parts.query), self.headers, body
+                )
+            except HttpError as error:
+                status, payload, headers = error.status, error.body, error.headers
+        except Exception as error:  # a bug in the fake must show up as a 500, not a hung client
+            status, payload, headers = 500, {"computeFault": {"code": 500, "message": repr(error)}}, {}
+        with self.fake.lock:
+            self.fake.requests.append(
+                (method, f"{parts.path}?{parts.query}" if parts.query else parts.path, status)
+            )
+        data = b""
+        if payload is not None:
+            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            if data and "Content-Type" not in headers:
+                self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("X-Openstack-Request-Id", f"req-{uuid.uuid4()}")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a stalled request past its timeout)
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def do_PUT(self) -> None:
+        self._answer("PUT")
+
+    def do_DELETE(self) -> None:
+        self._answer("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._answer("HEAD")
