@@ -115,8 +115,7 @@ def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
 
 
 def refused(request: HttpRequest, exc: ComputeRefused) -> HttpResponse:
-    # Invalid values are 422 like schema errors; rules that refuse keep their status (403, 409).
-    status = 422 if exc.status == 400 else exc.status
+    status = status_for(exc)  # invalid values are 422 like schema errors; rules keep 403, 409
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
     return problem(status, exc.message, kind="refused" if status != 422 else "invalid-request", errors=errors)
 
@@ -138,6 +137,22 @@ def placement_denied(request: HttpRequest, exc: PlacementDenied) -> HttpResponse
 
 def api_problem(request: HttpRequest, exc: ApiProblem) -> HttpResponse:
     return problem(exc.status, exc.detail, kind=exc.kind, errors=exc.errors)
+
+
+def status_for(error: Exception) -> int:
+    """The status the handlers `install`s answer `error` with: a 4xx for a refusal, else 500."""
+    match error:
+        case ApiProblem():
+            return error.status
+        case HttpError():
+            return error.status_code
+        case ComputeRefused():
+            return 422 if error.status == 400 else error.status
+        case Http404():
+            return 404
+        case PermissionDenied() | QuotaExceeded() | PlacementDenied():
+            return 403
+    return 500
 
 
 def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:

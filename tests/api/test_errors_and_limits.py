@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
+from django.http import Http404
+from ninja.errors import AuthenticationError, HttpError, Throttled
 
+from portal.api.api import api
+from portal.api.errors import ApiProblem, status_for
 from portal.api.models import TokenScope
+from portal.compute.quota import QuotaExceeded
+from portal.compute.services import ComputeRefused
+from portal.residency.placement import Decision, PlacementDenied
 from tests.api.conftest import ApiClient, assert_problem, make_token
 
 
@@ -56,3 +65,28 @@ def test_a_wrong_method_is_a_405_problem(owner_api):
     response = owner_api.put("instances", {})
     body = assert_problem(response, 405)
     assert "GET" in response["Allow"] and "POST" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiProblem(409, "taken"),
+        ApiProblem(422, "bad"),
+        HttpError(405, "no"),
+        AuthenticationError(),
+        Throttled(wait=3),
+        ComputeRefused("bad value", "name"),
+        ComputeRefused("in use", status=409),
+        ComputeRefused("forbidden", status=403),
+        Http404("No such server."),
+        PermissionDenied("read only"),
+        QuotaExceeded("over"),
+        PlacementDenied(Decision(allowed=False, reasons=("EU only",))),
+        RuntimeError("bug"),
+        DatabaseError("gone"),
+    ],
+    ids=repr,
+)
+def test_status_for_names_the_status_each_error_is_answered_with(error, rf, caplog):
+    # The idempotency claim keeps the key's transaction for a 4xx and rolls it back for a 5xx.
+    assert status_for(error) == api.on_exception(rf.post("/api/v1/instances"), error).status_code
