@@ -1,4 +1,4 @@
-"""Personal access tokens for the public API, and the responses remembered for Idempotency-Keys.
+"""Personal access tokens for the public API, and the Idempotency-Keys they sent.
 
 A token belongs to one person in one organization (optionally one project). Only a SHA-256 of the
 secret is stored; the secret is shown once, when the token is created. What a token may do is the
@@ -11,6 +11,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
@@ -98,19 +99,20 @@ class ApiToken(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """The first response to a POST that carried an Idempotency-Key, replayed for retries.
+    """An Idempotency-Key a token sent with a POST that succeeded, and what that request created.
 
     One row per (token, key): a unique constraint lets exactly one of two concurrent requests
-    with the same key insert it; the other waits for that transaction and then replays its answer.
+    with the same key insert it; the other waits for that transaction and then replays, i.e. the
+    endpoint loads the target and describes it as it did the first time (portal.api.idempotency).
     """
 
     token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="idempotency_records")
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    # Filled in by the same transaction that inserted the row: nobody else ever sees it empty.
-    response_status = models.PositiveSmallIntegerField(default=0)
-    response_body = models.TextField(blank=True)
-    response_content_type = models.CharField(max_length=100, blank=True)
+    # Filled in by the same transaction that inserted the row, once the work is done: nobody else
+    # ever sees them empty.
+    target_type = models.ForeignKey(ContentType, null=True, on_delete=models.CASCADE, related_name="+")
+    target_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -119,4 +121,4 @@ class IdempotencyRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.key} → {self.response_status}"
+        return f"{self.key} → {self.target_type} {self.target_id}"

@@ -1,4 +1,5 @@
-"""Idempotency-Key: a retried POST replays the first answer; another body with the key is a 422."""
+"""Idempotency-Key: a retried POST replays the first answer; another body with the key is a 422; a
+refused or failed request is not remembered."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ from django.utils import timezone
 
 from portal.api.models import IdempotencyRecord
 from portal.api.tasks import purge_idempotency_keys
-from portal.compute.models import Instance, LaunchBatch
+from portal.audit.models import AuditAction, AuditEvent
+from portal.catalog.models import Jurisdiction
+from portal.compute import services
+from portal.compute.models import Instance, LaunchBatch, SshKey, Volume
+from portal.residency.models import ResidencyPolicy
 from tests.api.conftest import ApiClient, assert_problem, launch_body, make_token
+from tests.api.world import KEY_A, KEY_B
 
 
 def test_a_retry_with_the_same_key_launches_once_and_replays_the_answer(owner_api, project):
@@ -33,17 +39,87 @@ def test_the_same_key_with_another_body_is_422(owner_api, project):
     assert Instance.objects.count() == 1
 
 
-def test_refusals_are_replayed_too_but_keys_are_per_token(owner_api, project, owner, org):
+def test_a_refused_request_is_not_remembered_so_the_retry_runs_once_the_cause_is_fixed(owner_api, project):
     project.quota_instances = 0
     project.save()
     headers = {"Idempotency-Key": "k-2"}
-    first = owner_api.post("instances", launch_body(project), headers=headers)
-    assert first.status_code == 403
+    assert_problem(owner_api.post("instances", launch_body(project), headers=headers), 403)
+    assert not IdempotencyRecord.objects.exists()
     project.quota_instances = 5
     project.save()
-    assert owner_api.post("instances", launch_body(project), headers=headers).content == first.content
+    second = owner_api.post("instances", launch_body(project), headers=headers)
+    assert second.status_code == 202 and not second.has_header("Idempotent-Replayed")
+    assert Instance.objects.count() == 1
+    third = owner_api.post("instances", launch_body(project), headers=headers)
+    assert third["Idempotent-Replayed"] == "true" and third.content == second.content
+    assert Instance.objects.count() == 1
+
+
+def test_after_a_refusal_the_key_may_carry_a_corrected_body(owner_api, project):
+    project.quota_instances = 2
+    project.save()
+    headers = {"Idempotency-Key": "k-4"}
+    assert_problem(owner_api.post("instances", launch_body(project, count=3), headers=headers), 403)
+    assert owner_api.post("instances", launch_body(project, count=2), headers=headers).status_code == 202
+    assert Instance.objects.count() == 2
+
+
+def test_a_conflict_is_not_remembered_either(owner_api, project):
+    headers = {"Idempotency-Key": "key-upload"}
+    taken = SshKey.objects.create(
+        project=project, name="laptop", public_key=KEY_B, key_type="ssh-ed25519", bits=256, fingerprint="x"
+    )
+    body = {"project": project.slug, "name": "laptop", "public_key": KEY_A}
+    assert_problem(owner_api.post("ssh-keys", body, headers=headers), 409)
+    taken.delete()
+    added = owner_api.post("ssh-keys", body, headers=headers)
+    assert added.status_code == 201 and added.json()["name"] == "laptop"
+    assert owner_api.post("ssh-keys", body, headers=headers)["Idempotent-Replayed"] == "true"
+    assert SshKey.objects.count() == 1
+
+
+def test_a_refused_placement_keyed_or_not_is_audited(owner_api, org, project):
+    policy = ResidencyPolicy.objects.create(organization=org, name="EU only")
+    policy.jurisdictions.set(Jurisdiction.objects.filter(code="eu"))
+    body = {"project": project.pk, "name": "data", "zone": "iad1-a", "size_gib": 10}
+    assert_problem(owner_api.post("volumes", body, headers={"Idempotency-Key": "vol"}), 403)
+    assert AuditEvent.objects.filter(action=AuditAction.PLACEMENT_DENIED).count() == 1
+    assert not IdempotencyRecord.objects.exists() and not Volume.objects.exists()
+
+
+def test_a_failure_undoes_the_work_and_forgets_the_key(owner_api, project, monkeypatch):
+    launch = services.instance_launch
+
+    def launch_then_crash(**kwargs):
+        launch(**kwargs)
+        raise RuntimeError("lost after the work")
+
+    monkeypatch.setattr(services, "instance_launch", launch_then_crash)
+    headers = {"Idempotency-Key": "k-5"}
+    assert_problem(owner_api.post("instances", launch_body(project), headers=headers), 500)
+    assert not LaunchBatch.objects.exists() and not IdempotencyRecord.objects.exists()
+    monkeypatch.setattr(services, "instance_launch", launch)
+    assert owner_api.post("instances", launch_body(project), headers=headers).status_code == 202
+    assert LaunchBatch.objects.count() == 1 and Instance.objects.count() == 1
+
+
+def test_keys_are_per_token(owner_api, project, owner, org):
+    headers = {"Idempotency-Key": "k-6"}
+    assert owner_api.post("instances", launch_body(project), headers=headers).status_code == 202
     _, secret = make_token(owner, org, name="other")
-    assert ApiClient(secret).post("instances", launch_body(project), headers=headers).status_code == 202
+    other = ApiClient(secret).post("instances", launch_body(project), headers=headers)
+    assert other.status_code == 202 and not other.has_header("Idempotent-Replayed")
+    assert LaunchBatch.objects.count() == 2
+
+
+def test_a_replay_of_something_deleted_since_is_a_conflict(owner_api, project):
+    headers = {"Idempotency-Key": "k-7"}
+    body = {"project": project.slug, "public_key": KEY_A}
+    added = owner_api.post("ssh-keys", body, headers=headers)
+    assert owner_api.delete(f"ssh-keys/{added.json()['id']}").status_code == 204
+    problem = assert_problem(owner_api.post("ssh-keys", body, headers=headers), 409)
+    assert problem["type"].endswith("/idempotency-target-gone") and "new key" in problem["detail"]
+    assert not SshKey.objects.exists()
 
 
 def test_without_a_key_every_post_acts(owner_api, project):

@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from django.db.models import Q
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field as NinjaField
 from ninja import Query, Router, Schema, Status
 
 from portal.api.access import find_project, token_org_access, token_project_access, token_projects
 from portal.api.errors import ApiProblem
-from portal.api.idempotency import idempotent
+from portal.api.idempotency import idempotency_claim
 from portal.api.routers.common import (
     api_url,
     get_instance,
@@ -39,7 +39,15 @@ from portal.api.schemas import (
 )
 from portal.catalog.models import Flavor, Image
 from portal.compute import services
-from portal.compute.models import Action, FirewallRuleSet, Instance, InstanceStatus, Operation, SshKey
+from portal.compute.models import (
+    Action,
+    FirewallRuleSet,
+    Instance,
+    InstanceStatus,
+    LaunchBatch,
+    Operation,
+    SshKey,
+)
 from portal.tenancy.access import Perm
 
 router = Router(tags=["instances"])
@@ -163,14 +171,20 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
 
 
 @router.post("/instances", response={202: LaunchOut, **ERRORS}, summary="Launch servers")
-@idempotent
-def launch_instances(request: HttpRequest, body: LaunchIn):
+def launch_instances(request: HttpRequest, response: HttpResponse, body: LaunchIn):
     """Launch `count` servers; 202 with one operation per server to poll. Same rules as the launch
     wizard: placement policy, quota, budget guard. Send an Idempotency-Key to retry safely."""
     token = token_of(request)
-    project = find_project(token, body.project)
-    access = token_project_access(token, project, Perm.RESOURCE_CREATE)
-    batch = services.instance_launch(access=access, req=_launch_request(project, body), request=request)
+    with idempotency_claim(request, response) as claim:
+        batch = claim.replayed(LaunchBatch.objects.filter(project__in=token_projects(token)))
+        warning = None  # given with the first answer only: the batch does not keep it
+        if batch is None:
+            project = find_project(token, body.project)
+            access = token_project_access(token, project, Perm.RESOURCE_CREATE)
+            batch = claim.remember(
+                services.instance_launch(access=access, req=_launch_request(project, body), request=request)
+            )
+            warning = batch.budget_warning or None
     operations_by_instance = {
         op.instance_id: op
         for op in Operation.objects.filter(instance__batch=batch, action=Action.CREATE).select_related(
@@ -187,9 +201,7 @@ def launch_instances(request: HttpRequest, body: LaunchIn):
         )
         for op in sorted(operations_by_instance.values(), key=lambda op: _name_order(op.instance.name))
     ]
-    return Status(
-        202, LaunchOut(batch=batch.pk, budget_warning=batch.budget_warning or None, instances=launched)
-    )
+    return Status(202, LaunchOut(batch=batch.pk, budget_warning=warning, instances=launched))
 
 
 def _name_order(name: str) -> tuple[str, int]:
@@ -208,21 +220,25 @@ def get_instance_detail(request: HttpRequest, instance_id: UUID):
     response={202: ActionOut, **ERRORS},
     summary="Start, stop, reboot or resize",
 )
-@idempotent
-def instance_action(request: HttpRequest, instance_id: UUID, body: ActionIn):
-    instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
-    flavor = None
-    if body.action == Action.RESIZE:
-        flavor = Flavor.objects.filter(code=body.flavor or "").first()
-        if flavor is None:
-            raise _lookup_error("flavor", "Choose the new size: a flavor code from GET /catalog/flavors.")
-    operation = services.instance_action(
-        access=access, instance=instance, action=body.action, flavor=flavor, request=request
-    )
-    instance.refresh_from_db()
-    return Status(
-        202, ActionOut(operation=operation_ref(request, operation), instance=instance_out(request, instance))
-    )
+def instance_action(request: HttpRequest, response: HttpResponse, instance_id: UUID, body: ActionIn):
+    token = token_of(request)
+    with idempotency_claim(request, response) as claim:
+        operation = claim.replayed(Operation.objects.filter(instance__project__in=token_projects(token)))
+        if operation is None:
+            instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+            flavor = None
+            if body.action == Action.RESIZE:
+                flavor = Flavor.objects.filter(code=body.flavor or "").first()
+                if flavor is None:
+                    raise _lookup_error(
+                        "flavor", "Choose the new size: a flavor code from GET /catalog/flavors."
+                    )
+            operation = claim.remember(
+                services.instance_action(
+                    access=access, instance=instance, action=body.action, flavor=flavor, request=request
+                )
+            )
+    return Status(202, _action_out(request, operation))
 
 
 @router.delete("/instances/{instance_id}", response={202: ActionOut, **ERRORS}, summary="Terminate a server")
@@ -233,10 +249,12 @@ def terminate_instance(request: HttpRequest, instance_id: UUID):
     operation = services.instance_action(
         access=access, instance=instance, action=Action.TERMINATE, confirm_name=instance.name, request=request
     )
-    instance.refresh_from_db()
-    return Status(
-        202, ActionOut(operation=operation_ref(request, operation), instance=instance_out(request, instance))
-    )
+    return Status(202, _action_out(request, operation))
+
+
+def _action_out(request: HttpRequest, operation: Operation) -> ActionOut:
+    instance = Instance.objects.for_list().get(pk=operation.instance_id)
+    return ActionOut(operation=operation_ref(request, operation), instance=instance_out(request, instance))
 
 
 @router.patch(

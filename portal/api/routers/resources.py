@@ -2,12 +2,12 @@
 
 from uuid import UUID
 
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from portal.api.access import find_project, token_org_access, token_project_access, token_projects
 from portal.api.errors import ApiProblem
-from portal.api.idempotency import idempotent
+from portal.api.idempotency import idempotency_claim
 from portal.api.routers.common import api_url, token_of, zone_by_code
 from portal.api.schemas import (
     FirewallIn,
@@ -26,7 +26,7 @@ from portal.api.schemas import (
 )
 from portal.audit.services import client_ip
 from portal.compute import resources
-from portal.compute.models import FirewallRuleSet, Instance, InstanceStatus, SshKey, Volume
+from portal.compute.models import FirewallRule, FirewallRuleSet, Instance, InstanceStatus, SshKey, Volume
 from portal.tenancy.access import Perm
 
 keys = Router(tags=["ssh keys"])
@@ -52,6 +52,11 @@ def _get(request: HttpRequest, queryset, pk, what: str, perm: Perm = Perm.PROJEC
     if obj is None:
         raise Http404(f"No such {what}.")
     return obj, token_project_access(token, obj.project, perm)
+
+
+def _reachable(request: HttpRequest, queryset):
+    """Rows of the projects the token reaches: where a replayed request finds what it created."""
+    return queryset.filter(project__in=token_projects(token_of(request)))
 
 
 def _create_access(request: HttpRequest, project_ref):
@@ -84,10 +89,16 @@ def list_keys(request: HttpRequest, project: str | None = None):
 
 
 @keys.post("/ssh-keys", response={201: SshKeyOut, **ERRORS}, summary="Add an SSH key")
-@idempotent
-def add_key(request: HttpRequest, body: SshKeyIn):
-    access = _create_access(request, body.project)
-    key = resources.ssh_key_add(access=access, name=body.name, public_key=body.public_key, request=request)
+def add_key(request: HttpRequest, response: HttpResponse, body: SshKeyIn):
+    with idempotency_claim(request, response) as claim:
+        key = claim.replayed(_reachable(request, SshKey.objects))
+        if key is None:
+            access = _create_access(request, body.project)
+            key = claim.remember(
+                resources.ssh_key_add(
+                    access=access, name=body.name, public_key=body.public_key, request=request
+                )
+            )
     return Status(201, key_out(request, key))
 
 
@@ -137,13 +148,21 @@ def list_firewalls(request: HttpRequest, project: str | None = None):
 
 
 @firewalls.post("/firewalls", response={201: FirewallOut, **ERRORS}, summary="Create a firewall rule set")
-@idempotent
-def create_firewall(request: HttpRequest, body: FirewallIn):
+def create_firewall(request: HttpRequest, response: HttpResponse, body: FirewallIn):
     """Empty (drops all inbound traffic) or filled from a preset, as on the firewalls page."""
-    access = _create_access(request, body.project)
-    rule_set = resources.firewall_create(
-        access=access, name=body.name, preset=body.preset, client_ip=client_ip(request), request=request
-    )
+    with idempotency_claim(request, response) as claim:
+        rule_set = claim.replayed(_reachable(request, FirewallRuleSet.objects))
+        if rule_set is None:
+            access = _create_access(request, body.project)
+            rule_set = claim.remember(
+                resources.firewall_create(
+                    access=access,
+                    name=body.name,
+                    preset=body.preset,
+                    client_ip=client_ip(request),
+                    request=request,
+                )
+            )
     return Status(201, firewall_out(request, rule_set))
 
 
@@ -166,21 +185,28 @@ def delete_firewall(request: HttpRequest, firewall_id: int):
 
 
 @firewalls.post("/firewalls/{firewall_id}/rules", response={201: FirewallOut, **ERRORS}, summary="Add a rule")
-@idempotent
-def add_rule(request: HttpRequest, firewall_id: int, body: FirewallRuleIn):
+def add_rule(request: HttpRequest, response: HttpResponse, firewall_id: int, body: FirewallRuleIn):
     """Adding a rule the set already has changes nothing. Servers launched before keep their rules."""
-    rule_set, access = _get(request, FirewallRuleSet.objects, firewall_id, "firewall", Perm.RESOURCE_OPERATE)
-    resources.firewall_rule_add(
-        access=access,
-        rule_set=rule_set,
-        protocol=body.protocol,
-        port_from=body.port_from,
-        port_to=body.port_to,
-        source=body.source,
-        description=body.description,
-        request=request,
-    )
-    return Status(201, firewall_out(request, rule_set))
+    rules = FirewallRule.objects.select_related("rule_set")
+    with idempotency_claim(request, response) as claim:
+        rule = claim.replayed(rules.filter(rule_set__project__in=token_projects(token_of(request))))
+        if rule is None:
+            rule_set, access = _get(
+                request, FirewallRuleSet.objects, firewall_id, "firewall", Perm.RESOURCE_OPERATE
+            )
+            rule = claim.remember(
+                resources.firewall_rule_add(
+                    access=access,
+                    rule_set=rule_set,
+                    protocol=body.protocol,
+                    port_from=body.port_from,
+                    port_to=body.port_to,
+                    source=body.source,
+                    description=body.description,
+                    request=request,
+                )
+            )
+    return Status(201, firewall_out(request, rule.rule_set))
 
 
 @firewalls.delete(
@@ -196,6 +222,10 @@ def delete_rule(request: HttpRequest, firewall_id: int, rule_id: int):
 
 
 # --- volumes ----------------------------------------------------------------------------------
+
+
+def _volumes():
+    return Volume.objects.existing().select_related("zone")
 
 
 def volume_out(request: HttpRequest, volume: Volume) -> VolumeOut:
@@ -219,31 +249,43 @@ def list_volumes(request: HttpRequest, project: str | None = None):
 
 
 @volumes.post("/volumes", response={201: VolumeOut, **ERRORS}, summary="Create a volume")
-@idempotent
-def create_volume(request: HttpRequest, body: VolumeIn):
+def create_volume(request: HttpRequest, response: HttpResponse, body: VolumeIn):
     """Same rules as the volumes page: placement policy (403 with the reason), quota, zone status."""
-    access = _create_access(request, body.project)
-    volume = resources.volume_create(
-        access=access, name=body.name, zone=zone_by_code(body.zone), size_gib=body.size_gib, request=request
-    )
+    with idempotency_claim(request, response) as claim:
+        volume = claim.replayed(_reachable(request, _volumes()))
+        if volume is None:
+            access = _create_access(request, body.project)
+            volume = claim.remember(
+                resources.volume_create(
+                    access=access,
+                    name=body.name,
+                    zone=zone_by_code(body.zone),
+                    size_gib=body.size_gib,
+                    request=request,
+                )
+            )
     return Status(201, volume_out(request, volume))
 
 
 @volumes.get("/volumes/{volume_id}", response={200: VolumeOut, **ERRORS}, summary="Get a volume")
 def get_volume(request: HttpRequest, volume_id: UUID):
-    volume, _ = _get(request, Volume.objects.existing().select_related("zone"), volume_id, "volume")
+    volume, _ = _get(request, _volumes(), volume_id, "volume")
     return volume_out(request, volume)
 
 
 @volumes.post("/volumes/{volume_id}/actions", response={200: VolumeOut, **ERRORS}, summary="Attach or detach")
-@idempotent
-def volume_action(request: HttpRequest, volume_id: UUID, body: VolumeActionIn):
-    volume, access = _get(
-        request, Volume.objects.existing().select_related("zone"), volume_id, "volume", Perm.RESOURCE_OPERATE
-    )
+def volume_action(request: HttpRequest, response: HttpResponse, volume_id: UUID, body: VolumeActionIn):
+    with idempotency_claim(request, response) as claim:
+        volume = claim.replayed(_reachable(request, _volumes()))
+        if volume is None:
+            volume = claim.remember(_attach_or_detach(request, volume_id, body))
+    return Status(200, volume_out(request, volume))
+
+
+def _attach_or_detach(request: HttpRequest, volume_id: UUID, body: VolumeActionIn) -> Volume:
+    volume, access = _get(request, _volumes(), volume_id, "volume", Perm.RESOURCE_OPERATE)
     if body.action == "detach":
-        volume = resources.volume_detach(access=access, volume=volume, request=request)
-        return Status(200, volume_out(request, volume))
+        return resources.volume_detach(access=access, volume=volume, request=request)
     instance = (
         Instance.objects.filter(project=access.project, pk=body.instance)
         .exclude(status=InstanceStatus.TERMINATED)
@@ -258,15 +300,12 @@ def volume_action(request: HttpRequest, volume_id: UUID, body: VolumeActionIn):
             kind="invalid-request",
             errors=[{"field": "instance", "message": "Choose one of the project's servers."}],
         )
-    volume = resources.volume_attach(access=access, volume=volume, instance=instance, request=request)
-    return Status(200, volume_out(request, volume))
+    return resources.volume_attach(access=access, volume=volume, instance=instance, request=request)
 
 
 @volumes.delete("/volumes/{volume_id}", response={204: None, **ERRORS}, summary="Delete a volume")
 def delete_volume(request: HttpRequest, volume_id: UUID):
     """409 while it is attached: detach it first."""
-    volume, access = _get(
-        request, Volume.objects.existing().select_related("zone"), volume_id, "volume", Perm.RESOURCE_OPERATE
-    )
+    volume, access = _get(request, _volumes(), volume_id, "volume", Perm.RESOURCE_OPERATE)
     resources.volume_delete(access=access, volume=volume, request=request)
     return Status(204, None)

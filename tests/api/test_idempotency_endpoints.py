@@ -1,0 +1,79 @@
+"""Every POST endpoint honours Idempotency-Key: the retry answers like the first request, with the
+same status and body, and acts no second time (no second object, no second audit event)."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.api.models import IdempotencyRecord
+from portal.audit.models import AuditEvent
+from portal.catalog.models import Zone
+from portal.compute.models import FirewallRuleSet, Volume
+from tests.api.conftest import launch_body
+from tests.api.world import KEY_A
+from tests.factories import InstanceFactory
+
+
+def _launch(project):
+    return "instances", launch_body(project, count=2)
+
+
+def _action(project):
+    return f"instances/{InstanceFactory(project=project).pk}/actions", {"action": "stop"}
+
+
+def _key(project):
+    return "ssh-keys", {"project": project.slug, "public_key": KEY_A}
+
+
+def _firewall(project):
+    return "firewalls", {"project": project.pk, "preset": "web"}
+
+
+def _rule(project):
+    rule_set = FirewallRuleSet.objects.create(project=project, name="db")
+    return f"firewalls/{rule_set.pk}/rules", {"protocol": "tcp", "port_from": 5432, "source": "10.0.0.0/8"}
+
+
+def _volume(project):
+    return "volumes", {"project": project.pk, "name": "data", "zone": "fra1-a", "size_gib": 10}
+
+
+def _attach(project):
+    volume = Volume.objects.create(
+        project=project, name="data", zone=Zone.objects.get(code="fra1-a"), size_gib=5
+    )
+    server = InstanceFactory(project=project)
+    return f"volumes/{volume.pk}/actions", {"action": "attach", "instance": str(server.pk)}
+
+
+POSTS = {
+    "launch_instances": _launch,
+    "instance_action": _action,
+    "add_key": _key,
+    "create_firewall": _firewall,
+    "add_rule": _rule,
+    "create_volume": _volume,
+    "volume_action": _attach,
+}
+
+
+def test_the_table_lists_every_post_of_the_schema(owner_api):
+    schema = owner_api.get("openapi.json").json()
+    posts = {ops["post"]["operationId"] for ops in schema["paths"].values() if "post" in ops}
+    assert posts == set(POSTS)
+
+
+@pytest.mark.parametrize("endpoint", POSTS)
+def test_a_retry_answers_like_the_first_and_acts_once(endpoint, owner_api, project):
+    path, body = POSTS[endpoint](project)
+    headers = {"Idempotency-Key": f"retry-{endpoint}"}
+    first = owner_api.post(path, body, headers=headers)
+    assert first.status_code in (200, 201, 202), first.content
+    events = AuditEvent.objects.count()
+    again = owner_api.post(path, body, headers=headers)
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert again["Idempotent-Replayed"] == "true" and not first.has_header("Idempotent-Replayed")
+    assert AuditEvent.objects.count() == events
+    record = IdempotencyRecord.objects.get()
+    assert record.target_type is not None and record.target_id
