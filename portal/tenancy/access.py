@@ -11,12 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
-from django.db import router
-from django.db.models import FilteredRelation, Q, QuerySet
 from django.http import Http404
 
-from portal.core.prepared import PreparedQuery
-from portal.tenancy.models import Invitation, Membership, Organization, Project, Role
+from portal.tenancy.models import Invitation, Membership, Project, Role
 
 
 class Perm(StrEnum):
@@ -125,9 +122,9 @@ def org_access(user, org_slug: str, perm: Perm = Perm.ORG_VIEW) -> Access:
 
 
 def project_access(user, org_slug: str, project_slug: str, perm: Perm = Perm.PROJECT_VIEW) -> Access:
-    membership = _membership(user, org_slug, project_slug)
+    membership = _membership(user, org_slug)
     Access(membership).require(Perm.ORG_VIEW)
-    project = getattr(membership, "url_project", None)  # unset when the join found no project
+    project = Project.objects.filter(organization=membership.organization, slug=project_slug).first()
     if project is None:
         raise Http404("No such project.")
     project.organization = membership.organization  # known already: no query when a URL needs it
@@ -136,53 +133,17 @@ def project_access(user, org_slug: str, project_slug: str, perm: Perm = Perm.PRO
     return access
 
 
-_MEMBERSHIP_COLUMNS = [field.attname for field in Membership._meta.concrete_fields]
-_ORGANIZATION_COLUMNS = [field.attname for field in Organization._meta.concrete_fields]
-_PROJECT_COLUMNS = [field.attname for field in Project._meta.concrete_fields]
-
-
-def _membership_rows(user_id: int, org_slug: str, project_slug: str | None = None) -> QuerySet:
-    """The membership's row with its organization's, and the project of that slug when one is
-    asked for (its columns all None when the organization has none): at most one row."""
-    memberships = Membership.objects.filter(user_id=user_id, organization__slug=org_slug).order_by()
-    columns = [*_MEMBERSHIP_COLUMNS, *(f"organization__{name}" for name in _ORGANIZATION_COLUMNS)]
-    if project_slug is not None:
-        memberships = memberships.annotate(
-            url_project=FilteredRelation(
-                "organization__projects", condition=Q(organization__projects__slug=project_slug)
-            )
-        )
-        columns += [f"url_project__{name}" for name in _PROJECT_COLUMNS]
-    return memberships.values_list(*columns)[:1]
-
-
-# Every signed-in page asks one of these: built and compiled once (portal.core.prepared).
-_USER, _ORG, _PROJECT = -7_301_946_285, "stand-in-org%_\\", "stand-in-project%_\\"
-_ORG_QUERY = PreparedQuery(_membership_rows, user_id=_USER, org_slug=_ORG)
-_PROJECT_QUERY = PreparedQuery(_membership_rows, user_id=_USER, org_slug=_ORG, project_slug=_PROJECT)
-
-
-def _membership(user, org_slug: str, project_slug: str | None = None) -> Membership:
-    """The user's membership of the organization, in one query with the project of that slug when
-    one is asked for (as `url_project`, an attribute absent when the organization has none). The
-    membership's user is `user` itself, not read again."""
+def _membership(user, org_slug: str) -> Membership:
+    """The user's membership of the organization with its organization, or 404: a stranger gets
+    the answer a slug that does not exist gets."""
     if not user.is_authenticated:
         raise Http404
-    db = router.db_for_read(Membership)
-    if project_slug is None:
-        rows = _ORG_QUERY.rows(db, user_id=user.pk, org_slug=org_slug)
-    else:
-        rows = _PROJECT_QUERY.rows(db, user_id=user.pk, org_slug=org_slug, project_slug=project_slug)
-    if not rows:
-        raise Http404("No such organization.")
-    row = rows[0]
-    split = len(_MEMBERSHIP_COLUMNS) + len(_ORGANIZATION_COLUMNS)
-    membership = Membership.from_db(db, _MEMBERSHIP_COLUMNS, row[: len(_MEMBERSHIP_COLUMNS)])
-    membership.organization = Organization.from_db(
-        db, _ORGANIZATION_COLUMNS, row[len(_MEMBERSHIP_COLUMNS) : split]
+    membership = (
+        Membership.objects.select_related("organization")
+        .filter(user=user, organization__slug=org_slug)
+        .first()
     )
-    membership.user = user
-    project = row[split:]
-    if project and project[0] is not None:
-        membership.url_project = Project.from_db(db, _PROJECT_COLUMNS, project)
+    if membership is None:
+        raise Http404("No such organization.")
+    membership.user = user  # the signed-in user, not read again
     return membership
