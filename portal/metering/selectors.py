@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from portal.core.prepared import PreparedQuery
 from portal.metering.models import Granularity, Meter, RollupCursor, UsageRollup
 from portal.metering.rollup import buckets, floor_day, floor_hour, segment_rows, segments_overlapping
 
@@ -44,71 +42,34 @@ def daily_usage(*, start: date, end: date, now: datetime | None = None, **scope)
     }
     begin = datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo)
     stop = min(datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo), now)
-    cursor = _CURSOR.rows()
-    cursor = cursor[0][0] if cursor else None
+    cursor = RollupCursor.objects.values_list("next_hour", flat=True).first()
     rolled_day = min(floor_day(cursor), floor_day(now)) if cursor else begin
     rolled_hour = min(cursor, floor_hour(now)) if cursor else begin
     split_day = min(max(begin, rolled_day), stop)
     split_hour = min(max(split_day, rolled_hour), stop)
-    ((field_name, value),) = scope.items()
-    scope_id = getattr(value, "pk", value)
-    if begin < split_hour:  # complete days from daily rollups, the complete hours after them from hourly
-        rows = _prepared(_rollup_rows, field_name).rows(
-            scope=scope_id, day_since=begin, day_until=split_day, hour_since=split_day, hour_until=split_hour
+    parts = Q()
+    for granularity, since, until in (
+        (Granularity.DAY, begin, split_day),
+        (Granularity.HOUR, split_day, split_hour),
+    ):
+        if since < until:  # the scope inside each half, so each can use its index
+            parts |= Q(granularity=granularity, period_start__gte=since, period_start__lt=until, **scope)
+    if parts:
+        rows = (
+            UsageRollup.objects.filter(parts)
+            .values("period_start", "meter")
+            .annotate(cost=Sum("cost"), q=Sum("quantity_hours"), v=Sum("vcpu_hours"), r=Sum("ram_gib_hours"))
+            .order_by()
         )
-        for period_start, meter, cost, q, v, r in rows:
-            _add(days.get(period_start.date()), meter, cost, q, v, r)
+        for row in rows:
+            _add(
+                days.get(row["period_start"].date()), row["meter"], row["cost"], row["q"], row["v"], row["r"]
+            )
     if split_hour < stop:
-        rows = _prepared(_segment_rows, field_name).rows(scope=scope_id, start=split_hour, end=stop)
-        live = buckets(rows, split_hour, stop, Granularity.DAY, now)
+        live = buckets(segment_rows(split_hour, stop, **scope), split_hour, stop, Granularity.DAY, now)
         for (_p, _o, _z, meter, bucket), (q, v, r, c) in live.items():
             _add(days.get(bucket.date()), meter, c, q, v, r)
     return list(days.values())
-
-
-def _rollup_rows(field_name: str, scope, day_since, day_until, hour_since, hour_until):
-    """A scope's rollups summed per period and meter: daily ones in [day_since, day_until), hourly
-    ones in [hour_since, hour_until) (either range may be empty). The scope is inside each half,
-    so each can use its index."""
-    return (
-        UsageRollup.objects.filter(
-            Q(granularity=Granularity.DAY, period_start__gte=day_since, period_start__lt=day_until)
-            & Q(**{field_name: scope})
-            | Q(granularity=Granularity.HOUR, period_start__gte=hour_since, period_start__lt=hour_until)
-            & Q(**{field_name: scope})
-        )
-        .values_list("period_start", "meter")
-        .annotate(Sum("cost"), Sum("quantity_hours"), Sum("vcpu_hours"), Sum("ram_gib_hours"))
-        .order_by()
-    )
-
-
-def _segment_rows(field_name: str, scope, start, end):
-    return segment_rows(start, end, **{field_name: scope})
-
-
-_STAND_INS = {
-    _rollup_rows: {
-        "day_since": datetime(1901, 1, 1, 1, 1, 1, tzinfo=UTC),
-        "day_until": datetime(1901, 2, 2, 2, 2, 2, tzinfo=UTC),
-        "hour_since": datetime(1901, 3, 3, 3, 3, 3, tzinfo=UTC),
-        "hour_until": datetime(1901, 4, 4, 4, 4, 4, tzinfo=UTC),
-    },
-    _segment_rows: {
-        "start": datetime(1901, 5, 5, 5, 5, 5, tzinfo=UTC),
-        "end": datetime(1901, 6, 6, 6, 6, 6, tzinfo=UTC),
-    },
-}
-
-
-@functools.cache
-def _prepared(build, field_name: str) -> PreparedQuery:
-    """The usage graph's queries for a kind of scope (project or organization), built and compiled
-    once (portal.core.prepared): building them cost more than the database takes to answer."""
-    return PreparedQuery(functools.partial(build, field_name), scope=-7_301_946_286, **_STAND_INS[build])
-
-
-_CURSOR = PreparedQuery(lambda: RollupCursor.objects.order_by("pk").values_list("next_hour")[:1])
 
 
 def _add(day: DayUsage | None, meter: str, cost, quantity, vcpu, ram) -> None:
