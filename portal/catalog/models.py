@@ -13,26 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from portal.core.fragments import CATALOG, ScopedQuerySet
-
 HOURS_PER_MONTH = Decimal("730")  # the usual cloud-billing month: 365 * 24 / 12
-
-
-class CatalogQuerySet(ScopedQuerySet):
-    """Catalog rows are shown on customers' pages (a server's size, image and zone): a write
-    retires the pages kept with them (portal.core.fragments). Operators write them rarely."""
-
-    @staticmethod
-    def scope_of(obj: models.Model) -> str:
-        return CATALOG
-
-    def scopes_of_rows(self) -> set[str]:
-        return {CATALOG}
-
-
-class ZoneQuerySet(CatalogQuerySet):
-    # What pages show of a zone; the reconciler's health and capacity reports change nothing there.
-    SHOWN_FIELDS = frozenset({"code", "region", "region_id"})
 
 
 class Jurisdiction(models.Model):
@@ -42,8 +23,6 @@ class Jurisdiction(models.Model):
         max_length=160,
         help_text='The law in plain words, e.g. "EU — GDPR" or "United States — CLOUD Act applies".',
     )
-
-    objects = CatalogQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -77,8 +56,6 @@ class Region(models.Model):
     )
     certifications = models.ManyToManyField(Certification, blank=True, related_name="regions")
     is_active = models.BooleanField(default=True, help_text="Inactive regions are hidden from customers.")
-
-    objects = CatalogQuerySet.as_manager()
 
     class Meta:
         ordering = ["jurisdiction__name", "name"]
@@ -127,8 +104,6 @@ class Zone(models.Model):
     free_ram_gib = models.PositiveIntegerField(default=0, help_text="As last reported by the backend.")
     capacity_updated_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ZoneQuerySet.as_manager()
-
     class Meta:
         ordering = ["region__jurisdiction__name", "region__name", "code"]
 
@@ -168,8 +143,6 @@ class Flavor(models.Model):
     zones = models.ManyToManyField(Zone, blank=True, related_name="flavors")
     is_active = models.BooleanField(default=True)
 
-    objects = CatalogQuerySet.as_manager()
-
     class Meta:
         ordering = ["vcpus", "ram_gib", "code"]
 
@@ -199,8 +172,6 @@ class Image(models.Model):
     )
     zones = models.ManyToManyField(Zone, blank=True, related_name="images")
     is_active = models.BooleanField(default=True)
-
-    objects = CatalogQuerySet.as_manager()
 
     class Meta:
         ordering = ["os_family", "-version", "name"]

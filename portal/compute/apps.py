@@ -7,7 +7,3 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from portal.compute import placed  # noqa: F401  (registers instances and volumes with residency)
-        from portal.compute.models import Instance
-        from portal.core.fragments import track
-
-        track(Instance)

@@ -335,7 +335,7 @@ def project_dashboard(request: HttpRequest, org_slug: str, project_slug: str) ->
             "project": access.project,
             "quotas": quota_usage(access.project),
             "noncompliant": noncompliant(access.project),
-            "servers": access.project.instances.visible().for_list()[:5],
+            "servers": access.project.instances.visible().with_catalog()[:5],
             "can_launch": access.can(Perm.RESOURCE_CREATE),
             "members": org.memberships.select_related("user").order_by("user__email"),
             "can_edit": access.can(Perm.PROJECT_EDIT),

@@ -27,7 +27,7 @@ def get_instance(
     """A server the token can reach (not terminated), with the access for its project; else 404."""
     token = token_of(request)
     instance = (
-        Instance.objects.for_list()
+        Instance.objects.with_catalog()
         .select_related("project")
         .filter(project__in=token_projects(token), pk=instance_id)
         .exclude(status=InstanceStatus.TERMINATED)

@@ -96,7 +96,7 @@ def list_instances(request: HttpRequest, filters: Query[InstanceFilters]):
     else:
         token_org_access(token, Perm.PROJECT_VIEW)
         instances = Instance.objects.filter(project__in=token_projects(token))
-    instances = instances.visible().for_list().order_by("-created_at", "-id")
+    instances = instances.visible().with_catalog().order_by("-created_at", "-id")
     if filters.status:
         instances = instances.filter(status=filters.status)
     if filters.zone:

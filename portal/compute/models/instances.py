@@ -9,9 +9,6 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from portal.core.fragments import ScopedQuerySet, servers_of
-from portal.core.urls import url_maker
-
 
 class InstanceStatus(models.TextChoices):
     PENDING = "pending", "Queued"
@@ -103,9 +100,8 @@ class LaunchBatch(models.Model):
         return f"Launch {self.pk} in {self.project}"
 
 
-# What a row of the server list shows: its query loads these and no more, and a write of other
-# fields leaves the list's cached rows alone (portal.core.fragments).
-LIST_PAGE_FIELDS = (
+# What a row of the server list shows: its query loads these columns and no more.
+LIST_COLUMNS = (
     "project",
     "name",
     "status",
@@ -121,22 +117,7 @@ LIST_PAGE_FIELDS = (
 )
 
 
-class InstanceQuerySet(ScopedQuerySet):
-    SHOWN_FIELDS = frozenset(
-        name for field in LIST_PAGE_FIELDS for name in (field.split("__")[0], f"{field.split('__')[0]}_id")
-    )
-
-    @staticmethod
-    def scope_of(obj: Instance) -> str:
-        return servers_of(obj.project_id)
-
-    def scopes_of_rows(self) -> set[str]:
-        return {servers_of(pk) for pk in self.order_by().values_list("project_id", flat=True).distinct()}
-
-    def scopes_of_values(self, values: dict) -> set[str]:
-        project = values.get("project_id", values.get("project"))
-        return {servers_of(getattr(project, "pk", project))} if project is not None else set()
-
+class InstanceQuerySet(models.QuerySet):
     def visible(self) -> InstanceQuerySet:
         return self.exclude(status=S.TERMINATED)
 
@@ -144,14 +125,16 @@ class InstanceQuerySet(ScopedQuerySet):
         # An error row still holds quota while a server exists in the cloud for it.
         return self.filter(models.Q(status__in=HOLDS_QUOTA) | models.Q(status=S.ERROR, backend_id__gt=""))
 
-    def for_list(self) -> InstanceQuerySet:
+    def with_catalog(self) -> InstanceQuerySet:
+        """Servers with their zone (region, jurisdiction), size and image: for pages and answers
+        that show one server, or a few, in full."""
         return self.select_related("zone__region__jurisdiction", "flavor", "image")
 
-    def for_list_page(self) -> InstanceQuerySet:
+    def for_list(self) -> InstanceQuerySet:
         """What a row of the server list shows and no more: a page is 50 rows of five models, and
         a server's user data can be tens of kilobytes. (A field read that is not here costs a query
         per row: tests/compute/test_query_counts.py would see it.)"""
-        return self.select_related("zone__region", "flavor", "image").only(*LIST_PAGE_FIELDS)
+        return self.select_related("zone__region", "flavor", "image").only(*LIST_COLUMNS)
 
 
 class Instance(models.Model):
@@ -198,7 +181,14 @@ class Instance(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return _detail_url(self.project, self.pk)
+        return reverse(
+            "compute:instance_detail",
+            kwargs={
+                "org_slug": self.project.organization.slug,
+                "project_slug": self.project.slug,
+                "instance_id": self.pk,
+            },
+        )
 
     def can_become(self, status: str) -> bool:
         return status in TRANSITIONS[self.status]
@@ -228,32 +218,6 @@ class Instance(models.Model):
     @property
     def ssh_command(self) -> str:
         return f"ssh {self.login_user}@{self.public_address}" if self.public_address else ""
-
-
-def _detail_url(project, instance_id: uuid.UUID) -> str:
-    return reverse(
-        "compute:instance_detail",
-        kwargs={
-            "org_slug": project.organization.slug,
-            "project_slug": project.slug,
-            "instance_id": instance_id,
-        },
-    )
-
-
-def with_absolute_urls(instances: list[Instance], project) -> list[Instance]:
-    """`instances` (all of `project`), each with `absolute_url`: what `get_absolute_url()` returns,
-    from one reverse() for the list instead of one per server."""
-    detail_url = url_maker(
-        "compute:instance_detail",
-        "instance_id",
-        uuid.UUID(int=0),
-        org_slug=project.organization.slug,
-        project_slug=project.slug,
-    )
-    for instance in instances:
-        instance.absolute_url = detail_url(instance.pk)
-    return instances
 
 
 def uuid_hex() -> str:
