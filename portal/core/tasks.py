@@ -36,11 +36,3 @@ def mail_deliver(payload: dict) -> None:
     for content, mimetype in payload["alternatives"]:
         message.attach_alternative(content, mimetype)
     message.send()
-
-
-@shared_task(time_limit=10, soft_time_limit=8)
-def latency_probe(marker: str, committed_at: float) -> None:
-    """Record how long after its transaction committed this task started (benchmark P5)."""
-    import time
-
-    cache.set(f"probe:{marker}", time.time() - committed_at, timeout=600)
