@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from portal.core.mail import mail_after_commit
 from portal.tenancy.models import Membership, Project, Role
@@ -22,11 +22,7 @@ def absolute(path: str) -> str:
 
 
 def usage_path(project: Project) -> str:
-    args = [project.organization.slug, project.slug]
-    try:
-        return reverse("metering:project_usage", args=args)
-    except NoReverseMatch:  # the usage page is not there yet: the project's overview instead
-        return reverse("tenancy:project_dashboard", args=args)
+    return reverse("metering:project_usage", args=[project.organization.slug, project.slug])
 
 
 def usage_url(project: Project) -> str:
