@@ -1,10 +1,14 @@
 """SQL queries of the server list and detail pages: the same for 10 and 60 servers, and few.
 
-Counted as the P2 benchmark counts them (bench/p1_p2_p3_p5.py): a signed-in owner, a repeat
-request, every statement the request sends. One of them is the middleware's before any view
-runs — the user (the session comes from the cache, `cached_db`; session activity is written at
-most once a minute, see portal/accounts/middleware.py) — so the page itself (access check, rows,
-header switchers, panels) has 7 (list) and 7 (detail).
+Counted as a signed-in owner's repeat request: every statement the request sends. One of them is
+the middleware's before any view runs — the user (the session comes from the cache, `cached_db`;
+session activity is written at most once a minute, see portal/accounts/middleware.py). Then the
+access check (membership with its organization, the project), the page's own reads, and the
+frame's (memberships with their organizations and whether the address is confirmed; the
+organization's projects):
+
+- list: Paginator's COUNT and the page of rows, the zone filter's choices — 8 in all;
+- detail: the server, its usage, its operations — 8 in all.
 """
 
 from __future__ import annotations
@@ -42,15 +46,19 @@ def _add_servers(project, n: int) -> None:
     )
 
 
-def _queries(client, url: str) -> CaptureQueriesContext:
+def _queries(client, url: str) -> list[str]:
+    """The statements one request sends, copied as soon as it ends: a CaptureQueriesContext only
+    points into the connection's log, which the next request empties."""
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
     assert response.status_code == 200
-    return queries
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert statements, "no statement captured: the count would measure nothing"
+    return statements
 
 
-def _listing(queries: CaptureQueriesContext) -> str:
-    return "\n".join(f"{n}. {q['sql'][:300]}" for n, q in enumerate(queries.captured_queries, 1))
+def _listing(statements: list[str]) -> str:
+    return "\n".join(f"{n}. {sql[:300]}" for n, sql in enumerate(statements, 1))
 
 
 @pytest.fixture
