@@ -253,7 +253,7 @@ def terminate_instance(request: HttpRequest, instance_id: UUID):
 
 
 def _action_out(request: HttpRequest, operation: Operation) -> ActionOut:
-    instance = Instance.objects.for_list().get(pk=operation.instance_id)
+    instance = Instance.objects.with_catalog().get(pk=operation.instance_id)
     return ActionOut(operation=operation_ref(request, operation), instance=instance_out(request, instance))
 
 
