@@ -5,15 +5,15 @@ from portal.compute.models.instances import (
     Instance,
     InstanceStatus,
     LaunchBatch,
-    Operation,
-    OperationState,
 )
 from portal.compute.models.keys import SshKey
+from portal.compute.models.operations import ACTIVE_STATES, Operation, OperationState
 from portal.compute.models.simulated import BackendOrphan, SimulatedKnobs, SimulatedServer, SimulatedZone
 from portal.compute.models.volumes import Volume, VolumeStatus
 
 __all__ = [
     "ACTIONS",
+    "ACTIVE_STATES",
     "Action",
     "BackendOrphan",
     "FirewallRule",

@@ -197,6 +197,42 @@ class Instance(models.Model):
         rule = ACTIONS.get(action)
         return rule is not None and self.status in rule.allowed_from
 
+    def record_success(self, action: str, *, addresses=(), flavor_id=None, now) -> list[str]:
+        """Set what a succeeded operation leaves on the server; the names of the fields changed.
+
+        Nothing ([]) when the server can no longer become what the action leaves: a newer request
+        (terminate, asked while it was being created) decides its status."""
+        done = S.RUNNING if action == Action.CREATE else ACTIONS[action].done
+        if not self.can_become(done):
+            return []
+        self.status, self.updated_at = done, now
+        fields = ["status", "updated_at"]
+        if addresses:
+            self.addresses = list(addresses)
+            fields.append("addresses")
+        if done == S.RUNNING and not self.running_since:
+            self.running_since = now
+            fields.append("running_since")
+        if done == S.STOPPED:
+            self.running_since = None
+            fields.append("running_since")
+        if action == Action.RESIZE:
+            self.flavor_id = flavor_id
+            fields.append("flavor")
+        if action == Action.TERMINATE:
+            self.terminated_at, self.addresses = now, []
+            fields += ["terminated_at", "addresses"]
+        if action == Action.CREATE:
+            self.fault_message = ""
+            fields.append("fault_message")
+        return fields
+
+    def record_failure(self, message: str, status_in_cloud: str | None) -> None:
+        """After a failed operation: what the cloud says the server is doing when that is a settled
+        state (a failed stop usually leaves it running), otherwise an error for a person to look at."""
+        self.status = status_in_cloud if status_in_cloud in (S.RUNNING, S.STOPPED) else S.ERROR
+        self.fault_message = message[:500] if self.status == S.ERROR else ""
+
     @property
     def available_actions(self) -> list[ActionRule]:
         return [rule for rule in ACTIONS.values() if self.status in rule.allowed_from]
@@ -218,62 +254,3 @@ class Instance(models.Model):
     @property
     def ssh_command(self) -> str:
         return f"ssh {self.login_user}@{self.public_address}" if self.public_address else ""
-
-
-def uuid_hex() -> str:
-    return uuid.uuid4().hex
-
-
-class OperationState(models.TextChoices):
-    PENDING = "pending", "Queued"
-    RUNNING = "running", "In progress"
-    SUCCEEDED = "succeeded", "Done"
-    FAILED = "failed", "Failed"
-
-
-class Operation(models.Model):
-    """One request to the cloud, from the click to its outcome; what the worker picks up."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="operations")
-    action = models.CharField(max_length=16, choices=Action.choices)
-    state = models.CharField(
-        max_length=16, choices=OperationState.choices, default=OperationState.PENDING, db_index=True
-    )
-    params = models.JSONField(default=dict, blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    submitted_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the cloud accepted the request."
-    )
-    finished_at = models.DateTimeField(null=True, blank=True)
-    next_check_at = models.DateTimeField(null=True, blank=True, help_text="When the worker looks again.")
-    step_token = models.CharField(
-        max_length=32,
-        default=uuid_hex,
-        help_text="Only the task message carrying this may take the next step.",
-    )
-    deadline = models.DateTimeField()
-    attempts = models.PositiveIntegerField(default=0, help_text="Backend calls that failed transiently.")
-    error_message = models.CharField(max_length=500, blank=True, help_text="Shown to the customer.")
-    error_detail = models.TextField(blank=True, help_text="For operators only.")
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "next_check_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.get_action_display()} {self.instance}"
-
-    @property
-    def is_final(self) -> bool:
-        return self.state in (OperationState.SUCCEEDED, OperationState.FAILED)
-
-    @property
-    def duration(self) -> str:
-        if not self.finished_at:
-            return ""
-        seconds = round((self.finished_at - self.created_at).total_seconds())
-        return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"
