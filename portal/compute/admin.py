@@ -1,12 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
-from django.utils import timezone
 
 from portal.compute import runner
 from portal.compute.models import (
@@ -15,12 +12,13 @@ from portal.compute.models import (
     FirewallRuleSet,
     Instance,
     Operation,
-    OperationState,
     SimulatedKnobs,
     SimulatedServer,
     SshKey,
     Volume,
 )
+from portal.compute.models.operations import operation_deadline
+from portal.compute.tasks import operations_enqueue
 
 
 class OperationInline(admin.TabularInline):
@@ -104,33 +102,28 @@ class OperationAdmin(admin.ModelAdmin):
     def retry(self, request, queryset) -> None:
         """For work that seems stuck (a lost message). Finished operations are left alone: a failed
         launch is retried by launching again, which checks quota and placement afresh."""
-        from portal.compute.tasks import operations_advance, step_messages
-
         steps = []
         with transaction.atomic():
             for op in (
                 queryset.select_for_update(of=("self",))
                 .select_related("instance__zone")
-                .filter(state__in=[OperationState.PENDING, OperationState.RUNNING])
+                .active()
                 .order_by("pk")  # the order every multi-row lock on operations takes
             ):
                 op.step_token = uuid.uuid4().hex
                 op.attempts = 0
-                op.deadline = timezone.now() + timedelta(seconds=settings.COMPUTE_OPERATION_TIMEOUT_SECONDS)
+                op.deadline = operation_deadline()
                 op.save(update_fields=["step_token", "attempts", "deadline"])
-                steps.append((op.pk, op.step_token, op.instance.zone.backend, op.action))
+                steps.append((op.pk, op.step_token, op.zone.backend))
             if steps:
-                queued = step_messages(steps)
-                transaction.on_commit(lambda: [operations_advance.delay(m) for m in queued], robust=True)
+                transaction.on_commit(lambda: operations_enqueue(steps), robust=True)
         self.message_user(request, f"{len(steps)} operation(s) queued again.", messages.SUCCESS)
 
     @admin.action(description="Mark the selected operations failed")
     def mark_failed(self, request, queryset) -> None:
         failed = 0
-        for op in queryset.exclude(
-            state__in=[OperationState.SUCCEEDED, OperationState.FAILED]
-        ).select_related("instance"):
-            runner._fail(
+        for op in queryset.active().select_related("instance__zone"):
+            runner.fail_operation(
                 op, "Stopped by an operator. Please try again.", f"marked failed by {request.user.email}"
             )
             failed += 1

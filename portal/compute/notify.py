@@ -11,21 +11,19 @@ from portal.compute.models import Action, Instance, LaunchBatch, Operation, Oper
 from portal.core.mail import mail_after_commit
 
 
-def after_operation(op: Operation, instance: Instance) -> None:
-    if op.action == Action.CREATE and instance.batch_id:
-        after_creations([instance.batch_id])
-    elif op.action == Action.TERMINATE and op.state != OperationState.FAILED and op.requested_by_id:
-        _mail(
-            "compute/email/terminated",
-            op.requested_by.email,
-            {"instance": instance, "project": instance.project},
-        )
-
-
-def after_creations(batch_ids) -> None:
-    """Servers of these launches got their outcome: each launch's e-mail goes once all have one."""
-    for batch_id in batch_ids:
+def after_operations(done: list[tuple[Operation, Instance]]) -> None:
+    """Operations just finished, inside the transaction that finished them: each launch's e-mail
+    once all its servers have an outcome, and one per termination."""
+    batches = {instance.batch_id for op, instance in done if op.action == Action.CREATE and instance.batch_id}
+    for batch_id in batches:
         transaction.on_commit(lambda batch_id=batch_id: launch_batch_notify(batch_id))
+    for op, instance in done:
+        if op.action == Action.TERMINATE and op.state != OperationState.FAILED and op.requested_by_id:
+            _mail(
+                "compute/email/terminated",
+                op.requested_by.email,
+                {"instance": instance, "project": instance.project},
+            )
 
 
 def launch_batch_notify(batch_id) -> bool:

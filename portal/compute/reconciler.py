@@ -27,13 +27,14 @@ from portal.compute import notify, runner
 from portal.compute.backends import BackendError, get_backend
 from portal.compute.backends.base import IDEMPOTENCY_METADATA_KEY
 from portal.compute.models import (
+    ACTIVE_STATES,
     BackendOrphan,
     Instance,
     InstanceStatus,
     LaunchBatch,
     Operation,
-    OperationState,
 )
+from portal.compute.operations import STATUS_FOR
 from portal.metering.segments import sync_instance
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ GRACE = timedelta(seconds=30)
 
 @dataclass
 class Report:
-    requeued: list[str] = field(default_factory=list)
+    lost: list[tuple] = field(default_factory=list)  # (operation id, new token, backend) to send
     timed_out: list[str] = field(default_factory=list)
     drifted: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
@@ -52,7 +53,7 @@ class Report:
 def reconcile(now=None) -> Report:
     now = now or timezone.now()
     report = Report()
-    _requeue_lost_work(now, report)
+    _claim_lost_work(now, report)
     _fail_stuck(now, report)
     _per_zone(report)
     _notify_finished_batches()
@@ -61,48 +62,37 @@ def reconcile(now=None) -> Report:
     return report
 
 
-def _requeue_lost_work(now, report: Report) -> None:
-    from portal.compute.tasks import operations_advance, step_messages
-
+def _claim_lost_work(now, report: Report) -> None:
+    """Operations whose next check is overdue (a message lost while the broker was down, a worker
+    killed mid-step): claimed with a new step token, which makes any older message for them stale
+    (one chain only), and their next check pushed forward so another reconciler does not take
+    them too. The caller sends them; if it cannot, the claim lapses and the next run tries again."""
     overdue = Q(next_check_at__isnull=True) | Q(next_check_at__lt=now)
-    lost = Operation.objects.filter(
-        state__in=[OperationState.PENDING, OperationState.RUNNING],
-        deadline__gt=now,
-        created_at__lt=now - GRACE,
-    ).filter(overdue)
+    lost = Operation.objects.active().filter(deadline__gt=now, created_at__lt=now - GRACE).filter(overdue)
     candidates = list(lost.values_list("pk", flat=True)[:500])
     if not candidates:
         return
-    # Claim by pushing the next check forward, so a second reconciler doesn't enqueue them again.
-    # A new step token makes any older message for these operations stale: one chain only.
     token = uuid.uuid4().hex
     Operation.objects.filter(pk__in=candidates).filter(overdue).update(
         next_check_at=now + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + 60), step_token=token
     )
-    claimed = Operation.objects.filter(pk__in=candidates, step_token=token).values_list(
-        "pk", "step_token", "instance__zone__backend", "action"
+    report.lost = list(
+        Operation.objects.filter(pk__in=candidates, step_token=token).values_list(
+            "pk", "step_token", "instance__zone__backend"
+        )
     )
-    messages = step_messages(claimed)
-    for n, steps in enumerate(messages):
-        try:
-            operations_advance.delay(steps)
-        except Exception:  # broker unreachable: release the claims and let the next run retry
-            unsent = [op_id for rest in messages[n:] for op_id, _ in rest]
-            Operation.objects.filter(pk__in=unsent, step_token=token).update(next_check_at=None)
-            log.warning("reconcile: broker unreachable, requeue postponed", exc_info=True)
-            return
-        report.requeued += [op_id for op_id, _ in steps]
+
+
+def release(lost: list[tuple]) -> None:
+    """Give back claims of lost work that could not be sent: the next run takes them again (a
+    message that did go out carries the claim's token, which the next claim makes stale)."""
+    for operation_id, token, _ in lost:
+        Operation.objects.filter(pk=operation_id, step_token=token).update(next_check_at=None)
 
 
 def _fail_stuck(now, report: Report) -> None:
-    for op in Operation.objects.filter(
-        state__in=[OperationState.PENDING, OperationState.RUNNING], deadline__lte=now
-    ).select_related("instance")[:500]:
-        runner._fail(
-            op,
-            "This took far too long, so we stopped waiting. Please try again.",
-            "deadline passed (reconciler)",
-        )
+    for op in Operation.objects.active().filter(deadline__lte=now).select_related("instance__zone")[:500]:
+        runner.fail_operation(op, runner.DEADLINE_MESSAGE, "deadline passed (reconciler)")
         report.timed_out.append(str(op.pk))
 
 
@@ -111,7 +101,7 @@ def _fix_drift(zone, servers: dict, report: Report) -> None:
     settled = (
         Instance.objects.filter(zone=zone, status__in=[S.RUNNING, S.STOPPED, S.ERROR])
         .exclude(backend_id="")
-        .exclude(operations__state__in=[OperationState.PENDING, OperationState.RUNNING])
+        .exclude(operations__state__in=ACTIVE_STATES)
         .select_related("project__organization", "flavor", "image")
     )
     for instance in settled.iterator(chunk_size=500):
@@ -123,7 +113,7 @@ def _fix_drift(zone, servers: dict, report: Report) -> None:
         if state is None:
             observed, fault = S.ERROR, "The server disappeared from the cloud."
         else:
-            observed, fault = runner.STATUS_FOR.get(state.state), state.fault
+            observed, fault = STATUS_FOR.get(state.state), state.fault
         if observed in (None, instance.status) or observed not in (S.RUNNING, S.STOPPED, S.ERROR):
             continue
         with transaction.atomic():
@@ -151,7 +141,7 @@ def _notify_finished_batches() -> None:
     """A launch whose e-mail was not sent (a worker died after the commit): send it now."""
     quiet = LaunchBatch.objects.filter(
         notified_at__isnull=True, created_at__lt=timezone.now() - GRACE
-    ).exclude(instances__operations__state__in=[OperationState.PENDING, OperationState.RUNNING])
+    ).exclude(instances__operations__state__in=ACTIVE_STATES)
     for batch_id in quiet.values_list("pk", flat=True)[:200]:
         notify.launch_batch_notify(batch_id)
 

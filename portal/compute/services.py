@@ -6,12 +6,10 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
@@ -28,9 +26,11 @@ from portal.compute.models import (
     OperationState,
     SshKey,
 )
+from portal.compute.models.operations import operation_deadline
 from portal.compute.presets import rule_set_from_preset
 from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
+from portal.compute.tasks import operations_enqueue
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
@@ -122,19 +122,12 @@ def validate_launch(project: Project, req: LaunchRequest) -> None:
         raise ComputeRefused("Choose a firewall of this project.", "firewall")
 
 
-def _deadline() -> timezone.datetime:
-    return timezone.now() + timedelta(seconds=settings.COMPUTE_OPERATION_TIMEOUT_SECONDS)
-
-
 def _enqueue(operations: list[Operation]) -> None:
-    """Queue the operations' first steps once the transaction commits (grouped as their zone's
-    backend takes them)."""
-    from portal.compute.tasks import operations_advance, step_messages
-
-    messages = step_messages((op.pk, op.step_token, op.instance.zone.backend, op.action) for op in operations)
+    """Queue the operations' first steps once the transaction commits."""
+    steps = [(op.pk, op.step_token, op.zone.backend) for op in operations]
     # With the broker down the work is committed all the same and the reconciler enqueues it after
     # its grace period: the request must not fail (the customer would launch a second time).
-    transaction.on_commit(lambda: [operations_advance.delay(steps) for steps in messages], robust=True)
+    transaction.on_commit(lambda: operations_enqueue(steps), robust=True)
 
 
 def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None = None) -> LaunchBatch:
@@ -189,7 +182,7 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                 for key in {key.pk: key for key in ssh_keys}.values()
             )
             # One step token for the launch: its servers' first steps are claimed together.
-            token, deadline = uuid.uuid4().hex, _deadline()
+            token, deadline = uuid.uuid4().hex, operation_deadline()
             operations = Operation.objects.bulk_create(
                 Operation(
                     instance=instance,
@@ -305,7 +298,6 @@ def instance_action(
                 instance=instance,
                 action=action,
                 requested_by=user,
-                deadline=_deadline(),
                 params={"flavor_id": flavor.pk} if flavor else {},
             )
             instance.status = rule.during

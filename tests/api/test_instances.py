@@ -7,20 +7,15 @@ from django.urls import reverse
 
 from portal.audit.models import AuditEvent
 from portal.catalog.models import Flavor, Image, Jurisdiction
-from portal.compute import runner
 from portal.compute.models import Instance, Operation
 from portal.residency.models import ResidencyPolicy
 from tests.api.conftest import assert_problem, launch_body
 from tests.factories import InstanceFactory
+from tests.steps import drive
 
 
 def _settle(operation_ids) -> None:
-    pending = [str(o) for o in operation_ids]
-    for _ in range(50):
-        pending = [op for op in pending if not runner.advance(op).done]
-        if not pending:
-            return
-    raise AssertionError(f"operations still pending: {pending}")
+    drive(*operation_ids)
 
 
 def test_launch_twenty_poll_until_running_then_terminate(owner_api, project, settings):

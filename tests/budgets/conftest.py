@@ -62,14 +62,12 @@ def rolled(now: datetime) -> datetime:
 @pytest.fixture
 def running(launch):
     """running(name=…, …): launch through the service and drive the simulated cloud to running."""
-    from portal.compute import runner
     from portal.compute.models import Instance, Operation
+    from tests.steps import drive
 
     def make(**kwargs) -> list:
         batch = launch(**kwargs)
-        for op in Operation.objects.filter(instance__batch=batch):
-            while not runner.advance(str(op.pk)).done:
-                pass
+        drive(*Operation.objects.filter(instance__batch=batch))
         return list(Instance.objects.filter(batch=batch).select_related("flavor", "image", "project"))
 
     return make

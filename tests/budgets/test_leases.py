@@ -12,10 +12,11 @@ from portal.audit.models import AuditAction, AuditEvent
 from portal.budgets.leases import leases_enforce
 from portal.budgets.models import InstanceLease
 from portal.budgets.services import lease_set
-from portal.compute import runner, services
+from portal.compute import services
 from portal.compute.models import Action, Operation
 from portal.tenancy.access import project_access
 from portal.tenancy.models import Membership
+from tests.steps import drive
 
 
 def _url(project) -> str:
@@ -40,8 +41,7 @@ def enforce(django_capture_on_commit_callbacks, mailoutbox, monkeypatch):
 
 
 def _drive(op) -> None:
-    while not runner.advance(str(op.pk)).done:
-        pass
+    drive(op)
 
 
 # --- The page ---------------------------------------------------------------------------------

@@ -83,13 +83,13 @@ def test_young_servers_and_servers_with_a_lease_are_left_alone(project, owner, r
 
 
 def test_stopped_servers_are_not_nudged(project, owner, running, cpu, nudge, access):
-    from portal.compute import runner, services
+    from portal.compute import services
+    from tests.steps import drive
 
     (server,) = running(name="idle")
     cpu[server.backend_id] = 0.2
     op = services.instance_action(access=access, instance=server, action="stop")
-    while not runner.advance(str(op.pk)).done:
-        pass
+    drive(op)
     assert nudge(timezone.now() + timedelta(days=20)) == []
 
 

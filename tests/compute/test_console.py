@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from portal.compute import runner
 from portal.compute.backends import Transient
 from portal.compute.backends.simulated import SimulatedBackend
 from portal.compute.models import Instance, Operation
+from tests.steps import drive
 
 pytestmark = pytest.mark.django_db
 
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.django_db
 def _running(launch):
     batch = launch(name="web-1")
     op = Operation.objects.get(instance__batch=batch)
-    while not runner.advance(str(op.pk)).done:
-        pass
+    drive(op)
     return Instance.objects.get(batch=batch)
 
 

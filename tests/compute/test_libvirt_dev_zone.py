@@ -11,7 +11,6 @@ import io
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +20,13 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from portal.catalog.models import Flavor, Image, Zone
-from portal.compute import runner, services
+from portal.compute import services
 from portal.compute.backends import NotFound, get_backend
 from portal.compute.backends import libvirt_guest as guest
 from portal.compute.models import Instance, Operation
 from portal.core.management.commands import libvirt_dev_zone
 from tests.backends import libvirt_env
+from tests.steps import drive
 
 ZONE = libvirt_dev_zone.DEFAULT_ZONE
 # Not $TMPDIR, and not "portal-lv-…" (libvirt_env sweeps those as roots): the VAR_DIR of one test.
@@ -62,12 +62,9 @@ def dev_zone(**options) -> str:
     return out.getvalue()
 
 
-def drive(operation: Operation, seconds: float = 40) -> None:
+def drive_slowly(operation: Operation, seconds: float = 40) -> None:
     """The worker's loop, in this process: run the operation's steps until it is finished."""
-    deadline = time.monotonic() + seconds
-    while not runner.advance(str(operation.pk)).done:
-        assert time.monotonic() < deadline, f"{operation.action} did not finish in {seconds} s"
-        time.sleep(0.3)
+    drive(operation, limit=int(seconds / 0.3), pause=0.3)
 
 
 def test_missing_packages_are_named_and_nothing_changes(db, monkeypatch):
@@ -121,7 +118,7 @@ def test_a_server_launched_in_the_dev_zone_boots_and_its_page_shows_the_console(
     with django_capture_on_commit_callbacks():  # no broker: this test is the worker
         batch = services.instance_launch(access=access, req=req)
     instance = Instance.objects.get(batch=batch)
-    drive(Operation.objects.get(instance=instance, action="create"))
+    drive_slowly(Operation.objects.get(instance=instance, action="create"))
     instance.refresh_from_db()
     assert instance.status == "running", instance.fault_message
 
@@ -141,7 +138,7 @@ def test_a_server_launched_in_the_dev_zone_boots_and_its_page_shows_the_console(
         terminate = services.instance_action(
             access=access, instance=instance, action="terminate", confirm_name=instance.name
         )
-    drive(terminate)
+    drive_slowly(terminate)
     instance.refresh_from_db()
     assert instance.status == "terminated"
     backend = get_backend("libvirt")

@@ -8,7 +8,9 @@ from django.test import override_settings
 from portal.compute import runner
 from portal.compute.backends import get_backend
 from portal.compute.models import Instance, Operation, SimulatedServer
+from portal.compute.operations import server_specs
 from portal.compute.quota import project_usage
+from tests.steps import drive, step
 
 
 def _op(batch):
@@ -17,11 +19,12 @@ def _op(batch):
 
 def _drive(op, limit=20):
     """Run the task's steps as the worker would, without waiting between them."""
-    for _ in range(limit):
-        step = runner.advance(str(op.pk))
-        if step.done:
-            return
-    raise AssertionError("operation did not finish")
+    drive(op, limit=limit)
+
+
+def _step(op) -> runner.Step:
+    """One step of one operation, as a message carrying its current token."""
+    return step(op)[str(op.pk)]
 
 
 def test_provisioning_reaches_running_with_an_address(launch, django_capture_on_commit_callbacks, mailoutbox):
@@ -53,9 +56,9 @@ def test_a_server_without_a_public_address_is_announced_as_such(
 
 def test_running_the_step_twice_creates_one_server(launch):
     op = _op(launch())
-    runner.advance(str(op.pk))
+    _step(op)
     Operation.objects.filter(pk=op.pk).update(submitted_at=None)  # as if the second delivery raced the first
-    runner.advance(str(op.pk))
+    _step(op)
     assert SimulatedServer.objects.count() == 1
     _drive(op)
     assert SimulatedServer.objects.count() == 1
@@ -65,7 +68,7 @@ def test_a_server_created_before_a_crash_is_adopted_not_duplicated(launch):
     batch = launch()
     instance = Instance.objects.get(batch=batch)
     # The worker called the cloud, then died before saving anything.
-    created = get_backend("simulated").create_server(runner._spec(instance))
+    created = get_backend("simulated").create_server(server_specs([instance])[0])
     _drive(_op(batch))
     instance.refresh_from_db()
     assert instance.backend_id == created.backend_id and instance.status == "running"
@@ -77,7 +80,7 @@ def test_transient_errors_are_retried_with_backoff_then_succeed(launch, knobs):
     op = _op(launch())
     knobs.transient_error_rate = 1.0
     knobs.save()
-    delays = [runner.advance(str(op.pk)).again_in for _ in range(3)]
+    delays = [_step(op).again_in for _ in range(3)]
     assert all(d is not None and 1 <= d <= 60 for d in delays)
     assert Operation.objects.get(pk=op.pk).attempts == 3
     knobs.transient_error_rate = 0
@@ -105,7 +108,7 @@ def test_a_permanent_failure_frees_quota_and_sends_one_email(
     op = _op(batch)
     with django_capture_on_commit_callbacks(execute=True):
         _drive(op)
-        runner.advance(str(op.pk))  # a late duplicate delivery
+        _step(op)  # a late duplicate delivery
     instance = Instance.objects.get(batch=batch)
     assert instance.status == "error" and "failed to boot" in instance.fault_message
     assert "Try launching it again" in instance.fault_message
@@ -184,10 +187,10 @@ def test_terminating_keeps_and_detaches_its_volumes(launch, access):
 def test_a_stale_or_duplicate_message_does_nothing(launch):
     op = _op(launch())
     token = op.step_token
-    step = runner.advance(str(op.pk), token)
-    assert step.token and step.token != token
-    assert runner.advance(str(op.pk), token).done  # the same message delivered again: stale
-    assert Operation.objects.get(pk=op.pk).step_token == step.token
+    first = runner.advance([(str(op.pk), token)])[str(op.pk)]
+    assert first.token and first.token != token
+    assert runner.advance([(str(op.pk), token)])[str(op.pk)].done  # the same message delivered again: stale
+    assert Operation.objects.get(pk=op.pk).step_token == first.token
     assert SimulatedServer.objects.count() == 1
 
 
@@ -198,7 +201,7 @@ def test_terminate_while_provisioning_leaves_no_server_and_keeps_the_email_promi
 
     batch = launch(count=2)
     first, second = Operation.objects.filter(instance__batch=batch).order_by("instance__name")
-    runner.advance(str(first.pk))  # web-1's server is being created in the cloud
+    _step(first)  # web-1's server is being created in the cloud
     web1 = Instance.objects.get(pk=first.instance_id)
     with django_capture_on_commit_callbacks(execute=True):
         terminate = services.instance_action(
@@ -241,7 +244,7 @@ def _drive_launch(batch, limit=20) -> list[dict]:
     steps = [(str(op.pk), op.step_token) for op in Operation.objects.filter(instance__batch=batch)]
     rounds = []
     for _ in range(limit):
-        result = runner.advance_many(steps)
+        result = runner.advance(steps)
         rounds.append(result)
         steps = [(op_id, step.token) for op_id, step in result.items() if not step.done]
         if not steps:
@@ -281,13 +284,21 @@ def test_one_server_failing_to_boot_does_not_hold_back_the_rest_of_its_launch(
 
 
 def test_a_transient_fault_for_one_server_retries_that_server_alone(launch, knobs, monkeypatch, settings):
-    from portal.compute.backends import simulated
+    from portal.compute.backends import Transient
+    from portal.compute.backends.simulated import SimulatedBackend
 
-    knobs.transient_error_rate = 0.5
-    knobs.save()
-    # The cloud call for the launch fails for its second server only, then works for everyone.
-    rolls = iter([0.9, 0.1, 0.9])
-    monkeypatch.setattr(simulated.random, "random", lambda: next(rolls, 0.9))
+    # The cloud's answer to the launch's call fails for web-2 only, once; then all goes well.
+    create_servers, failed = SimulatedBackend.create_servers, []
+
+    def once_busy_for_web_2(self, specs):
+        results = create_servers(self, specs)
+        for n, spec in enumerate(specs):
+            if spec.name == "web-2" and not failed:
+                failed.append(spec.name)
+                results[n] = Transient("The cloud is busy; we will retry.", "simulated transient fault")
+        return results
+
+    monkeypatch.setattr(SimulatedBackend, "create_servers", once_busy_for_web_2)
     batch = launch(count=3)
     ops = {op.instance.name: str(op.pk) for op in Operation.objects.filter(instance__batch=batch)}
     first = _drive_launch(batch)[0]
@@ -339,7 +350,7 @@ def test_an_unexpected_error_in_one_step_leaves_the_rest_of_the_message_going(
     monkeypatch.setattr(SimulatedBackend, "stop_server", broken)
     batch = launch(count=2)
     creates = list(Operation.objects.filter(instance__batch=batch))
-    steps = runner.advance_many([(str(op.pk), op.step_token) for op in [stop, *creates]])
+    steps = runner.advance([(str(op.pk), op.step_token) for op in [stop, *creates]])
     assert steps[str(stop.pk)].done  # this message is done with it ...
     stop.refresh_from_db()
     assert stop.state == "running" and stop.next_check_at  # ... the reconciler takes it over later
@@ -358,21 +369,22 @@ def test_a_failed_call_for_the_whole_launch_retries_each_server(launch, monkeypa
     monkeypatch.setattr(SimulatedBackend, "create_servers", busy)
     batch = launch(count=3)
     ops = list(Operation.objects.filter(instance__batch=batch))
-    first = runner.advance_many([(str(op.pk), op.step_token) for op in ops])
+    first = runner.advance([(str(op.pk), op.step_token) for op in ops])
     assert all(1 <= step.again_in <= 60 for step in first.values())  # each backs off on its own
     assert [op.attempts for op in Operation.objects.filter(instance__batch=batch)] == [1, 1, 1]
 
 
-def test_messages_group_only_creations_of_a_configured_cloud():
-    from portal.compute.tasks import step_messages
+def test_messages_group_operations_as_their_cloud_takes_them(monkeypatch):
+    from portal.compute.backends.simulated import SimulatedBackend
 
-    messages = step_messages(
+    monkeypatch.setattr(SimulatedBackend, "batch_size", 2)
+    messages = runner.step_messages(
         [
-            ("a", "t", "simulated", "create"),
-            ("b", "t", "simulated", "create"),
-            ("c", "t", "simulated", "stop"),
-            ("d", "t", "gone-cloud", "create"),
-            ("e", "t", "gone-cloud", "create"),
+            ("a", "t", "simulated"),
+            ("b", "t", "simulated"),
+            ("c", "t", "simulated"),
+            ("d", "t", "gone-cloud"),
+            ("e", "t", "gone-cloud"),
         ]
     )
     assert sorted(messages) == sorted([[["a", "t"], ["b", "t"]], [["c", "t"]], [["d", "t"]], [["e", "t"]]])

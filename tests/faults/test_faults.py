@@ -25,13 +25,14 @@ from django.utils import timezone
 
 from portal.catalog.demo import load_demo_catalog
 from portal.catalog.models import Flavor, Image, Zone
-from portal.compute import reconciler, runner, services
+from portal.compute import reconciler, services
 from portal.compute.models import Instance, Operation, SimulatedKnobs, SimulatedServer
 from portal.compute.quota import project_usage
 from portal.metering.models import UsageSegment
 from portal.tenancy.access import project_access
 from portal.tenancy.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory
+from tests.steps import step
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_r2_200_launches_through_30_percent_transient_faults():
     steps = 0
     pending = list(Operation.objects.filter(instance__project=project).values_list("pk", flat=True))
     while pending and time.monotonic() - started < 120:
-        pending = [op for op in pending if not runner.advance(str(op)).done]
+        pending = [op_id for op_id, s in step(*pending).items() if not s.done]
         steps += 1
     figures = _assert_consistent(project)
     attempts = sum(Operation.objects.filter(instance__project=project).values_list("attempts", flat=True))
@@ -180,10 +181,10 @@ def test_r1_sigkill_the_worker_in_the_middle_of_provisioning(settings):
                 access=access, req=services.LaunchRequest(**{**vars(req), "name": f"r1-{trial}"})
             )
             # on_commit hooks don't run inside this test's transaction handling: enqueue as the view would.
-            from portal.compute.tasks import operation_advance
+            from portal.compute.tasks import operations_advance, operations_enqueue
 
             op = Operation.objects.get(instance__batch=batch)
-            operation_advance.delay(str(op.pk), op.step_token)
+            operations_advance.delay([[str(op.pk), op.step_token]])
             deadline = time.monotonic() + 30
             while (
                 time.monotonic() < deadline
@@ -202,7 +203,8 @@ def test_r1_sigkill_the_worker_in_the_middle_of_provisioning(settings):
                     and Operation.objects.get(pk=op.pk).next_check_at < timezone.now()
                 ):
                     report = reconciler.reconcile(now=timezone.now() + timedelta(seconds=31))
-                    recovered_by_reconciler += bool(report.requeued)
+                    operations_enqueue(report.lost)
+                    recovered_by_reconciler += bool(report.lost)
                 time.sleep(0.3)
             assert Instance.objects.get(pk=op.instance_id).status == "running", (
                 f"trial {trial} lost its launch"

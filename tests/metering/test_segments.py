@@ -8,15 +8,15 @@ from decimal import Decimal
 from django.utils import timezone
 
 from portal.catalog.models import Flavor
-from portal.compute import runner, services
+from portal.compute import services
 from portal.compute.models import Instance, Operation
 from portal.metering.models import UsageSegment
 from portal.metering.segments import reprice
+from tests.steps import drive
 
 
 def _drive(op):
-    while not runner.advance(str(op.pk)).done:
-        pass
+    drive(op)
 
 
 def _open(instance):

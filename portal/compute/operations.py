@@ -1,0 +1,400 @@
+"""What each kind of operation asks the cloud, how its end is recognised, and what it leaves.
+
+`OPERATIONS` has one `Kind` per `Operation.action`. The runner (`portal.compute.runner`) knows
+nothing else about a kind: it claims operations, groups them by backend, kind and phase, and
+calls the entry's functions with lists (one operation is a list of one). Adding a kind of
+operation is an entry here and the backend calls it makes; see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.catalog.models import Flavor
+from portal.compute import notify
+from portal.compute.backends import (
+    BackendError,
+    BackendState,
+    ComputeBackend,
+    NotFound,
+    ServerSpec,
+    ServerState,
+    Transient,
+    get_backend,
+)
+from portal.compute.models import (
+    ACTIONS,
+    Action,
+    FirewallRule,
+    Instance,
+    InstanceStatus,
+    Operation,
+    OperationState,
+    Volume,
+    VolumeStatus,
+)
+from portal.metering.segments import sync_instance, sync_instances
+
+log = logging.getLogger(__name__)
+S = InstanceStatus
+B = BackendState
+
+# The instance status that mirrors a server state the cloud reports.
+STATUS_FOR = {
+    B.BUILDING: S.PROVISIONING,
+    B.RUNNING: S.RUNNING,
+    B.STOPPING: S.STOPPING,
+    B.STOPPED: S.STOPPED,
+    B.STARTING: S.STARTING,
+    B.REBOOTING: S.REBOOTING,
+    B.RESIZING: S.RESIZING,
+    B.DELETING: S.TERMINATING,
+    B.ERROR: S.ERROR,
+}
+
+
+class Progress(StrEnum):
+    WAITING = "waiting"
+    DONE = "done"
+    FAILED = "failed"
+
+
+# Per operation, in the order given: what the cloud answered, or the error for that one alone.
+Answers = list[object]
+
+
+def _nothing(*args) -> None:
+    return None
+
+
+def _never(op: Operation) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of operation. Every function takes a list of operations of this kind in one zone
+    (or one operation, where it says so) and answers one item per operation, in order."""
+
+    # Ask the cloud; an answer per operation (an error is that operation's alone).
+    submit: Callable[[ComputeBackend, list[Operation]], Answers]
+    # Look at how it is going: the target's state in the cloud per operation.
+    look: Callable[[ComputeBackend, list[Operation]], Answers]
+    # One operation and what `look` answered for it: done, still waiting, or failed (with why).
+    progress: Callable[[Operation, object], tuple[Progress, str]]
+    # Finish those done, with what `look` answered: close them and change their targets, in one
+    # transaction (`Operation.objects.close_open` tells which another delivery closed first).
+    succeed: Callable[[list[tuple[Operation, object]]], None]
+    # Finish one that failed, with the customer's message and the operator's detail.
+    fail: Callable[[Operation, str, str], None]
+    # Before the first step: e.g. a new server shows "provisioning".
+    started: Callable[[list[Operation]], None] = _nothing
+    # The cloud accepted these (with its answers): e.g. record the new server's id.
+    submitted: Callable[[list[tuple[Operation, object]]], None] = _nothing
+    # The target went away while this was under way (a server terminated while being created) ...
+    cancelled: Callable[[Operation], bool] = _never
+    # ... then, instead of the next step: undo what reached the cloud, and close the operation.
+    cancel: Callable[[ComputeBackend, Operation], None] = _nothing
+    # NotFound from `look` means the operation is finished (a delete), not that it failed.
+    gone_is_done: bool = False
+    gone_message: str = "The server no longer exists in the cloud."
+
+
+def each(operations: Sequence[Operation], call: Callable[[Operation], object]) -> Answers:
+    """`call` for every operation in turn, an error being that operation's answer: the default
+    way to make a list of single calls for a cloud without bulk ones."""
+    answers: Answers = []
+    for op in operations:
+        try:
+            answers.append(call(op))
+        except BackendError as error:
+            answers.append(error)
+    return answers
+
+
+# --- Servers ----------------------------------------------------------------------------------
+
+
+def server_specs(instances: list[Instance]) -> list[ServerSpec]:
+    """What the cloud is asked to build, for several servers: keys and rules in one query each."""
+    ids = [instance.pk for instance in instances]
+    keys = defaultdict(list)
+    for instance_id, public_key in (
+        Instance.ssh_keys.through.objects.filter(instance_id__in=ids)
+        .order_by("sshkey__name")
+        .values_list("instance_id", "sshkey__public_key")
+    ):
+        keys[instance_id].append(public_key)
+    rules = defaultdict(list)
+    rule_sets = {instance.firewall_id for instance in instances} - {None}
+    if rule_sets:
+        for rule in FirewallRule.objects.filter(rule_set__in=rule_sets).values(
+            "rule_set_id", "protocol", "port_from", "port_to", "source"
+        ):
+            rules[rule.pop("rule_set_id")].append(rule)
+    return [
+        ServerSpec(
+            idempotency_key=str(instance.pk),
+            name=instance.name,
+            zone=instance.zone.code,
+            flavor=instance.flavor.code,
+            vcpus=instance.flavor.vcpus,
+            ram_gib=instance.flavor.ram_gib,
+            root_disk_gib=instance.root_disk_gib,
+            image=instance.image.name,
+            ssh_keys=tuple(keys[instance.pk]),
+            user_data=instance.user_data,
+            firewall_rules=tuple(rules[instance.firewall_id]) if instance.firewall_id else (),
+        )
+        for instance in instances
+    ]
+
+
+def _server_id(backend: ComputeBackend, op: Operation) -> str:
+    """The server's id in the cloud. A row without one (a worker died after the cloud made the
+    server and before the id was saved) finds it by the instance's UUID and keeps it."""
+    instance = op.instance
+    if not instance.backend_id:
+        found = backend.find_server(instance.zone.code, str(instance.pk))
+        if found is None:
+            raise NotFound("The server was never created in the cloud.", "no backend id")
+        Instance.objects.filter(pk=instance.pk, backend_id="").update(backend_id=found.backend_id)
+        instance.backend_id = found.backend_id
+    return instance.backend_id
+
+
+def _create(backend: ComputeBackend, ops: list[Operation]) -> Answers:
+    # Adopts a server already made with the instance's UUID: a retried creation makes no second.
+    return backend.create_servers(server_specs([op.instance for op in ops]))
+
+
+def _show_provisioning(ops: list[Operation]) -> None:
+    Instance.objects.filter(pk__in=[op.instance_id for op in ops], status=S.PENDING).update(
+        status=S.PROVISIONING, updated_at=timezone.now()
+    )
+
+
+def _record_server_ids(accepted: list[tuple[Operation, ServerState]]) -> None:
+    new = []
+    for op, state in accepted:
+        if not op.instance.backend_id:
+            op.instance.backend_id = state.backend_id
+            new.append(op.instance)
+    Instance.objects.bulk_update(new, ["backend_id"])
+
+
+def _being_terminated(op: Operation) -> bool:
+    return op.instance.status in (S.TERMINATING, S.TERMINATED)
+
+
+def _cancel_create(backend: ComputeBackend, op: Operation) -> None:
+    """Terminated while being created: make sure no server is left behind, then close quietly.
+    A transient error retries this; any other leaves what remains to the reconciler's orphan list."""
+    try:
+        found = backend.find_server(op.instance.zone.code, str(op.instance_id))
+        if found is not None:
+            backend.delete_server(found.backend_id)
+    except Transient:
+        raise
+    except BackendError:
+        pass
+    with transaction.atomic():
+        if op.close(
+            OperationState.FAILED, message="Cancelled: the server was terminated while it was being created."
+        ):
+            notify.after_operations([(op, op.instance)])
+
+
+def _act(backend: ComputeBackend, ops: list[Operation]) -> Answers:
+    def call(op: Operation) -> None:
+        backend_id = _server_id(backend, op)
+        match op.action:
+            case Action.START:
+                backend.start_server(backend_id)
+            case Action.STOP:
+                backend.stop_server(backend_id)
+            case Action.REBOOT | Action.HARD_REBOOT:
+                backend.reboot_server(backend_id, hard=op.action == Action.HARD_REBOOT)
+            case Action.RESIZE:
+                flavor = Flavor.objects.get(pk=op.params["flavor_id"])
+                backend.resize_server(
+                    backend_id, flavor=flavor.code, vcpus=flavor.vcpus, ram_gib=flavor.ram_gib
+                )
+
+    return each(ops, call)
+
+
+def _delete(backend: ComputeBackend, ops: list[Operation]) -> Answers:
+    def call(op: Operation) -> None:
+        try:
+            backend.delete_server(_server_id(backend, op))
+        except NotFound:
+            return None  # never reached the cloud, or already gone: nothing to delete
+
+    return each(ops, call)
+
+
+def _look_at_servers(backend: ComputeBackend, ops: list[Operation]) -> Answers:
+    """The servers' states in one call; one never created (no id) is not found."""
+    known = [op for op in ops if op.instance.backend_id]
+    states = dict(
+        zip(
+            (op.pk for op in known),
+            backend.get_servers([op.instance.backend_id for op in known]) if known else [],
+            strict=True,
+        )
+    )
+    return [states.get(op.pk) or NotFound("The server was never created.", "no backend id") for op in ops]
+
+
+def _fault(state: ServerState) -> tuple[Progress, str]:
+    return Progress.FAILED, state.fault or "backend reports error"
+
+
+def _running(op: Operation, state: ServerState) -> tuple[Progress, str]:
+    if state.state == B.ERROR:
+        return _fault(state)
+    return (Progress.DONE if state.state == B.RUNNING else Progress.WAITING), ""
+
+
+def _as_asked(op: Operation, state: ServerState) -> tuple[Progress, str]:
+    """Start, stop, reboot: done once the cloud shows the state the action leaves."""
+    if state.state == B.ERROR:
+        return _fault(state)
+    return (Progress.DONE if STATUS_FOR.get(state.state) == ACTIONS[op.action].done else Progress.WAITING), ""
+
+
+def _resized(op: Operation, state: ServerState) -> tuple[Progress, str]:
+    if state.state == B.ERROR:
+        return _fault(state)
+    flavor = Flavor.objects.only("code").get(pk=op.params["flavor_id"])
+    return (Progress.DONE if state.state == B.STOPPED and state.flavor == flavor.code else Progress.WAITING), ""
+
+
+def _still_there(op: Operation, state: ServerState) -> tuple[Progress, str]:
+    return Progress.WAITING, ""  # a deletion ends when the cloud no longer finds the server
+
+
+def _servers_succeeded(finished: list[tuple[Operation, ServerState | None]]) -> None:
+    """Close the operations and bring their servers in line, in a fixed number of statements
+    however many there are (a launch of fifty finishes together)."""
+    with transaction.atomic():
+        instances = (
+            Instance.objects.select_for_update(of=("self",))
+            .select_related("project", "flavor", "image")
+            .filter(pk__in=[op.instance_id for op, _ in finished])
+            .order_by("pk")
+        )
+        instances = {instance.pk: instance for instance in instances}
+        now = timezone.now()  # after the locks: what committed before us came first
+        closed = Operation.objects.close_open([op.pk for op, _ in finished], OperationState.SUCCEEDED)
+        changed, fields, done = [], set(), []
+        for op, state in finished:
+            if op.pk not in closed:
+                continue
+            op.state, op.finished_at = OperationState.SUCCEEDED, now
+            instance = instances[op.instance_id]
+            done.append((op, instance))
+            written = instance.record_success(
+                op.action,
+                addresses=state.addresses if state is not None else (),
+                flavor_id=op.params.get("flavor_id"),
+                now=now,
+            )
+            if written:
+                changed.append(instance)
+                fields.update(written)
+        if changed:
+            Instance.objects.bulk_update(changed, sorted(fields))
+        terminated = [i.pk for i in changed if i.status == S.TERMINATED]
+        if terminated:
+            # Volumes outlive their server: they are detached and kept.
+            Volume.objects.filter(attached_to__in=terminated).update(
+                attached_to=None, status=VolumeStatus.AVAILABLE
+            )
+        sync_instances(changed, at=now)
+        notify.after_operations(done)
+
+
+def _status_in_cloud(instance: Instance) -> str | None:
+    if not instance.backend_id:
+        return None
+    try:
+        return STATUS_FOR.get(get_backend(instance.zone.backend).get_server(instance.backend_id).state)
+    except BackendError:
+        return None
+
+
+def _server_failed(op: Operation, message: str, detail: str) -> None:
+    """Close a failed operation. After a failed start, stop, reboot or resize the server usually
+    still exists: it shows what the cloud says it is doing. A failed launch or terminate is an
+    error for a person to look at, and a failed launch's server is deleted (best effort)."""
+    status_in_cloud = None
+    if op.action not in (Action.CREATE, Action.TERMINATE):
+        status_in_cloud = _status_in_cloud(op.instance)
+    with transaction.atomic():
+        instance = (
+            Instance.objects.select_for_update(of=("self",))
+            .select_related("project", "zone", "flavor", "image")
+            .get(pk=op.instance_id)
+        )
+        if not op.close(OperationState.FAILED, message=message, detail=detail):
+            return
+        log.warning("operation failed", extra={"operation": str(op.pk), "action": op.action, "detail": detail})
+        if op.action == Action.CREATE and instance.status in (S.TERMINATING, S.TERMINATED):
+            notify.after_operations([(op, instance)])  # the terminate decides the status
+            return
+        instance.record_failure(message, status_in_cloud)
+        instance.save(update_fields=["status", "fault_message", "updated_at"])
+        sync_instance(instance)
+        notify.after_operations([(op, instance)])
+    if op.action == Action.CREATE and instance.backend_id:
+        _delete_failed_server(instance)
+
+
+def _delete_failed_server(instance: Instance) -> None:
+    """A server that failed to boot should not hold capacity. Best effort: the reconciler reports
+    anything this leaves behind."""
+    try:
+        get_backend(instance.zone.backend).delete_server(instance.backend_id)
+    except BackendError:
+        log.warning("could not delete failed server", extra={"backend_id": instance.backend_id}, exc_info=True)
+        return
+    # Gone from the cloud: it no longer holds quota (an error row with a server still does).
+    Instance.objects.filter(pk=instance.pk, backend_id=instance.backend_id).update(backend_id="")
+
+
+def _server_kind(submit, progress, **extra) -> Kind:
+    return Kind(
+        submit=submit,
+        look=_look_at_servers,
+        progress=progress,
+        succeed=_servers_succeeded,
+        fail=_server_failed,
+        **extra,
+    )
+
+
+OPERATIONS: dict[str, Kind] = {
+    Action.CREATE: _server_kind(
+        _create,
+        _running,
+        started=_show_provisioning,
+        submitted=_record_server_ids,
+        cancelled=_being_terminated,
+        cancel=_cancel_create,
+    ),
+    Action.START: _server_kind(_act, _as_asked),
+    Action.STOP: _server_kind(_act, _as_asked),
+    Action.REBOOT: _server_kind(_act, _as_asked),
+    Action.HARD_REBOOT: _server_kind(_act, _as_asked),
+    Action.RESIZE: _server_kind(_act, _resized),
+    Action.TERMINATE: _server_kind(_delete, _still_there, gone_is_done=True),
+}
