@@ -13,7 +13,8 @@ help:
 	@echo "            (REQUIRE_SERVICES=1 makes a missing PostgreSQL/Redis a failure;"
 	@echo "             PYTEST_ARGS='-k invit -x' is passed to pytest)"
 	@echo "make lint   ruff"
-	@echo "make bench  benchmarks P1-P5 in throwaway databases (P1 needs wrk); results in bench/results/latest.json"
+	@echo "make bench  benchmarks P2, P3, P5 and page times in a throwaway database; results in bench/results/latest.json"
+	@echo "            (BENCH_ARGS='--only pages' is passed to bench/run.py)"
 	@echo "make vendor rebuild the vendored front-end files in static/vendor/ from the npm registry"
 	@echo "make clean  remove var/ (local database, queue, cache) and .venv"
 
@@ -52,12 +53,11 @@ test: $(STAMP)
 	bash .ci/test-passes $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check portal tests
+	$(VENV)/bin/ruff check portal tests bench
 
 # Not part of `make test`: minutes of seeding, and timings that depend on the machine.
 bench: $(STAMP)
-	$(PYTHON) bench/p4_usage_graph.py
-	$(PYTHON) bench/p1_p2_p3_p5.py
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 # Front-end files are committed under static/vendor/ (nothing is fetched at run time); this
 # rebuilds them from pinned npm packages.
