@@ -3,8 +3,8 @@ each server with the history the portal would have written for it.
 
     seeded = seed(servers=1000, baseline=10, usage_days=45)
 
-Every server runs in runs of 2-21 days with stops of 1-48 hours between them (about one in twelve
-is stopped now), from a launch 1 to `usage_days` days ago. It has the operations that did this
+Every server runs in runs of 2-21 days with stops of 1-48 hours between them (8 % are stopped
+now), from a launch 1 to `usage_days` days ago. It has the operations that did this
 (create, then stop and start) and the usage segments they opened and closed: its disk for as long
 as it exists, compute (and an image's licence) for each run. Daily rollups cover the complete days
 and hourly rollups the last `hourly_days`, up to the current hour, as the rollup task leaves them.
@@ -12,9 +12,11 @@ Server i has the same history in every project (its random numbers come from its
 baseline's servers are the big project's first ones.
 
 Rows are generated in Python and loaded in bulk through each model field's own conversion
-(`Field.get_db_prep_save`): COPY on PostgreSQL, executemany on SQLite. Rollups are computed from
-the loaded segments by one INSERT ... SELECT per granularity. The sizes are parameters, so the
-same data grows to 100,000 servers and a year of usage in minutes.
+(`Field.get_db_prep_save`): COPY on PostgreSQL, executemany in one transaction on SQLite. Rollups
+are computed from the loaded segments by one INSERT ... SELECT per granularity, each segment
+joined to the periods it overlaps only, so the work grows with the history, not with history x
+periods. The sizes are parameters for that reason: the same data at 10,000 or 100,000 servers
+and a year of usage.
 """
 
 from __future__ import annotations
