@@ -55,6 +55,19 @@ def main() -> None:
 
     var_dir = tempfile.mkdtemp(prefix="bench-")
     env = common.environment(var_dir, sqlite=args.sqlite)
+    try:
+        results = measure(args, only, env)
+    finally:
+        if args.keep:
+            print(f"kept: var dir {var_dir}, database {env.get('DATABASE_URL', 'SQLite in the var dir')}")
+        else:
+            common.drop_database(env)
+            shutil.rmtree(var_dir, ignore_errors=True)
+    common.write_results(results)
+    common.print_summary(results)
+
+
+def measure(args: argparse.Namespace, only: set[str], env: dict) -> dict:
     common.django_setup(env)
     print(f"seeding {args.servers} + {args.baseline} servers, {args.usage_days} days of usage …", flush=True)
     seeded = seed(
@@ -74,13 +87,7 @@ def main() -> None:
     machine = common.machine()
     for entry in results.values():
         entry["detail"]["machine"] = machine
-    common.write_results(results)
-    common.print_summary(results)
-    if args.keep:
-        print(f"kept: var dir {var_dir}, database {env.get('DATABASE_URL', 'SQLite in the var dir')}")
-    else:
-        common.drop_database(env)
-        shutil.rmtree(var_dir, ignore_errors=True)
+    return results
 
 
 if __name__ == "__main__":
