@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent
-from portal.compute import resources
 from portal.compute.models import FirewallRule, FirewallRuleSet, Protocol
 from portal.compute.services import ComputeRefused
+from portal.compute.services import firewalls as firewall_services
 from portal.tenancy.access import project_access
 from tests.factories import InstanceFactory, ProjectFactory
 
@@ -173,7 +173,7 @@ def test_a_rule_is_only_found_under_its_own_firewall(project, member, client_as,
 def test_service_refuses_with_the_field_named(project, member, web):
     access = project_access(member, project.organization.slug, project.slug)
     with pytest.raises(ComputeRefused) as refused:
-        resources.firewall_rule_add(
+        firewall_services.firewall_rule_add(
             access=access, rule_set=web, protocol="tcp", port_from=22, port_to=None, source="300.1.1.1"
         )
     assert refused.value.field == "source" and refused.value.status == 400

@@ -1,4 +1,4 @@
-"""SSH keys, firewall rule sets and volumes, through portal.compute.resources (as the web pages)."""
+"""SSH keys, firewall rule sets and volumes, through the services of portal.compute.services (as the web pages)."""
 
 from uuid import UUID
 
@@ -25,8 +25,10 @@ from portal.api.schemas import (
     VolumeOut,
 )
 from portal.audit.services import client_ip
-from portal.compute import resources
 from portal.compute.models import FirewallRule, FirewallRuleSet, Instance, InstanceStatus, SshKey, Volume
+from portal.compute.services import firewalls as firewall_services
+from portal.compute.services import keys as key_services
+from portal.compute.services import volumes as volume_services
 from portal.tenancy.access import Perm
 
 keys = Router(tags=["ssh keys"])
@@ -95,7 +97,7 @@ def add_key(request: HttpRequest, response: HttpResponse, body: SshKeyIn):
         if key is None:
             access = _create_access(request, body.project)
             key = claim.remember(
-                resources.ssh_key_add(
+                key_services.ssh_key_add(
                     access=access, name=body.name, public_key=body.public_key, request=request
                 )
             )
@@ -112,7 +114,7 @@ def get_key(request: HttpRequest, key_id: int):
 def delete_key(request: HttpRequest, key_id: int):
     """Servers that already have the key keep it in authorized_keys."""
     key, access = _get(request, SshKey.objects, key_id, "SSH key", Perm.RESOURCE_OPERATE)
-    resources.ssh_key_delete(access=access, key=key, request=request)
+    key_services.ssh_key_delete(access=access, key=key, request=request)
     return Status(204, None)
 
 
@@ -135,7 +137,7 @@ def firewall_out(request: HttpRequest, rule_set: FirewallRuleSet) -> FirewallOut
             )
             for r in rule_set.rules.order_by("protocol", "port_from", "source")
         ],
-        servers=[i.pk for i in resources.servers_using(rule_set)],
+        servers=[i.pk for i in firewall_services.servers_using(rule_set)],
         created_at=rule_set.created_at,
         url=api_url(request, f"firewalls/{rule_set.pk}"),
     )
@@ -155,7 +157,7 @@ def create_firewall(request: HttpRequest, response: HttpResponse, body: Firewall
         if rule_set is None:
             access = _create_access(request, body.project)
             rule_set = claim.remember(
-                resources.firewall_create(
+                firewall_services.firewall_create(
                     access=access,
                     name=body.name,
                     preset=body.preset,
@@ -180,7 +182,7 @@ def get_firewall(request: HttpRequest, firewall_id: int):
 def delete_firewall(request: HttpRequest, firewall_id: int):
     """409 while a server uses it (terminated servers do not count)."""
     rule_set, access = _get(request, FirewallRuleSet.objects, firewall_id, "firewall", Perm.RESOURCE_OPERATE)
-    resources.firewall_delete(access=access, rule_set=rule_set, request=request)
+    firewall_services.firewall_delete(access=access, rule_set=rule_set, request=request)
     return Status(204, None)
 
 
@@ -195,7 +197,7 @@ def add_rule(request: HttpRequest, response: HttpResponse, firewall_id: int, bod
                 request, FirewallRuleSet.objects, firewall_id, "firewall", Perm.RESOURCE_OPERATE
             )
             rule = claim.remember(
-                resources.firewall_rule_add(
+                firewall_services.firewall_rule_add(
                     access=access,
                     rule_set=rule_set,
                     protocol=body.protocol,
@@ -217,7 +219,7 @@ def delete_rule(request: HttpRequest, firewall_id: int, rule_id: int):
     rule = rule_set.rules.filter(pk=rule_id).first()
     if rule is None:
         raise Http404("No such rule.")
-    resources.firewall_rule_delete(access=access, rule=rule, request=request)
+    firewall_services.firewall_rule_delete(access=access, rule=rule, request=request)
     return Status(204, None)
 
 
@@ -256,7 +258,7 @@ def create_volume(request: HttpRequest, response: HttpResponse, body: VolumeIn):
         if volume is None:
             access = _create_access(request, body.project)
             volume = claim.remember(
-                resources.volume_create(
+                volume_services.volume_create(
                     access=access,
                     name=body.name,
                     zone=zone_by_code(body.zone),
@@ -285,7 +287,7 @@ def volume_action(request: HttpRequest, response: HttpResponse, volume_id: UUID,
 def _attach_or_detach(request: HttpRequest, volume_id: UUID, body: VolumeActionIn) -> Volume:
     volume, access = _get(request, _volumes(), volume_id, "volume", Perm.RESOURCE_OPERATE)
     if body.action == "detach":
-        return resources.volume_detach(access=access, volume=volume, request=request)
+        return volume_services.volume_detach(access=access, volume=volume, request=request)
     instance = (
         Instance.objects.filter(project=access.project, pk=body.instance)
         .exclude(status=InstanceStatus.TERMINATED)
@@ -300,12 +302,12 @@ def _attach_or_detach(request: HttpRequest, volume_id: UUID, body: VolumeActionI
             kind="invalid-request",
             errors=[{"field": "instance", "message": "Choose one of the project's servers."}],
         )
-    return resources.volume_attach(access=access, volume=volume, instance=instance, request=request)
+    return volume_services.volume_attach(access=access, volume=volume, instance=instance, request=request)
 
 
 @volumes.delete("/volumes/{volume_id}", response={204: None, **ERRORS}, summary="Delete a volume")
 def delete_volume(request: HttpRequest, volume_id: UUID):
     """409 while it is attached: detach it first."""
     volume, access = _get(request, _volumes(), volume_id, "volume", Perm.RESOURCE_OPERATE)
-    resources.volume_delete(access=access, volume=volume, request=request)
+    volume_services.volume_delete(access=access, volume=volume, request=request)
     return Status(204, None)

@@ -11,10 +11,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.audit.services import client_ip
-from portal.compute import resources
 from portal.compute.models import FirewallRule, FirewallRuleSet, Instance, InstanceStatus, Protocol
 from portal.compute.presets import Preset, presets_for
 from portal.compute.services import ComputeRefused
+from portal.compute.services import firewalls as firewall_services
 from portal.tenancy.access import Access, Perm, project_access
 
 
@@ -125,7 +125,7 @@ def firewalls(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRes
     status = 400
     if form.is_valid():
         try:
-            rule_set = resources.firewall_create(
+            rule_set = firewall_services.firewall_create(
                 access=access,
                 name=form.cleaned_data["name"],
                 preset=form.cleaned_data["preset"] or None,
@@ -187,7 +187,7 @@ def firewall_detail(request: HttpRequest, org_slug: str, project_slug: str, fire
     if form.is_valid():
         data = form.cleaned_data
         try:
-            rule = resources.firewall_rule_add(
+            rule = firewall_services.firewall_rule_add(
                 access=access,
                 rule_set=rule_set,
                 protocol=data["protocol"],
@@ -221,7 +221,7 @@ def firewall_rule_delete(
     if rule is None:
         raise Http404("No such rule.")
     try:
-        resources.firewall_rule_delete(access=access, rule=rule, request=request)
+        firewall_services.firewall_rule_delete(access=access, rule=rule, request=request)
     except ComputeRefused as refused:
         messages.error(request, refused.message)
         return _detail_page(request, access, rule_set, status=refused.status)
@@ -237,7 +237,7 @@ def firewall_delete(request: HttpRequest, org_slug: str, project_slug: str, fire
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
     rule_set = _get_rule_set(access, firewall_id)
     try:
-        resources.firewall_delete(access=access, rule_set=rule_set, request=request)
+        firewall_services.firewall_delete(access=access, rule_set=rule_set, request=request)
     except ComputeRefused as refused:
         messages.error(request, refused.message)
         return _detail_page(request, access, rule_set, status=refused.status)

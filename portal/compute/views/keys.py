@@ -10,9 +10,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.compute import resources
 from portal.compute.models import InstanceStatus, SshKey
 from portal.compute.services import ComputeRefused
+from portal.compute.services import keys as key_services
 from portal.compute.sshkeys import MAX_KEY_LENGTH
 from portal.tenancy.access import Access, Perm, project_access
 
@@ -52,7 +52,7 @@ def _page(request: HttpRequest, access: Access, form: SshKeyForm, status: int = 
         .annotate(servers=Count("instances", filter=~Q(instances__status=InstanceStatus.TERMINATED)))
     )
     for key in keys:
-        key.type_label = resources.key_type_label(key.key_type)
+        key.type_label = key_services.key_type_label(key.key_type)
     return render(
         request,
         "compute/ssh_keys.html",
@@ -80,7 +80,7 @@ def ssh_keys(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResp
     status = 400
     if form.is_valid():
         try:
-            key = resources.ssh_key_add(
+            key = key_services.ssh_key_add(
                 access=access,
                 name=form.cleaned_data["name"],
                 public_key=form.cleaned_data["public_key"],
@@ -100,6 +100,6 @@ def ssh_keys(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResp
 def ssh_key_delete(request: HttpRequest, org_slug: str, project_slug: str, key_id: int) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
     key = _get_key(access, key_id)
-    resources.ssh_key_delete(access=access, key=key, request=request)
+    key_services.ssh_key_delete(access=access, key=key, request=request)
     messages.success(request, f"Key “{key.name}” removed from the project. Servers that have it keep it.")
     return redirect("compute:ssh_keys", org_slug=org_slug, project_slug=project_slug)

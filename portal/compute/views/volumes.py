@@ -11,10 +11,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.catalog.models import Zone
-from portal.compute import resources
 from portal.compute.models import Instance, InstanceStatus, Volume
 from portal.compute.quota import QuotaExceeded, project_usage
 from portal.compute.services import ComputeRefused
+from portal.compute.services import volumes as volume_services
 from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
 from portal.residency.services import record_placement_denied
@@ -24,16 +24,16 @@ from portal.tenancy.access import Access, Perm, project_access
 class VolumeForm(forms.Form):
     name = forms.CharField(
         max_length=63,
-        validators=[RegexValidator(resources.VOLUME_NAME_RE, resources.VOLUME_NAME_RULE)],
+        validators=[RegexValidator(volume_services.VOLUME_NAME_RE, volume_services.VOLUME_NAME_RULE)],
         help_text="Lower-case letters, digits and hyphens.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "data-1"}),
     )
     size_gib = forms.IntegerField(
         label="Size (GiB)",
         min_value=1,
-        max_value=resources.VOLUME_MAX_GIB,
+        max_value=volume_services.VOLUME_MAX_GIB,
         initial=100,
-        widget=forms.NumberInput(attrs={"min": 1, "max": resources.VOLUME_MAX_GIB}),
+        widget=forms.NumberInput(attrs={"min": 1, "max": volume_services.VOLUME_MAX_GIB}),
     )
     # Every zone of an active region: the service decides (and audits) what the policy forbids.
     zone = forms.ModelChoiceField(
@@ -87,7 +87,7 @@ def _page(request: HttpRequest, access: Access, form: VolumeForm, status: int = 
         Volume.objects.existing().filter(project=project).select_related("zone__region", "attached_to")
     )
     attachable: dict[int, list[Instance]] = {}
-    for instance in Instance.objects.filter(project=project, status__in=resources.ATTACHABLE).order_by(
+    for instance in Instance.objects.filter(project=project, status__in=volume_services.ATTACHABLE).order_by(
         "name"
     ):
         attachable.setdefault(instance.zone_id, []).append(instance)
@@ -145,7 +145,7 @@ def volumes(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespo
         return _page(request, access, form, status)
     data = form.cleaned_data
     try:
-        volume = resources.volume_create(
+        volume = volume_services.volume_create(
             access=access, name=data["name"], zone=data["zone"], size_gib=data["size_gib"], request=request
         )
     except ComputeRefused as refused:
@@ -180,7 +180,7 @@ def volume_attach(request: HttpRequest, org_slug: str, project_slug: str, volume
         return _refused(request, access, " ".join(form.errors["instance"]), 400)
     instance = form.cleaned_data["instance"]
     try:
-        resources.volume_attach(access=access, volume=volume, instance=instance, request=request)
+        volume_services.volume_attach(access=access, volume=volume, instance=instance, request=request)
     except ComputeRefused as refused:
         return _refused(request, access, refused.message, refused.status)
     except PlacementDenied as denied:
@@ -195,7 +195,7 @@ def volume_detach(request: HttpRequest, org_slug: str, project_slug: str, volume
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
     volume = _get_volume(access, volume_id)
     try:
-        resources.volume_detach(access=access, volume=volume, request=request)
+        volume_services.volume_detach(access=access, volume=volume, request=request)
     except ComputeRefused as refused:
         return _refused(request, access, refused.message, refused.status)
     messages.success(request, f"{volume.name} is detached.")
@@ -208,7 +208,7 @@ def volume_delete(request: HttpRequest, org_slug: str, project_slug: str, volume
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
     volume = _get_volume(access, volume_id)
     try:
-        resources.volume_delete(access=access, volume=volume, request=request)
+        volume_services.volume_delete(access=access, volume=volume, request=request)
     except ComputeRefused as refused:
         return _refused(request, access, refused.message, refused.status)
     messages.success(request, f"Volume {volume.name} deleted.")

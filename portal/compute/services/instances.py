@@ -30,6 +30,7 @@ from portal.compute.models.operations import operation_deadline
 from portal.compute.presets import rule_set_from_preset
 from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
+from portal.compute.services.common import ComputeRefused
 from portal.compute.tasks import operations_enqueue
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
@@ -39,14 +40,6 @@ from portal.tenancy.models import Project
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 NAME_RULE = "Use lower-case letters, digits and hyphens (not at the start or end), at most 63 characters."
-
-
-class ComputeRefused(Exception):
-    """A request the rules refuse; `field` names the form field it is about (or None)."""
-
-    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.field, self.status = message, field, status
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,52 @@
+"""What the compute services share: the refusal they raise, the project lock, the audit call."""
+
+from __future__ import annotations
+
+import re
+
+from django.http import HttpRequest
+
+from portal.audit.models import AuditAction
+from portal.audit.services import audit_record
+from portal.tenancy.access import Access
+from portal.tenancy.models import Project
+
+# Names people type for keys and firewalls: anything printable, no control characters.
+LABEL_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+
+
+class ComputeRefused(Exception):
+    """A request the rules refuse; `field` names the form field it is about (or None)."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.field, self.status = message, field, status
+
+
+def lock_project(access: Access) -> Project:
+    """The project's row, locked until the transaction ends: the lock launches take, so quota and
+    "is it in use?" answers cannot race."""
+    return Project.objects.select_for_update().get(pk=access.project.pk)
+
+
+def audit(access: Access, action: AuditAction, target, changes: dict, request: HttpRequest | None) -> None:
+    audit_record(
+        action=action,
+        organization=access.organization,
+        project=access.project,
+        target=target,
+        changes=changes,
+        actor=access.membership.user,
+        request=request,
+    )
+
+
+def label(value: str, *, what: str, max_length: int) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ComputeRefused(f"Give the {what} a name.", "name")
+    if len(value) > max_length:
+        raise ComputeRefused(f"The name can be at most {max_length} characters.", "name")
+    if not LABEL_RE.match(value):
+        raise ComputeRefused("The name cannot contain line breaks or control characters.", "name")
+    return value
