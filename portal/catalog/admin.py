@@ -65,7 +65,11 @@ class ZoneAdmin(admin.ModelAdmin):
             return "not checked yet"
         ago = timesince(zone.backend_checked_at)
         if zone.backend_error:
-            return format_html('<span title="{}">✗ unreachable ({} ago)</span>', zone.backend_error, ago)
+            # The reason itself, so that "check auth_url" is read at a glance; the whole of it on hover.
+            reason = zone.backend_error.splitlines()[0]
+            if len(reason) > 160:
+                reason = reason[:159] + "…"
+            return format_html('<span title="{}">✗ {} ({} ago)</span>', zone.backend_error, reason, ago)
         return f"✓ answering ({ago} ago)"
 
     @admin.action(description="Check backend now (connect and read capacity)")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import openstack
 import openstack.config
+import requests
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 
@@ -43,6 +44,7 @@ from portal.compute.backends.base import (
 )
 from portal.compute.backends.openstack_mapping import (
     GENERIC_FAULT,
+    GONE,
     IS_DOING,
     NOT_CONNECTED,
     TAG_PREFIX,
@@ -53,6 +55,7 @@ from portal.compute.backends.openstack_mapping import (
     security_group_name,
     security_group_rules,
     server_addresses,
+    server_is_gone,
     server_state,
     translated_error,
     user_data_with_keys,
@@ -128,21 +131,28 @@ class OpenStackBackend(ComputeBackend):
             connection.close()
 
     @contextmanager
-    def _cloud(self, what: str) -> Iterator[None]:
-        """Turn what openstacksdk and keystoneauth raise into the portal's three kinds of error."""
+    def _cloud(self, what: str, conn, server_id: str = "") -> Iterator[None]:
+        """Turn what openstacksdk and keystoneauth raise into the portal's three kinds of error
+        (`server_id`: the server the call is about, whose 404 alone means it is gone)."""
         try:
             yield
         except BackendError:
             raise
         except (sdk_exceptions.SDKException, ks_exceptions.ClientException) as error:
-            raise translated_error(what, error) from error
+            auth_url = str(conn.config.config.get("auth", {}).get("auth_url", ""))
+            raise translated_error(what, error, auth_url=auth_url, server_id=server_id) from error
+        except requests.exceptions.InvalidJSONError as error:
+            # openstacksdk reads an answer that is not JSON (a web page where an API should be) here.
+            raise Rejected(
+                NOT_CONNECTED,
+                f"{what}: the cloud answered with something that is not JSON: {error}; "
+                "check the endpoints in its catalog",
+            ) from error
 
     def _target(self, backend_id: str) -> tuple[str, str]:
         zone, _, server_id = backend_id.partition(":")
         if not zone or not server_id:
-            raise NotFound(
-                "The server no longer exists in the cloud.", f"malformed backend id {backend_id!r}"
-            )
+            raise NotFound(GONE, f"malformed backend id {backend_id!r}")
         return zone, server_id
 
     # --- lookups -----------------------------------------------------------------------------
@@ -170,7 +180,9 @@ class OpenStackBackend(ComputeBackend):
         wanted = self._mapping("flavors", settings).get(flavor, flavor)
         try:
             return conn.compute.find_flavor(wanted, ignore_missing=False)
-        except sdk_exceptions.NotFoundException:
+        except sdk_exceptions.NotFoundException as error:
+            if error.response is not None:
+                raise  # the flavor list itself answered 404: a route or an endpoint is wrong
             raise Rejected(plain_fault("flavor not found"), f"no Nova flavor named {wanted!r}") from None
 
     def _flavor_code(self, settings: dict, server) -> str:
@@ -182,7 +194,9 @@ class OpenStackBackend(ComputeBackend):
             return None
         try:
             return conn.network.find_network(wanted, ignore_missing=False).id
-        except sdk_exceptions.NotFoundException:
+        except sdk_exceptions.NotFoundException as error:
+            if error.response is not None:
+                raise  # the network list itself answered 404
             raise Rejected(NOT_CONNECTED, f"no Neutron network named {wanted!r}") from None
 
     def _keypair(self, conn, public_key: str) -> str:
@@ -262,9 +276,22 @@ class OpenStackBackend(ComputeBackend):
         )
 
     def _fetch(self, conn, server_id: str):
-        server = conn.compute.get_server(server_id)
+        try:
+            server = conn.compute.get_server(server_id)
+        except sdk_exceptions.NotFoundException as error:
+            if server_is_gone(error, server_id):
+                raise NotFound(GONE, f"server {server_id}: {error_text(error)}") from None
+            raise
         if server.status == "DELETED":
-            raise NotFound("The server no longer exists in the cloud.", f"server {server_id} is DELETED")
+            raise NotFound(GONE, f"server {server_id} is DELETED")
+        if not server.status:
+            # openstacksdk keeps quiet about an answer it could not read (a web page where Nova
+            # should be): what comes back is a server with nothing but its id.
+            raise Rejected(
+                NOT_CONNECTED,
+                f"GET server {server_id}: the answer is not Nova's (no status); "
+                "check the compute endpoint in the cloud's catalog",
+            )
         return server
 
     # --- the interface -----------------------------------------------------------------------
@@ -272,7 +299,7 @@ class OpenStackBackend(ComputeBackend):
     def create_server(self, spec: ServerSpec) -> ServerState:
         settings = self._zone(spec.zone)
         conn = self._connection(spec.zone)
-        with self._cloud("create server"):
+        with self._cloud("create server", conn):
             ours = self._ours(conn, spec.idempotency_key)
             if ours:
                 return self._state(spec.zone, settings, ours[0])
@@ -323,7 +350,7 @@ class OpenStackBackend(ComputeBackend):
         zone, server_id = self._target(backend_id)
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("get server"):
+        with self._cloud("get server", conn, server_id):
             server = self._fetch(conn, server_id)
             if server.status == "VERIFY_RESIZE":
                 # Refused while an earlier confirmation is still on its way: nothing to do.
@@ -334,7 +361,7 @@ class OpenStackBackend(ComputeBackend):
     def find_server(self, zone: str, idempotency_key: str) -> ServerState | None:
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("find server"):
+        with self._cloud("find server", conn):
             ours = self._ours(conn, idempotency_key)
             return self._state(zone, settings, ours[0]) if ours else None
 
@@ -342,7 +369,7 @@ class OpenStackBackend(ComputeBackend):
         settings = self._zone(zone)
         conn = self._connection(zone)
         states = []
-        with self._cloud("list servers"):
+        with self._cloud("list servers", conn):
             for server in conn.compute.servers(details=True, tags=f"{TAG_PREFIX}zone-{zone}"):
                 metadata = server.metadata or {}
                 if IDEMPOTENCY_METADATA_KEY not in metadata or metadata.get(ZONE_METADATA_KEY) != zone:
@@ -360,7 +387,7 @@ class OpenStackBackend(ComputeBackend):
         the way is a no-op, anything else is Rejected in plain words."""
         zone, server_id = self._target(backend_id)
         conn = self._connection(zone)
-        with self._cloud(f"{verb} server"):
+        with self._cloud(f"{verb} server", conn, server_id):
             try:
                 act(conn, server_id)
                 return
@@ -420,7 +447,7 @@ class OpenStackBackend(ComputeBackend):
         zone, server_id = self._target(backend_id)
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("resize server"):
+        with self._cloud("resize server", conn, server_id):
             target = self._flavor(conn, settings, flavor)
             server = self._fetch(conn, server_id)
             state = server_state(server.status or "", server.task_state)
@@ -441,8 +468,12 @@ class OpenStackBackend(ComputeBackend):
     def delete_server(self, backend_id: str) -> None:
         zone, server_id = self._target(backend_id)
         conn = self._connection(zone)
-        with self._cloud("delete server"):
-            conn.compute.delete_server(server_id, ignore_missing=True)
+        with self._cloud("delete server", conn, server_id):
+            try:
+                conn.compute.delete_server(server_id, ignore_missing=False)
+            except sdk_exceptions.NotFoundException as error:
+                if not server_is_gone(error, server_id):
+                    raise  # a missing route or a wrong endpoint has deleted nothing
 
     def zone_capacity(self, zone: str) -> ZoneCapacity:
         """The smaller of what the project's quota still allows and what the hypervisors have free
@@ -454,7 +485,7 @@ class OpenStackBackend(ComputeBackend):
         settings = self._zone(zone)
         conn = self._connection(zone)
         candidates: list[tuple[int, int]] = []
-        with self._cloud("zone capacity"):
+        with self._cloud("zone capacity", conn):
             absolute = conn.compute.get_limits().absolute
             cores, ram = absolute.total_cores, absolute.total_ram
             if cores is not None and ram is not None and cores >= 0 and ram >= 0:  # -1: unlimited
@@ -486,7 +517,7 @@ class OpenStackBackend(ComputeBackend):
     def check_health(self, zone: str) -> str:
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("health check"):
+        with self._cloud("health check", conn):
             conn.authorize()
             flavors = sum(1 for _ in conn.compute.flavors(details=False))
         capacity = self.zone_capacity(zone)
@@ -503,7 +534,7 @@ class OpenStackBackend(ComputeBackend):
         zone, server_id = self._target(backend_id)
         conn = self._connection(zone)
         lines = int(self.options.get("console_lines", 100))
-        with self._cloud("console output"):
+        with self._cloud("console output", conn, server_id):
             try:
                 answer = conn.compute.get_server_console_output(server_id, length=lines)
             except sdk_exceptions.ConflictException:
