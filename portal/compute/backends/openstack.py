@@ -50,6 +50,7 @@ from portal.compute.backends.openstack_mapping import (
     TAG_PREFIX,
     error_text,
     flavor_code,
+    is_uuid,
     keypair_name,
     plain_fault,
     security_group_name,
@@ -162,19 +163,38 @@ class OpenStackBackend(ComputeBackend):
         return {**(self.options.get(kind) or {}), **(settings.get(kind) or {})}
 
     def _image_id(self, conn, settings: dict, image: str) -> str:
+        """The Glance image to boot for the portal's image: the id the zone maps it to, or the one
+        active image named exactly so. Glance's `name=` filter is only a hint (a proxy may drop it,
+        MySQL compares names without case): what comes back is checked here, or the wrong image boots."""
         wanted = self._mapping("images", settings).get(image, image)
-        # Several images often share a name (a fresh build of "debian-12" each month): the newest.
-        found = sorted(
-            conn.image.images(name=wanted, status="active"), key=lambda i: i.created_at or "", reverse=True
-        )
-        if found:
-            return found[0].id
-        try:
-            return conn.image.find_image(wanted, ignore_missing=False).id
-        except sdk_exceptions.NotFoundException:
+        refused = plain_fault("image not found")
+        if is_uuid(wanted):
+            wanted = wanted.lower()
+            try:
+                found = conn.image.get_image(wanted)
+            except sdk_exceptions.NotFoundException:
+                raise Rejected(
+                    refused, f"no Glance image with id {wanted} (the zone's mapping of {image!r})"
+                ) from None
+            if found.id != wanted or found.status != "active":
+                raise Rejected(
+                    refused, f"Glance image {wanted} is {found.status or 'not readable'}, not active"
+                )
+            return found.id
+        named = [
+            i
+            for i in conn.image.images(name=wanted, status="active")
+            if i.name == wanted and i.status == "active"
+        ]
+        if len(named) == 1:
+            return named[0].id
+        mapping = f'map it by id in the zone\'s backend_settings: {{"images": {{"{image}": "<image id>"}}}}'
+        if not named:
             raise Rejected(
-                plain_fault("image not found"), f"no active Glance image named {wanted!r}"
-            ) from None
+                refused, f"no active Glance image named exactly {wanted!r}: upload one, or {mapping}"
+            )
+        ids = ", ".join(sorted(i.id for i in named))
+        raise Rejected(refused, f"{len(named)} active Glance images are named {wanted!r} ({ids}); {mapping}")
 
     def _flavor(self, conn, settings: dict, flavor: str):
         wanted = self._mapping("flavors", settings).get(flavor, flavor)
@@ -217,7 +237,11 @@ class OpenStackBackend(ComputeBackend):
                 "A firewall rule of this server is not valid; check its source address.", str(error)
             ) from None
         name = security_group_name(rules)
-        groups = sorted(conn.network.security_groups(name=name), key=lambda g: (g.created_at or "", g.id))
+        # Checked by name here as well: a Neutron that ignored the filter would hand back any group.
+        groups = sorted(
+            (g for g in conn.network.security_groups(name=name) if g.name == name),
+            key=lambda g: (g.created_at or "", g.id),
+        )
         if groups:
             group = groups[0]  # two racing launches may both have made one: the oldest, always
         else:
@@ -229,6 +253,7 @@ class OpenStackBackend(ComputeBackend):
         present = {
             (rule.ether_type, rule.protocol, rule.port_range_min, rule.port_range_max, rule.remote_ip_prefix)
             for rule in conn.network.security_group_rules(security_group_id=group.id, direction="ingress")
+            if rule.security_group_id == group.id and rule.direction == "ingress"
         }
         for rule in rules:
             if tuple(rule[field] for field in fields) in present:

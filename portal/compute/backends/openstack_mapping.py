@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import json
 import re
+import uuid
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from urllib.parse import urlsplit
@@ -115,6 +116,14 @@ def server_state(status: str, task_state: str | None) -> B:
         return B.ERROR
     # UNKNOWN: Nova lost touch with the host; it usually comes back.
     raise Transient(BUSY, f"server status {status!r} (task {task_state!r})")
+
+
+def is_uuid(value: str) -> bool:
+    """An id as Glance and Nova make them (a mapping's value is an id or a name)."""
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 def keypair_name(public_key: str) -> str:
