@@ -240,7 +240,7 @@ def error_text(error: Exception) -> str:
     return str(details or error)
 
 
-def _answered_by_the_api(error: Exception) -> bool:
+def answered_by_the_api(error: Exception) -> bool:
     """The error answer is an OpenStack API's (JSON), not a web server's or a dashboard's page."""
     response = getattr(error, "response", None)
     if response is None:
@@ -251,7 +251,7 @@ def _answered_by_the_api(error: Exception) -> bool:
 def server_is_gone(error: Exception, server_id: str) -> bool:
     """A 404 from Nova for the server itself (GET/POST/DELETE …/servers/{id}…): the server no longer
     exists. A 404 anywhere else — another route, or a web page where Nova should be — is not that."""
-    if not server_id or _status_code(error) != 404 or not _answered_by_the_api(error):
+    if not server_id or _status_code(error) != 404 or not answered_by_the_api(error):
         return False
     path = urlsplit(getattr(error, "url", None) or "").path
     return re.search(rf"/servers/{re.escape(server_id)}(/|$)", path) is not None
@@ -311,7 +311,7 @@ def translated_error(what: str, error: Exception, *, auth_url: str = "", server_
         if server_is_gone(error, server_id):
             return NotFound(GONE, detail)
         method = getattr(error, "method", None) or ""
-        if _answered_by_the_api(error):
+        if answered_by_the_api(error):
             why = "the cloud does not have this call (an API extension or route missing)"
         else:
             why = "a web page, not the API, answered: check this service's endpoint in the cloud's catalog"
