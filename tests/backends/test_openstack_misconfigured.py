@@ -132,3 +132,31 @@ def test_only_novas_404_for_the_server_itself_means_gone(openstack_backend, fake
             call(created.backend_id)
         assert gone.value.user_message == GONE
     backend.delete_server(created.backend_id)  # already gone: fine
+
+
+def test_a_dashboard_where_an_api_should_be_is_a_configuration_error(db, fake_openstack, monkeypatch):
+    # Horizon answers 200 with its login page to anything under /dashboard.
+    auth_url = f"{fake_openstack.url}/dashboard"
+    backend = _signing_in_at(fake_openstack, auth_url, monkeypatch)
+    with pytest.raises(Rejected) as refused:
+        backend.find_server("osl1-a", "x")
+    assert refused.value.user_message == NOT_CONNECTED
+    assert refused.value.detail == (
+        f"Keystone did not answer at {auth_url} (a web page, not the identity API): check auth_url"
+    )
+    backend.close()
+
+
+def test_a_compute_endpoint_answering_a_web_page_is_a_configuration_error(openstack_backend, fake_openstack):
+    backend, zone = openstack_backend
+    created = backend.create_server(spec(zone))
+    backend.close()
+    fake_openstack.identity.catalog_urls["compute"] = f"{fake_openstack.url}/dashboard/v2.1"
+    with pytest.raises(Rejected) as unreadable:
+        backend.get_server(created.backend_id)  # openstacksdk hands back a server with only its id
+    assert unreadable.value.user_message == NOT_CONNECTED
+    assert "check the compute endpoint" in unreadable.value.detail
+    with pytest.raises(Rejected) as listing:
+        backend.list_servers(zone)
+    assert listing.value.user_message == NOT_CONNECTED
+    assert "not JSON" in listing.value.detail

@@ -3,7 +3,8 @@ Keystone issued, and a router that hands each request to the service named by it
 segment (`/compute/v2.1/servers` goes to the service named "compute", with `["v2.1", "servers"]`).
 
 As in a cloud whose services sit behind one web server under path prefixes (devstack's layout), a
-path outside every service is the web server's own HTML 404, answered before any token is looked at;
+path outside every service is the web server's own HTML 404 (or, under /dashboard, Horizon's login
+page with a 200), answered before any token is looked at;
 inside a service, a request without a valid token is Keystone middleware's 401 (only the version
 documents are open), and a route the service does not have is that API's own 404 body.
 
@@ -30,6 +31,13 @@ WEB_SERVER_NOT_FOUND = (
     '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>404 Not Found</title>\n'
     "</head><body>\n<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n<hr>\n"
     "<address>Apache/2.4.62 (Debian) Server at 127.0.0.1 Port 80</address>\n</body></html>\n"
+)
+# Horizon's login page, which devstack serves at /dashboard: a web page where an API may be expected.
+DASHBOARD = "dashboard"
+DASHBOARD_PAGE = (
+    '<!DOCTYPE html>\n<html>\n<head>\n<meta content="text/html; charset=utf-8" http-equiv="content-type" />\n'
+    '<title>Login - OpenStack Dashboard</title>\n</head>\n<body id="splash">\n'
+    '<form id="splash-login" action="/dashboard/auth/login/" method="POST">…</form>\n</body>\n</html>\n'
 )
 UNAUTHORIZED = {
     "error": {
@@ -204,6 +212,8 @@ class FakeCloud:
             self.settle()
             parts = [p for p in path.split("/") if p]
             service = self.services.get(parts[0]) if parts else None
+            if service is None and parts[:1] == [DASHBOARD]:
+                return 200, DASHBOARD_PAGE, {"Content-Type": "text/html; charset=utf-8"}
             if service is None:
                 return 404, WEB_SERVER_NOT_FOUND, {"Content-Type": "text/html; charset=iso-8859-1"}
             rest = parts[1:]
