@@ -68,13 +68,26 @@ def _field_name(loc: list | tuple) -> str:
     return ".".join(parts) or "body"
 
 
+# Plainer words than pydantic's for what a client most often gets wrong; the rest keep pydantic's.
+_MESSAGES = {
+    "extra_forbidden": "Unknown field: this endpoint does not take it",
+    "int_type": "Must be a JSON integer such as 2 (not a string, boolean or decimal)",
+    "bool_type": "Must be true or false",
+    "string_type": "Must be a JSON string",
+    "model_attributes_type": "Must be a JSON object",
+    "dict_type": "Must be a JSON object",
+    "list_type": "Must be a JSON array",
+}
+
+
 def _message(error: dict) -> str:
-    message = str(error.get("msg", "Invalid value."))
+    message = _MESSAGES.get(error.get("type", "")) or str(error.get("msg", "Invalid value."))
     message = message.removeprefix("Value error, ")
     return message if message.endswith(".") else message + "."
 
 
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    # Every error pydantic found, in the path, query and body at once: not just the first.
     errors = [{"field": _field_name(e.get("loc", ())), "message": _message(e)} for e in exc.errors]
     if any(e.get("type") == "json_invalid" for e in exc.errors):
         return problem(400, "The request body is not valid JSON.", kind="invalid-json")
