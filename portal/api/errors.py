@@ -89,14 +89,19 @@ def _message(error: dict) -> str:
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     # Every error pydantic found, in the path, query and body at once: not just the first.
     errors = [{"field": _field_name(e.get("loc", ())), "message": _message(e)} for e in exc.errors]
-    if any(e.get("type") == "json_invalid" for e in exc.errors):
-        return problem(400, "The request body is not valid JSON.", kind="invalid-json")
     return problem(
         422, "Some fields are missing or invalid; see errors.", kind="invalid-request", errors=errors
     )
 
 
+def _parser_problem(exc: HttpError) -> ApiProblem | None:
+    # ninja wraps what the body parser raises (portal.api.parser) in a 400 of its own.
+    return exc.__cause__ if isinstance(exc.__cause__, ApiProblem) else None
+
+
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if cause := _parser_problem(exc):
+        return api_problem(request, cause)
     if isinstance(exc, AuthenticationError):
         return problem(
             401,
@@ -157,6 +162,8 @@ def status_for(error: Exception) -> int:
     match error:
         case ApiProblem():
             return error.status
+        case HttpError() if _parser_problem(error):
+            return _parser_problem(error).status
         case HttpError():
             return error.status_code
         case ComputeRefused():
@@ -191,7 +198,8 @@ def install(api) -> None:
 
 def document_problems(schema: dict) -> dict:
     """ninja documents every response as application/json; the errors are problem+json. A body
-    that is not JSON, or a malformed Idempotency-Key on a POST, is a 400 the routers don't declare."""
+    that is not JSON, or a malformed Idempotency-Key on a POST, is a 400 the routers don't declare;
+    a body not sent as application/json a 415."""
     bad_request = {
         "description": "Bad Request",
         "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -205,6 +213,8 @@ def document_problems(schema: dict) -> dict:
                     content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
             if "requestBody" in operation or method == "post":
                 responses.setdefault(400, bad_request)
+            if "requestBody" in operation:
+                responses.setdefault(415, {**bad_request, "description": "Unsupported Media Type"})
     return schema
 
 

@@ -240,6 +240,8 @@ REFUSED_LAUNCHES = {
     "bool for an int": lambda project: {"json": launch_body(project, count=True)},
     "string for an int": lambda project: {"json": launch_body(project, count="5")},
     "NUL in the user data": lambda project: {"json": launch_body(project, user_data="\x00")},
+    "text/plain": lambda project: {"raw": launch_body(project), "content_type": "text/plain"},
+    "no content type": lambda project: {"raw": launch_body(project), "content_type": ""},
     "not JSON": lambda project: {"raw": "{", "content_type": "application/json"},
     "an array": lambda project: {"json": [launch_body(project)]},
 }

@@ -1,0 +1,120 @@
+"""What a careless or hostile client may send beyond a wrong field: bodies that are not JSON, too
+large or sent as something else, NULs in the URL, huge numbers and headers. Each is a clear 4xx
+problem, never a 5xx, and launches nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from portal.compute.models import Instance
+from tests.api.conftest import assert_problem, launch_body
+from tests.api.world import build_world
+
+
+def _launch_json(project, **overrides) -> str:
+    return json.dumps(launch_body(project, **overrides))
+
+
+def _post_raw(owner_api, data, content_type="application/json", path="/api/v1/instances", headers=None):
+    return owner_api.client.post(
+        path, data, content_type=content_type, headers=owner_api.headers | (headers or {})
+    )
+
+
+BODIES = {
+    "not JSON": (lambda p: "{", 400, "not valid JSON"),
+    "trailing garbage": (lambda p: _launch_json(p) + "x", 400, "not valid JSON"),
+    "not UTF-8": (lambda p: b'{"name": "\xff"}', 400, "not valid JSON"),
+    "an array": (lambda p: json.dumps([launch_body(p)]), 422, "see errors"),
+    "a string": (lambda p: '"web"', 422, "see errors"),
+    "null": (lambda p: "null", 422, "see errors"),
+    "nested a million deep": (lambda p: "[" * 1_000_000, 400, "nests too deeply"),
+    "a key twice": (
+        lambda p: _launch_json(p, count=1)[:-1] + ', "count": 20}',
+        400,
+        "“count” appears twice",
+    ),
+    "NaN": (lambda p: _launch_json(p).replace('"count": 1', '"count": NaN'), 400, "NaN is not a JSON number"),
+    "Infinity": (
+        lambda p: _launch_json(p).replace('"count": 1', '"count": Infinity'),
+        400,
+        "not a JSON number",
+    ),
+    "a 5,000-digit integer": (
+        lambda p: _launch_json(p).replace('"count": 1', '"count": 1' + "0" * 5000),
+        400,
+        "not valid JSON",
+    ),
+    "count 10**40": (lambda p: _launch_json(p, count=10**40), 422, ""),
+    "root_disk_gib 10**40": (lambda p: _launch_json(p, root_disk_gib=10**40), 422, ""),
+    "firewall 10**40": (lambda p: _launch_json(p, firewall=10**40), 422, ""),
+    "an SSH key id 10**40": (lambda p: _launch_json(p, ssh_keys=[10**40]), 422, ""),
+    "a NUL in a string": (lambda p: _launch_json(p, zone="fra1-a\x00"), 422, "see errors"),
+}
+
+
+@pytest.mark.parametrize(("make", "status", "says"), BODIES.values(), ids=BODIES.keys())
+def test_a_body_that_is_not_a_launch_is_a_clear_4xx(make, status, says, owner_api, project):
+    body = assert_problem(_post_raw(owner_api, make(project)), status)
+    assert says in body["detail"]
+    assert not Instance.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path", ["volumes", "firewalls/{firewall}/rules"], ids=["volume size", "firewall port"]
+)
+def test_huge_integers_elsewhere_are_422_too(path, owner_api, project):
+    world = build_world(project)
+    bodies = {
+        "volumes": {"project": project.pk, "name": "v", "zone": "fra1-a", "size_gib": 10**40},
+        "firewalls/{firewall}/rules": {"port_from": 10**40, "port_to": 10**40, "source": "0.0.0.0/0"},
+    }
+    assert_problem(owner_api.post(path.format(**world), bodies[path]), 422)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data"),
+    [
+        ("text/plain", "json"),
+        ("", "json"),
+        ("application/x-www-form-urlencoded", "name=web&count=1"),
+        ("application/xml", "<launch/>"),
+        ("application/jsonx", "json"),
+    ],
+    ids=repr,
+)
+def test_a_body_not_sent_as_application_json_is_415(content_type, data, owner_api, project):
+    sent = _launch_json(project) if data == "json" else data
+    body = assert_problem(_post_raw(owner_api, sent, content_type=content_type), 415)
+    assert "send Content-Type: application/json" in body["detail"]
+    assert not Instance.objects.exists()
+
+
+def test_a_multipart_form_is_415(owner_api, project):
+    response = owner_api.client.post("/api/v1/instances", launch_body(project), headers=owner_api.headers)
+    assert_problem(response, 415)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+def test_application_json_with_or_without_a_charset_is_taken(content_type, owner_api, project):
+    response = _post_raw(owner_api, _launch_json(project), content_type=content_type)
+    assert response.status_code == 202, response.content
+
+
+def test_a_415_on_an_update_and_a_budget_too(owner_api, project):
+    world = build_world(project)
+    patch = owner_api.client.patch(
+        f"/api/v1/instances/{world['instance']}",
+        '{"termination_protection": true}',
+        content_type="text/plain",
+        headers=owner_api.headers,
+    )
+    assert_problem(patch, 415)
+    put = owner_api.client.put(
+        f"/api/v1/projects/{project.pk}/budget", '{"amount": "5"}', content_type="", headers=owner_api.headers
+    )
+    assert_problem(put, 415)
