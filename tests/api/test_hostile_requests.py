@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from portal.api.api import api
 from portal.compute.models import Instance
 from tests.api.conftest import assert_problem, launch_body
 from tests.api.world import build_world
@@ -118,3 +119,34 @@ def test_a_415_on_an_update_and_a_budget_too(owner_api, project):
         f"/api/v1/projects/{project.pk}/budget", '{"amount": "5"}', content_type="", headers=owner_api.headers
     )
     assert_problem(put, 415)
+
+
+def test_a_body_over_the_limit_is_413_naming_it(owner_api, project, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    big = _launch_json(project, user_data="#" * 5000)
+    body = assert_problem(_post_raw(owner_api, big), 413)
+    assert "4,096 bytes" in body["detail"]
+    assert not Instance.objects.exists()
+    # the same on any endpoint that takes a body, and whatever its content type says
+    assert_problem(_post_raw(owner_api, big, content_type="text/plain", path="/api/v1/ssh-keys"), 413)
+    assert _post_raw(owner_api, _launch_json(project)).status_code == 202  # under it: fine
+
+
+def test_a_body_under_the_default_limit_is_taken_and_one_over_it_is_413(owner_api, project, settings):
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 2_621_440  # Django's default: what docs/api.md says
+    body = assert_problem(_post_raw(owner_api, _launch_json(project, user_data="#" * 2_700_000)), 413)
+    assert "2,621,440 bytes (2.5 MiB)" in body["detail"]
+
+
+def test_too_many_query_parameters_is_400(owner_api, project):
+    query = "&".join(f"p{n}=1" for n in range(1500))
+    assert_problem(owner_api.client.get(f"/api/v1/instances?{query}", headers=owner_api.headers), 400)
+
+
+def test_the_schema_documents_the_refusals_of_a_body():
+    for path, operations in api.get_openapi_schema()["paths"].items():
+        for method, operation in operations.items():
+            responses = {int(status) for status in operation["responses"]}
+            assert 400 in responses, (method, path)
+            if "requestBody" in operation:
+                assert {413, 415, 422} <= responses, (method, path)
