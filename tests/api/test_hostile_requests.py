@@ -138,9 +138,61 @@ def test_a_body_under_the_default_limit_is_taken_and_one_over_it_is_413(owner_ap
     assert "2,621,440 bytes (2.5 MiB)" in body["detail"]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "instances?name=%00",
+        "instances?zone=fra1%00",
+        "instances?project=%00",
+        "ssh-keys?project=web%00shop",
+        "catalog/zones?project=%00",
+        "projects/%00",
+        "projects/web%00shop/usage",
+        "projects/%00/budget",
+        "instances?x%00=1",
+    ],
+)
+def test_a_nul_in_the_url_is_400(url, owner_api, project):
+    # PostgreSQL can't compare text with a NUL in it: these were 500s there.
+    body = assert_problem(owner_api.client.get(f"/api/v1/{url}", headers=owner_api.headers), 400)
+    assert "NUL" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=abc", "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=true", "limit"),
+        ("limit=" + "9" * 40, "limit"),
+        ("limit=0", "limit"),
+        ("status=bogus", "status"),
+        ("name=" + "a" * 64, "name"),
+    ],
+)
+def test_a_bad_query_parameter_is_422_naming_it(query, field, owner_api, project):
+    response = owner_api.client.get(f"/api/v1/instances?{query}", headers=owner_api.headers)
+    assert [e["field"] for e in assert_problem(response, 422)["errors"]] == [field]
+
+
 def test_too_many_query_parameters_is_400(owner_api, project):
     query = "&".join(f"p{n}=1" for n in range(1500))
     assert_problem(owner_api.client.get(f"/api/v1/instances?{query}", headers=owner_api.headers), 400)
+
+
+TEN_MB = 10 * 2**20
+
+
+def test_ten_megabyte_headers_the_api_reads_are_refused(owner_api, project):
+    # In production gunicorn refuses any header over 8 KiB before the portal sees it; these are
+    # what the portal itself answers.
+    token = owner_api.client.get("/api/v1/projects", headers={"Authorization": "Bearer npt_" + "a" * TEN_MB})
+    assert_problem(token, 401)
+    key = _post_raw(owner_api, _launch_json(project), headers={"Idempotency-Key": "k" * TEN_MB})
+    assert "Idempotency-Key" in assert_problem(key, 400)["detail"]
+    assert not Instance.objects.exists()
+    other = owner_api.client.get("/api/v1/projects", headers=owner_api.headers | {"X-Padding": "a" * TEN_MB})
+    assert other.status_code == 200  # a header the API does not read changes nothing
 
 
 def test_the_schema_documents_the_refusals_of_a_body():
