@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
@@ -102,6 +105,17 @@ def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, inst
 
 # The tail the customer sees: enough for a boot and a login prompt, small enough for a page.
 CONSOLE_TAIL_CHARS = 16_000
+# The server page follows the console while the server changes and for this long after it comes
+# up (a kernel and cloud-init go on printing after the cloud calls the server running).
+CONSOLE_FOLLOW = timedelta(seconds=60)
+
+
+def _console_settled(instance) -> bool:
+    """Nothing more worth asking for every few seconds: the page's console stops following."""
+    if instance.is_transitional:
+        return False
+    booted = instance.running_since
+    return booted is None or timezone.now() - booted > CONSOLE_FOLLOW
 
 
 @login_required
@@ -123,12 +137,21 @@ def instance_console(request: HttpRequest, org_slug: str, project_slug: str, ins
             context["message"], status = error.user_message, 503
         else:
             context["text"] = context["text"][-CONSOLE_TAIL_CHARS:]
-            if not context["text"]:
+            if not context["text"] and instance.is_transitional:
+                context["message"] = (
+                    f"Nothing printed yet: {instance.name} is {instance.get_status_display().lower()}. "
+                    "What it prints as it boots appears here."
+                )
+            elif not context["text"]:
                 context["message"] = (
                     "This server's cloud does not report console output (or nothing was printed yet)."
                 )
-    template = "compute/_console.html" if request.htmx else "compute/instance_console.html"
-    return render(request, template, context, status=status)
+    if not request.htmx:
+        return render(request, "compute/instance_console.html", context, status=status)
+    response = render(request, "compute/_console.html", context, status=status)
+    # A busy cloud (503) is not swapped in and the page asks again; otherwise, once the server has
+    # settled, this answer is the last the page's console asks for.
+    return _stop_polling(response) if status == 200 and _console_settled(instance) else response
 
 
 def _detail_context(access: Access, instance) -> dict:
