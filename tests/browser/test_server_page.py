@@ -41,12 +41,13 @@ def owner_page(live_server, new_page):
     return page
 
 
-def look(page, tmp_path, name: str) -> None:
-    """Shoot the page at both widths, then go back to the desktop width."""
+def look(page, tmp_path, name: str, focus: str = "#main") -> None:
+    """Shoot the page, and the part of it that matters, at both widths; back to the desktop width."""
     for label, (width, height) in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": height})
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=tmp_path / f"{name}-{width}.png", full_page=True, caret="initial")
+        page.locator(focus).first.screenshot(path=tmp_path / f"{name}-{width}-part.png", caret="initial")
         if label == "phone":
             # The page's own content (the header is the frame's, shared by every page).
             overflow = page.evaluate(
@@ -98,7 +99,7 @@ def test_a_page_opened_while_the_server_boots_shows_its_console_without_a_reload
         pass
     page.wait_for_timeout(300)  # swapped and settled
     assert card.evaluate("e => e.__kept === true")
-    look(page, tmp_path, "server-provisioning")
+    look(page, tmp_path, "server-provisioning", ".console-card")
 
     time.sleep(3)
     step(operation)  # booted: the cloud says running
@@ -106,5 +107,36 @@ def test_a_page_opened_while_the_server_boots_shows_its_console_without_a_reload
     page.locator("#console").get_by_text("web-1 login:").wait_for()  # the card loaded afresh
     assert "Linux version" in page.locator("#console").inner_text()
     assert page.evaluate("window.__sameDocument === true")  # no reload happened
-    look(page, tmp_path, "server-running")
+    look(page, tmp_path, "server-running", ".console-card")
+    assert not page.csp_violations
+
+
+def test_resize_shows_what_changes_and_a_smaller_size_asks_once_more(owner_page, tmp_path):
+    from tests.factories import InstanceFactory
+
+    page, project = owner_page, owner_page.project
+    instance = InstanceFactory(project=project, name="db-1", status="stopped", addresses=["100.64.0.9"])
+    page.goto(page.base + instance.get_absolute_url())
+    panel = page.locator(".resize-panel")
+    assert not panel.is_visible()
+    page.locator("summary", has_text="Resize…").click()
+    panel.wait_for()
+    assert panel.locator("input[type=radio], select").count() == 0  # nothing to preselect
+    bigger = panel.locator("#resize-s-2vcpu-4gb")
+    assert "1 → 2" in bigger.inner_text() and "13.03 → 21.06 EUR" in bigger.inner_text()
+    look(page, tmp_path, "server-resize-panel", ".actions-card")
+
+    smaller = panel.locator("#resize-s-1vcpu-1gb")
+    smaller.locator("summary", has_text="Resize to Starter 1").click()
+    confirm = smaller.get_by_role("button", name="Shrink db-1 to Starter 1")
+    confirm.wait_for()
+    assert "It gets 1 GiB RAM instead of 2" in smaller.inner_text()
+    assert not Operation.objects.exists()  # asking is not doing
+    look(page, tmp_path, "server-resize-confirm", ".actions-card")
+    confirm.click()
+    page.locator("h1 .status-resizing").wait_for()
+    assert (
+        Operation.objects.get(instance=instance).params["flavor_id"]
+        == Flavor.objects.get(code="s-1vcpu-1gb").pk
+    )
     assert not page.csp_violations
