@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from portal.compute.models import FirewallRule, FirewallRuleSet
-from tests.browser.test_server_page import look, owner_page
+from tests.browser.pages import look, owner_page
 
 pytestmark = pytest.mark.browser
 

@@ -1,61 +1,23 @@
 """A server's page in Chromium: the console appearing while the server boots, the resize panel and
-its confirmation of a smaller size, and the page of a terminated server. Each state is also shot at
-a desktop and a phone width (into the test's tmp_path) and must not scroll sideways on the phone."""
+its confirmation of a smaller size, and the page of a terminated server that its e-mail links to. Each state is also shot at a desktop and
+a phone width (tests/browser/pages.py)."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from django.urls import reverse
 
-from portal.catalog.demo import load_demo_catalog
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute import services
 from portal.compute.models import Instance, Operation, SimulatedKnobs
 from portal.tenancy.access import project_access
-from portal.tenancy.models import Role
-from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
-from tests.steps import step
+from tests.browser.pages import look, owner_page
+from tests.steps import drive, step
 
 pytestmark = pytest.mark.browser
 
-WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
-
-
-@pytest.fixture
-def owner_page(live_server, new_page):
-    load_demo_catalog()
-    org = OrganizationFactory(name="Acme Research", slug="acme")
-    owner = MembershipFactory(
-        organization=org, role=Role.OWNER, user=UserFactory(email="dana@example.com", name="Dana Smith")
-    ).user
-    project = ProjectFactory(organization=org, name="Web shop", slug="web-shop")
-    page = new_page()
-    page.goto(live_server.url + reverse("account_login"))
-    page.fill("input[name=login]", owner.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/o/**")
-    page.project, page.owner, page.base = project, owner, live_server.url
-    return page
-
-
-def look(page, tmp_path, name: str, focus: str = "#main") -> None:
-    """Shoot the page, and the part of it that matters, at both widths; back to the desktop width."""
-    for label, (width, height) in WIDTHS.items():
-        page.set_viewport_size({"width": width, "height": height})
-        page.evaluate("window.scrollTo(0, 0)")
-        page.screenshot(path=tmp_path / f"{name}-{width}.png", full_page=True, caret="initial")
-        page.locator(focus).first.screenshot(path=tmp_path / f"{name}-{width}-part.png", caret="initial")
-        if label == "phone":
-            # The page's own content (the header is the frame's, shared by every page).
-            overflow = page.evaluate(
-                "(() => { const m = document.getElementById('main');"
-                " return Math.max(m.scrollWidth - m.clientWidth, m.getBoundingClientRect().right - innerWidth); })()"
-            )
-            assert overflow <= 0, f"{name} is {overflow}px too wide at {width}px"
-    page.set_viewport_size({"width": 1366, "height": 900})
+__all__ = ["owner_page"]  # the fixture
 
 
 def test_a_page_opened_while_the_server_boots_shows_its_console_without_a_reload(
@@ -139,4 +101,58 @@ def test_resize_shows_what_changes_and_a_smaller_size_asks_once_more(owner_page,
         Operation.objects.get(instance=instance).params["flavor_id"]
         == Flavor.objects.get(code="s-1vcpu-1gb").pk
     )
+    assert not page.csp_violations
+
+
+def test_a_terminated_server_leaves_a_page_its_email_links_to(owner_page, tmp_path, monkeypatch, mailoutbox):
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from portal.metering.models import UsageSegment
+
+    page, project = owner_page, owner_page.project
+    monkeypatch.setattr("portal.compute.services.instances.operations_enqueue", lambda steps: None)
+    SimulatedKnobs.objects.create(boot_seconds=0, action_seconds=0, transient_error_rate=0)
+    access = project_access(page.owner, project.organization.slug, project.slug)
+    batch = services.instance_launch(
+        access=access,
+        req=services.LaunchRequest(
+            name="report-1",
+            count=1,
+            zone=Zone.objects.get(code="fra1-a"),
+            flavor=Flavor.objects.get(code="s-2vcpu-4gb"),
+            image=Image.objects.get(name="Debian 13"),
+            root_disk_gib=80,
+        ),
+    )
+    instance = Instance.objects.get(batch=batch)
+    drive(Operation.objects.get(instance=instance))
+    instance.refresh_from_db()
+    address = instance.public_address
+
+    page.goto(page.base + instance.get_absolute_url())
+    page.fill("#confirm-name", "report-1")
+    page.get_by_role("button", name="Terminate", exact=True).click()
+    page.get_by_text("Terminating report-1.").wait_for()
+    drive(Operation.objects.get(instance=instance, action="terminate"))
+    page.reload()
+    assert page.get_by_role("link", name="report-1").count() == 0  # not in the list any more
+    # As if it had run for two days: its segments and creation moved back, its end kept.
+    earlier = timedelta(days=2)
+    Instance.objects.filter(pk=instance.pk).update(created_at=instance.created_at - earlier)
+    for segment in UsageSegment.objects.filter(resource_id=instance.pk):
+        UsageSegment.objects.filter(pk=segment.pk).update(started_at=segment.started_at - earlier)
+
+    mail = next(m for m in mailoutbox if m.subject.startswith("report-1 was terminated"))
+    link = next(line.split(": ", 1)[1] for line in mail.body.splitlines() if line.startswith("What it was"))
+    assert link.startswith(settings.PORTAL_BASE_URL)
+    page.goto(page.base + link.removeprefix(settings.PORTAL_BASE_URL))
+    page.locator("h1 .status-terminated").wait_for()
+    main = page.locator("#main").inner_text()
+    assert "by dana@example.com" in main and address in main
+    assert "Standard 4 · 2 vCPU · 4 GiB RAM" in main and "Existed\n2\xa0days" in main
+    assert "Ran\n48.0 h" in main
+    assert page.locator("#main form").count() == 0  # nothing left to do
+    look(page, tmp_path, "server-terminated")
     assert not page.csp_violations

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from portal.catalog.models import Flavor, Zone
 from portal.compute import services
@@ -21,6 +21,7 @@ from portal.compute.backends import BackendError, NotFound, get_backend
 from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
+from portal.compute.selectors import instance_tombstone
 from portal.compute.views.common import get_instance
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm, project_access
@@ -98,7 +99,20 @@ def _stop_polling(response: HttpResponse) -> HttpResponse:
 @require_safe
 def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug)
-    instance = get_instance(access, instance_id)
+    instance = get_instance(access, instance_id, terminated=True)
+    if instance.status == InstanceStatus.TERMINATED:
+        if request.htmx:  # terminated while its page was open: reload it as the record below
+            return HttpResponseClientRefresh()
+        return render(
+            request,
+            "compute/instance_terminated.html",
+            {
+                "org": access.organization,
+                "project": access.project,
+                "record": instance_tombstone(instance),
+                "currency": settings.PORTAL_CURRENCY,
+            },
+        )
     if request.htmx:
         response = render(
             request, "compute/instance_detail.html#instance-live", _detail_context(access, instance)
