@@ -32,5 +32,5 @@ def test_a_rule_the_set_already_has_is_refused_and_named(owner_page, tmp_path):
     assert page.get_by_text("Rule added").count() == 0
     assert form.get_by_label("Description").input_value() == "SSH again"  # kept, to edit
     assert list(rule_set.rules.values_list("description", flat=True)) == ["Office"]
-    look(page, tmp_path, "firewall-duplicate-refused", "section:has(#add-rule)")
+    look(page, tmp_path, "firewall-same-rule-refused", "section:has(#add-rule)")
     assert not page.csp_violations

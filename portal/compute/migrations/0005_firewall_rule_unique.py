@@ -1,21 +1,21 @@
 from django.db import migrations, models
 
 
-def drop_duplicate_rules(apps, schema_editor):
+def drop_second_copies(apps, schema_editor):
     """Rules added twice before the service refused it are the same rule twice: keep the first of
     each (its description), so that the constraints below can be created."""
     FirewallRule = apps.get_model("compute", "FirewallRule")
     seen = set()
-    duplicates = []
+    copies = []
     rules = FirewallRule.objects.order_by("pk").values_list(
         "pk", "rule_set_id", "protocol", "port_from", "port_to", "source"
     )
     for pk, *key in rules.iterator():
         key = tuple(key)
         if key in seen:
-            duplicates.append(pk)
+            copies.append(pk)
         seen.add(key)
-    FirewallRule.objects.filter(pk__in=duplicates).delete()
+    FirewallRule.objects.filter(pk__in=copies).delete()
 
 
 class Migration(migrations.Migration):
@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(drop_duplicate_rules, migrations.RunPython.noop),
+        migrations.RunPython(drop_second_copies, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name="firewallrule",
             constraint=models.UniqueConstraint(
