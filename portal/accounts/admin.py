@@ -1,3 +1,4 @@
+from allauth.account.models import EmailAddress
 from allauth.usersessions.admin import UserSessionAdmin as BaseUserSessionAdmin
 from allauth.usersessions.models import UserSession
 from django import forms
@@ -15,6 +16,12 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["organization"]
     readonly_fields = ["created_at"]
+
+
+class EmailAddressInline(admin.TabularInline):
+    model = EmailAddress
+    extra = 0
+    fields = ["email", "verified", "primary"]
 
 
 class _EmailCleaning:
@@ -49,7 +56,7 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ["is_active", "is_staff", "is_superuser", "date_joined"]
     search_fields = ["email", "name"]
     readonly_fields = ["date_joined", "last_login"]
-    inlines = [MembershipInline]
+    inlines = [EmailAddressInline, MembershipInline]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["name"]}),
@@ -59,6 +66,9 @@ class UserAdmin(BaseUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
 
+# allauth's e-mail addresses were a second "Accounts" section in the admin index, beside ours;
+# they are shown on the user they belong to instead.
+admin.site.unregister(EmailAddress)
 admin.site.unregister(UserSession)
 
 

@@ -176,6 +176,25 @@ class SimulatedKnobsAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return not SimulatedKnobs.objects.exists()
 
+    def changelist_view(self, request, extra_context=None):
+        # An empty list read as "no settings", while the cloud runs on the environment's
+        # defaults: say what is in effect and how to change it.
+        if not SimulatedKnobs.objects.exists():
+            knobs = SimulatedKnobs.from_settings()
+            messages.info(
+                request,
+                "Nothing is saved here yet, so the simulated cloud runs on the defaults from the "
+                f"environment: boot {knobs.boot_seconds:g} s, other actions {knobs.action_seconds:g} s, "
+                f"transient error rate {knobs.transient_error_rate:g}, slow calls "
+                f"+{knobs.slow_call_seconds:g} s, fail marker \"{knobs.fail_marker}\". "
+                "Add the settings (they start from these values) to change them live.",
+            )
+        return super().changelist_view(request, extra_context)
+
+    def get_changeform_initial_data(self, request) -> dict:
+        knobs = SimulatedKnobs.from_settings()
+        return {field: getattr(knobs, field) for field in self.list_display[1:]}
+
 
 @admin.register(SimulatedServer)
 class SimulatedServerAdmin(admin.ModelAdmin):

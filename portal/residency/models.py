@@ -31,6 +31,7 @@ class ResidencyPolicy(models.Model):
     )
 
     class Meta:
+        verbose_name_plural = "residency policies"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization"],

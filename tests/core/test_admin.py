@@ -278,6 +278,8 @@ def _admin_add_user(client: Client, email: str, password: str):
             "password2": password,
             "memberships-TOTAL_FORMS": "0",
             "memberships-INITIAL_FORMS": "0",
+            "emailaddress_set-TOTAL_FORMS": "0",
+            "emailaddress_set-INITIAL_FORMS": "0",
         },
     )
 
@@ -372,3 +374,40 @@ def test_deleting_a_user_in_admin_keeps_their_audit_trail(
     assert services_event.actor is None
     assert services_event.actor_email == "member@example.com"
     assert not org.memberships.filter(user_id=member.pk).exists()
+
+
+# --- The index reads well -----------------------------------------------------------------------
+
+
+def test_admin_index_has_one_accounts_section_and_plural_names(client_as, superuser, require_mfa):
+    page = client_as(superuser).get(reverse("admin:index")).content.decode()
+
+    assert page.count(">Accounts</a>") == 1, "allauth's e-mail addresses made a second Accounts section"
+    assert "Residency policies" in page and "policys" not in page
+
+
+def test_a_users_email_addresses_are_on_their_page(client_as, superuser, require_mfa):
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.get_or_create(user=superuser, email=superuser.email, defaults={"verified": True})
+
+    page = client_as(superuser).get(_admin_url(type(superuser), "change", superuser.pk)).content.decode()
+
+    assert 'name="emailaddress_set-0-email"' in page and superuser.email in page
+
+
+def test_simulated_settings_list_says_which_defaults_are_in_effect(client_as, superuser, require_mfa, settings):
+    from portal.compute.models import SimulatedKnobs
+
+    settings.SIMULATED_BACKEND = {**settings.SIMULATED_BACKEND, "boot_seconds": 7.5, "fail_marker": "doom"}
+    client = client_as(superuser)
+
+    listing = client.get(_admin_url(SimulatedKnobs, "changelist")).content.decode()
+    assert "runs on the defaults from the environment: boot 7.5 s" in listing
+    assert "fail marker &quot;doom&quot;" in listing
+    add_page = client.get(_admin_url(SimulatedKnobs, "add")).content.decode()
+    assert 'name="boot_seconds" value="7.5"' in add_page  # the form starts from what is in effect
+
+    SimulatedKnobs.objects.create()
+    listing = client.get(_admin_url(SimulatedKnobs, "changelist")).content.decode()
+    assert "defaults from the environment" not in listing

@@ -16,7 +16,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -70,17 +69,7 @@ def _cpu_wave(backend_id: str, begin: datetime, finish: datetime, window: timede
 def _knobs():
     from portal.compute.models import SimulatedKnobs
 
-    knobs = SimulatedKnobs.objects.first()
-    if knobs is None:
-        defaults = settings.SIMULATED_BACKEND
-        knobs = SimulatedKnobs(
-            transient_error_rate=defaults.get("transient_error_rate", 0.0),
-            slow_call_seconds=defaults.get("slow_call_seconds", 0.0),
-            boot_seconds=defaults.get("boot_seconds", 4.0),
-            action_seconds=defaults.get("action_seconds", 2.0),
-            fail_marker=defaults.get("fail_marker", "fail"),
-        )
-    return knobs
+    return SimulatedKnobs.objects.first() or SimulatedKnobs.from_settings()
 
 
 class SimulatedBackend(ComputeBackend):

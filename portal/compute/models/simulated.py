@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -67,6 +68,18 @@ class SimulatedKnobs(models.Model):
 
     def __str__(self) -> str:
         return "Simulated backend settings"
+
+    @classmethod
+    def from_settings(cls) -> SimulatedKnobs:
+        """The knobs in effect while no row is saved: settings.SIMULATED_BACKEND (the environment)."""
+        defaults = settings.SIMULATED_BACKEND
+        return cls(
+            transient_error_rate=defaults.get("transient_error_rate", 0.0),
+            slow_call_seconds=defaults.get("slow_call_seconds", 0.0),
+            boot_seconds=defaults.get("boot_seconds", 4.0),
+            action_seconds=defaults.get("action_seconds", 2.0),
+            fail_marker=defaults.get("fail_marker", "fail"),
+        )
 
 
 class BackendOrphan(models.Model):
