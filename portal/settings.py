@@ -39,7 +39,12 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_NAME = env_str("PORTAL_SITE_NAME", "Nimbus Cloud")
 # Links in e-mail sent by background tasks (which have no request to take the address from).
-PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# By default the development server's address, on $PORT as `make run` serves it (devrun passes
+# the address it serves to its web, worker and beat processes).
+_PORT = env_str("PORT", "8000")
+PORTAL_BASE_URL = env_str(
+    "PORTAL_BASE_URL", f"http://127.0.0.1:{_PORT if _PORT.isdigit() else 8000}"
+).rstrip("/")
 
 INSTALLED_APPS = [
     "portal.core.apps.PortalAdminConfig",

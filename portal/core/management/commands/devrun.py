@@ -41,6 +41,11 @@ def _default_port() -> int:
         raise CommandError(f"PORT must be a port number; got {raw!r}") from None
 
 
+def base_url_for(port: int, environ: dict[str, str]) -> str:
+    """The address links in e-mail point to: PORTAL_BASE_URL if set (a proxy in front), else this server."""
+    return environ.get("PORTAL_BASE_URL", "").strip().rstrip("/") or f"http://127.0.0.1:{port}"
+
+
 class Command(BaseCommand):
     help = "Start runserver, a Celery worker and Celery beat together; Ctrl-C stops all three."
     requires_system_checks = []  # runserver runs them itself, in the child
@@ -68,6 +73,9 @@ class Command(BaseCommand):
             Child("beat", [*celery, "beat", "-l", "info", "-s", beat_schedule]),
         ]
 
+        # Every child, the worker and beat too, links to the port served here, whatever $PORT
+        # or the settings' default say.
+        self.base_url = base_url_for(port, os.environ)
         self._banner(port)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         failure: str | None = None
@@ -86,7 +94,7 @@ class Command(BaseCommand):
     # --- children ---------------------------------------------------------------------------
 
     def _start(self, child: Child) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORTAL_BASE_URL": self.base_url}
         child.process = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
             child.argv,
             cwd=settings.BASE_DIR,
@@ -174,7 +182,7 @@ class Command(BaseCommand):
         # Django 6.1 MAILERS, or the older EMAIL_BACKEND (reading it raises when MAILERS is set).
         mailer = (getattr(settings, "MAILERS", None) or {}).get("default", {})
         backend = mailer.get("BACKEND") or getattr(settings, "EMAIL_BACKEND", "")
-        if backend.endswith(".console.EmailBackend"):
+        if backend.endswith(".console.EmailBackend") or backend == "portal.core.mail_console.EmailBackend":
             mail = "printed in this terminal (web / worker lines)"
         else:
             mail = f"sent with {backend} (EMAIL_URL)"
@@ -185,6 +193,7 @@ class Command(BaseCommand):
             f"  Portal   {url}",
             f"  Admin    {url}/admin/",
             f"  E-mail   {mail}",
+            f"           links in e-mail go to {self.base_url}",
             "  Stop     Ctrl-C stops all three",
         ]
         rule = "=" * (max(len(line) for line in lines) + 2)

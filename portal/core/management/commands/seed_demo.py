@@ -22,7 +22,6 @@ from portal.metering.demo import load_demo_usage
 from portal.tenancy.models import Membership, Organization, Project, Role
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - published demo credential, DEBUG only
-URL = "http://127.0.0.1:8000"
 
 OPERATOR = ("operator@demo.test", "Olive Operator")
 CUSTOMER = ("customer@demo.test", "Dana Customer")
@@ -108,15 +107,16 @@ class Command(BaseCommand):
         return user
 
     def _print_summary(self) -> None:
+        url = settings.PORTAL_BASE_URL  # $PORT's, as `make run` serves it
         lines = [
             "Demo data is ready.",
             "",
-            f"  Portal     {URL}",
+            f"  Portal     {url}",
             f"  Customer   {CUSTOMER[0]}  /  {DEMO_PASSWORD}   (owner of {ORGANIZATION[1]})",
             "             teammates: " + ", ".join(email for email, _, _ in TEAMMATES),
             "             (same password)",
             f"  Operator   {OPERATOR[0]}  /  {DEMO_PASSWORD}   (staff + superuser)",
-            f"  Admin      {URL}/admin/",
+            f"  Admin      {url}/admin/",
         ]
         width = max(len(line) for line in lines) + 2
         out = ["┌" + "─" * width + "┐"]
