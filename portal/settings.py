@@ -313,6 +313,10 @@ PORTAL_API_IDEMPOTENCY_HOURS = env_int("PORTAL_API_IDEMPOTENCY_HOURS", 24)
 
 # --- E-mail ------------------------------------------------------------------------------------
 MAILERS = {"default": mailer_from_url(env_str("EMAIL_URL"))}
+if DEBUG and MAILERS["default"]["BACKEND"] == "django.core.mail.backends.console.EmailBackend":
+    # The text part as written, links clickable (Django's prints quoted-printable MIME). Only in
+    # development: in production Django's deploy check still refuses a console backend (mail.E001).
+    MAILERS["default"]["BACKEND"] = "portal.core.mail_console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
