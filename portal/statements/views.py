@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from itertools import groupby
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
@@ -16,7 +17,7 @@ from portal.statements.documents import (
     statement_lines,
     with_hash_line,
 )
-from portal.statements.forms import PeriodForm, last_calendar_month
+from portal.statements.forms import PeriodForm, month_so_far, period_label, recent_months
 from portal.statements.models import Statement, StatementStatus
 from portal.statements.selectors import (
     first_of_month,
@@ -121,10 +122,14 @@ def _attestation(request: HttpRequest, access: Access) -> HttpResponse:
     org, project = access.organization, access.project
     data = request.GET
     if not data.get("from") and not data.get("to"):  # the default period, shown in the form
-        first, last = last_calendar_month(now.date())
+        first, last = month_so_far(now.date())
         data = {"from": first.isoformat(), "to": last.isoformat()}
     form = PeriodForm(data, today=now.date())
-    context = {"access": access, "org": org, "project": project, "form": form}
+    months = [
+        {"label": label, "query": urlencode({"from": first, "to": last}), "first": first, "last": last}
+        for label, first, last in recent_months(now.date(), since=(project or org).created_at.date())
+    ]
+    context = {"access": access, "org": org, "project": project, "form": form, "months": months}
     if not form.is_valid():
         return render(request, "statements/attestation.html", context, status=400)
     start, end = form.bounds
@@ -145,5 +150,6 @@ def _attestation(request: HttpRequest, access: Access) -> HttpResponse:
         "period_query": period.urlencode(),
         "period_from": form.cleaned_data["from"],
         "period_to": form.cleaned_data["to"],
+        "period_label": period_label(form.cleaned_data["from"], form.cleaned_data["to"], now.date()),
     }
     return render(request, "statements/attestation.html", context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from portal.audit.models import AuditEvent
 from portal.catalog.models import Jurisdiction, Region
 from portal.residency.services import policy_update
 from portal.statements.attestation import attestation_build
+from portal.tenancy.models import Organization
 from portal.tenancy.access import Perm, org_access, project_access
 from tests.factories import InstanceFactory
 from tests.statements.helpers import clock, make_segment
@@ -81,7 +83,8 @@ def test_a_compliant_history(org, project, owner, catalog, last_month, client_as
     assert attestation.resources[0].resource_id == str(volume_id)
     assert not attestation.warnings
 
-    response = client_as(owner).get(_url(org))  # no dates: last calendar month
+    last_day = (end - timedelta(days=1)).date()
+    response = client_as(owner).get(_url(org, **{"from": start.date(), "to": last_day}))
     assert response.status_code == 200
     body = response.content.decode()
     assert "Compliant" in body and "Not compliant" not in body
@@ -191,6 +194,30 @@ def test_the_csv_hash_is_the_hash_of_everything_but_its_last_line(
         ("ash-1", "iad1-a", "United States", "allowed"),
         ("ash-1", "iad1-a", "United States", "NOT ALLOWED"),
     ]
+
+
+def test_it_opens_on_this_month_so_far_with_earlier_months_to_pick(org, project, owner, catalog, client_as):
+    """A new organization's first look is its month so far, not an empty last month."""
+    now = timezone.now()
+    today = now.date()
+    Organization.objects.filter(pk=org.pk).update(created_at=now - timedelta(days=70))
+    server(project, catalog["fra1-a"], since=now - timedelta(minutes=5), name="web-1")
+
+    response = client_as(owner).get(_url(org))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'attestation-period">{today:%B %Y} so far<br>' in page
+    assert "web-1" in page and "No servers or volumes in this period" not in page
+    assert f'value="{today.replace(day=1).isoformat()}"' in page and f'value="{today.isoformat()}"' in page
+    # The months before it, back to the organization's first, are a click away.
+    links = re.findall(r'<a class="segment" href="\?from=([\d-]+)&amp;to=([\d-]+)"', page)
+    assert links[0] == (today.replace(day=1).isoformat(), today.isoformat())
+    last = today.replace(day=1) - timedelta(days=1)
+    assert links[1] == (last.replace(day=1).isoformat(), last.isoformat())
+    assert len(links) in (3, 4)  # 70 days back reaches two or three months before this one
+    earlier = client_as(owner).get(_url(org, **{"from": links[1][0], "to": links[1][1]})).content.decode()
+    assert f'attestation-period">{last:%B %Y}<br>' in earlier
 
 
 @pytest.mark.parametrize(
