@@ -28,7 +28,7 @@ def period_label(first: date, last: date, today: date) -> str:
         return f"{first:%B %Y} so far"
     if first.day == 1 and last == _month_end(first):
         return f"{first:%B %Y}"
-    return f"{first:%-d %b %Y} – {last:%-d %b %Y}"
+    return f"{first.day} {first:%b %Y} \N{EN DASH} {last.day} {last:%b %Y}"
 
 
 def recent_months(today: date, since: date, count: int = 12) -> list[tuple[str, date, date]]:
