@@ -16,8 +16,8 @@ from portal.audit.models import AuditEvent
 from portal.catalog.models import Jurisdiction, Region
 from portal.residency.services import policy_update
 from portal.statements.attestation import attestation_build
-from portal.tenancy.models import Organization
 from portal.tenancy.access import Perm, org_access, project_access
+from portal.tenancy.models import Organization
 from tests.factories import InstanceFactory
 from tests.statements.helpers import clock, make_segment
 
