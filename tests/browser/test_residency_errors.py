@@ -47,7 +47,6 @@ def test_a_refused_project_policy_opens_on_its_errors(live_server, browser, widt
     summary = page.locator(".error-summary")
     assert "The policy was not saved." in summary.inner_text()
     assert _in_viewport(page, ".error-summary"), "the error summary is out of sight"
-    page.screenshot(path=f"/tmp/journey-residency-error-{width}.png")
     # The summary links to the field, whose own error is beside it.
     summary.get_by_role("link", name="Allowed jurisdictions").click()
     assert _in_viewport(page, ".checklist.field-invalid .error")
