@@ -1,5 +1,6 @@
 """One period's usage of a project or an organization, as the page's tables, the graphs' JSON and
-the CSV all show it: the same rounded figures everywhere.
+the CSV all show it: the same rounded figures everywhere, every total the sum of its rows
+(`portal.lib.money`).
 
 Built from `daily_usage` (daily rollups plus today on the fly): a constant number of queries,
 however many servers the scope has.
@@ -13,16 +14,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 
+from portal.lib.money import apportion, money
 from portal.metering.models import Meter
 from portal.metering.periods import Period
 from portal.metering.selectors import DayUsage, daily_usage
 
-CENT = Decimal("0.01")
 HUNDREDTH = Decimal("0.01")
 
-
-def money(value) -> Decimal:
-    return Decimal(value or 0).quantize(CENT, ROUND_HALF_UP)
+__all__ = ["UsageReport", "hours", "money", "usage_report"]
 
 
 def hours(value) -> Decimal:
@@ -32,8 +31,8 @@ def hours(value) -> Decimal:
 @dataclass(frozen=True)
 class ReportDay:
     day: date
-    cost_by_meter: dict[str, Decimal]  # rounded, for every meter of the report
-    cost: Decimal  # rounded once from the exact figures, like every total below
+    cost_by_meter: dict[str, Decimal]  # to the cent, each meter's column adding up to its total
+    cost: Decimal  # the sum of the day's meters as shown
     exact: DayUsage
     vcpu_hours: Decimal
     ram_gib_hours: Decimal
@@ -53,8 +52,7 @@ class UsageReport:
 
     @property
     def total_cost(self) -> Decimal:
-        # Totals are rounded once, from the exact figures: they may differ by a cent or two from
-        # the sum of the rounded days, and they agree with the per-project and per-server tables.
+        # The exact total rounded once: the figure every table of the page adds up to.
         return money(sum((d.exact.cost for d in self.days), Decimal(0)))
 
     @property
@@ -75,10 +73,7 @@ class UsageReport:
 
     @property
     def cost_by_meter(self) -> dict[str, Decimal]:
-        return {
-            m: money(sum((d.exact.cost_by_meter.get(m, Decimal(0)) for d in self.days), Decimal(0)))
-            for m, _ in self.meters
-        }
+        return {m: sum((d.cost_by_meter[m] for d in self.days), Decimal(0)) for m, _ in self.meters}
 
     @property
     def is_empty(self) -> bool:
@@ -132,16 +127,24 @@ class UsageReport:
 def usage_report(period: Period, *, now: datetime | None = None, **scope) -> UsageReport:
     """The report for `period` and a scope (project=… or organization=…)."""
     raw: list[DayUsage] = daily_usage(start=period.start, end=period.end, now=now, **scope)
-    used = {m for d in raw for m, c in d.cost_by_meter.items() if money(c)}
+    used = {m for d in raw for m, c in d.cost_by_meter.items() if c}
     meters = [(m.value, m.label) for m in Meter if m.value in used]
     report = UsageReport(period=period, currency=settings.PORTAL_CURRENCY, meters=meters)
-    for d in raw:
-        by_meter = {m: money(d.cost_by_meter.get(m)) for m, _ in meters}
+    # The total is split over the meters, then each meter's share over the days: the footer of
+    # the cost table, its rows and the headline figure all add up.
+    exact_by_meter = [sum((d.cost_by_meter.get(m, Decimal(0)) for d in raw), Decimal(0)) for m, _ in meters]
+    meter_totals = apportion(exact_by_meter, money(sum((d.cost for d in raw), Decimal(0))))
+    columns = {
+        m: apportion([d.cost_by_meter.get(m, Decimal(0)) for d in raw], total)
+        for (m, _), total in zip(meters, meter_totals, strict=True)
+    }
+    for i, d in enumerate(raw):
+        by_meter = {m: columns[m][i] for m, _ in meters}
         report.days.append(
             ReportDay(
                 day=d.day,
                 cost_by_meter=by_meter,
-                cost=money(d.cost),
+                cost=sum(by_meter.values(), Decimal(0)),
                 vcpu_hours=hours(d.vcpu_hours),
                 ram_gib_hours=hours(d.ram_gib_hours),
                 storage_gib_hours=hours(d.storage_gib_hours),

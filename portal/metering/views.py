@@ -18,9 +18,10 @@ from django.views.decorators.http import require_safe
 from portal.compute.backends.base import BackendError, NotFound, get_backend
 from portal.compute.models import Instance, InstanceStatus
 from portal.compute.views.common import get_instance
+from portal.lib.money import apportion
 from portal.metering.models import Meter, ResourceType
 from portal.metering.periods import PRESETS, Period, PeriodForm
-from portal.metering.report import hours, money, usage_report
+from portal.metering.report import hours, usage_report
 from portal.metering.selectors import cost_by_project, cost_by_resource
 from portal.statements.documents import safe_cell
 from portal.tenancy.access import Access, org_access, project_access
@@ -94,14 +95,21 @@ def _resource_rows(access: Access, period: Period, now: datetime, **scope) -> li
         .exclude(status=InstanceStatus.TERMINATED)
         .values_list("pk", flat=True)
     )
-    for row in rows:
+    # Rows add up to the period's total, and each row's compute and storage to the row.
+    for row, cost in zip(rows, apportion([r["cost"] for r in rows]), strict=True):
         project = projects.get(row["project_id"])
         row["project"] = project
         row["type_label"] = ResourceType(row["type"]).label
-        row["cost"] = money(row["cost"])
+        row["cost"] = cost
         row["hours"] = hours(row["hours"])
-        row["compute"] = money(row["by_meter"].get(Meter.COMPUTE, 0) + row["by_meter"].get(Meter.LICENSE, 0))
-        row["storage"] = money(row["by_meter"].get(Meter.DISK, 0) + row["by_meter"].get(Meter.VOLUME, 0))
+        by_meter = row["by_meter"]
+        row["compute"], row["storage"] = apportion(
+            [
+                by_meter.get(Meter.COMPUTE, 0) + by_meter.get(Meter.LICENSE, 0),
+                by_meter.get(Meter.DISK, 0) + by_meter.get(Meter.VOLUME, 0),
+            ],
+            cost,
+        )
         row["url"] = (
             reverse(
                 "compute:instance_detail",
@@ -115,15 +123,17 @@ def _resource_rows(access: Access, period: Period, now: datetime, **scope) -> li
 
 def _project_rows(access: Access, period: Period, now: datetime) -> list[dict]:
     costs = cost_by_project(start=period.start, end=period.end, organization=access.organization, now=now)
+    projects = list(access.organization.projects.all())
+    shown = apportion([costs.get(p.pk, Decimal(0)) for p in projects])  # adding up to the total
     rows = [
         {
             "project": p,
-            "cost": money(costs.get(p.pk, Decimal(0))),
+            "cost": cost,
             "url": reverse("metering:project_usage", args=[access.organization.slug, p.slug])
             + "?"
             + period.query,
         }
-        for p in access.organization.projects.all()
+        for p, cost in zip(projects, shown, strict=True)
     ]
     return sorted(rows, key=lambda r: (-r["cost"], r["project"].name))
 

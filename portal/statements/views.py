@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from itertools import groupby
 from urllib.parse import urlencode
 
@@ -10,6 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from portal.lib.money import apportion
 from portal.statements.attestation import attestation_build, current_policies
 from portal.statements.documents import (
     sha256_hex,
@@ -65,9 +67,17 @@ def statement_detail(request: HttpRequest, org_slug: str, year: int, month: int)
     access = org_access(request.user, org_slug, Perm.BILLING_VIEW)
     statement = _statement_or_404(access, year, month)
     lines = statement_lines(statement)
+    groups = [(name, list(rows)) for name, rows in groupby(lines, key=lambda line: line.project_name)]
+    # Shown to the cent so that lines add up to their subtotal and subtotals to the total (the
+    # exact sum rounded once, as stored and in the CSV, which keeps every line's exact cost).
+    subtotals = apportion([sum((line.cost for line in rows), Decimal(0)) for _, rows in groups], statement.total)
     by_project = [
-        {"name": name, "lines": rows, "subtotal": sum(line.cost for line in rows)}
-        for name, rows in ((n, list(g)) for n, g in groupby(lines, key=lambda line: line.project_name))
+        {
+            "name": name,
+            "lines": list(zip(rows, apportion([line.cost for line in rows], subtotal), strict=True)),
+            "subtotal": subtotal,
+        }
+        for (name, rows), subtotal in zip(groups, subtotals, strict=True)
     ]
     return render(
         request,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -13,6 +15,7 @@ from django.utils import timezone
 
 from portal.statements.selectors import first_of_month
 from portal.statements.services import statement_close
+from tests.factories import ProjectFactory
 from tests.statements.helpers import created_at, make_segment
 
 
@@ -139,3 +142,22 @@ def test_the_sidebar_offers_statements_only_to_those_who_may_read_them(
 def test_an_absurd_year_is_a_404_not_a_500(org, owner, client_as):
     url = f"/o/{org.slug}/statements/99999999999999999999-1/"
     assert client_as(owner).get(url).status_code == 404
+
+
+def test_lines_and_subtotals_add_up_to_the_total_as_shown(org, project, owner, catalog, last_month, client_as):
+    """Three projects of 0.0037 each: a total of 0.01 is not shown over lines of 0.00."""
+    start, end = last_month
+    created_at(org, start - timedelta(days=300))
+    projects = [project] + [ProjectFactory(organization=org, name=f"P{i}", slug=f"p{i}") for i in (2, 3)]
+    for p in projects:  # 20 minutes at 0.0110 an hour: 0.0037
+        make_segment(p, catalog["fra1-a"], start=start + timedelta(days=1), end=start + timedelta(days=1, minutes=20))
+    statement_close(organization=org, month=start.date(), now=end + timedelta(minutes=20))
+
+    body = client_as(owner).get(_detail(org, start.date())).content.decode()
+
+    table = body[body.index('<table class="table table-statement">') :]
+    lines = [Decimal(v) for v in re.findall(r'</span></td>\s*<td class="num">([\d.]+)</td>', table)]
+    subtotals = [Decimal(v) for v in re.findall(r'Subtotal</td><td></td><td class="num">([\d.]+)</td>', table)]
+    total = Decimal(re.search(r"<tfoot>.*?<strong>([\d.]+)</strong>", table, re.S).group(1))
+    assert total == Decimal("0.01")
+    assert len(lines) == 3 and sum(lines) == total and sum(subtotals) == total

@@ -10,11 +10,11 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from portal.catalog.models import HOURS_PER_MONTH
+from portal.lib.money import apportion, money
 from portal.metering.models import Meter
 from portal.metering.selectors import resource_month_to_date
 
 register = template.Library()
-CENT = Decimal("0.01")
 
 
 @register.simple_tag
@@ -23,19 +23,17 @@ def instance_month_usage(instance) -> dict:
     now = timezone.now()
     usage = resource_month_to_date(resource_id=instance.pk, now=now)
     by_meter = usage.cost_by_meter
+    cost = money(usage.cost)
+    exact_compute = by_meter.get(Meter.COMPUTE, 0) + by_meter.get(Meter.LICENSE, 0)
+    # "compute … · disk …" adds up to the cost beside it (a server's other meter is its disk).
+    compute, disk = apportion([exact_compute, usage.cost - exact_compute], cost)
     return {
         "since": usage.since,
         "uptime": timesince(instance.running_since, now) if instance.running_since else "",
-        "cost": _cents(usage.cost),
+        "cost": cost,
         "running_hours": usage.running_hours.quantize(Decimal("0.1"), ROUND_HALF_UP),
-        "compute": _cents(by_meter.get(Meter.COMPUTE, 0) + by_meter.get(Meter.LICENSE, 0)),
-        "disk": _cents(by_meter.get(Meter.DISK, 0)),
-        "disk_monthly": _cents(
-            instance.root_disk_gib * settings.PORTAL_DISK_PRICE_GIB_HOUR * HOURS_PER_MONTH
-        ),
+        "compute": compute,
+        "disk": disk,
+        "disk_monthly": money(instance.root_disk_gib * settings.PORTAL_DISK_PRICE_GIB_HOUR * HOURS_PER_MONTH),
         "currency": settings.PORTAL_CURRENCY,
     }
-
-
-def _cents(value) -> Decimal:
-    return Decimal(value).quantize(CENT, ROUND_HALF_UP)
