@@ -40,6 +40,30 @@
     };
   }
 
+  // Ticks at 1, 2 or 5 times a power of ten (uPlot's own steps include 2.5, whose ticks read
+  // 0.3, 0.5, 0.8 once rounded), labelled with as many decimals as the step needs.
+  var NICE_STEPS = [];
+  for (var exponent = -3; exponent <= 8; exponent++) {
+    [1, 2, 5].forEach(function (m) { NICE_STEPS.push(Number((m * Math.pow(10, exponent)).toPrecision(1))); });
+  }
+
+  function decimalsFor(step) {
+    return step >= 1 ? 0 : Math.round(-Math.log10(step) + 0.49);
+  }
+
+  // An axis of quantities (vCPU-hours, GiB-hours) or, with `minimum` 0.01 and a currency, of money.
+  // The labels drawn are also left in data-axis-ticks, for people's tools and the tests to read.
+  function valueAxis(el, minimum, fixedDecimals) {
+    var spec = axis();
+    spec.incrs = NICE_STEPS.filter(function (step) { return step >= minimum; });
+    spec.values = function (u, splits, axisIdx, space, step) {
+      var labels = splits.map(function (v) { return number(v, fixedDecimals != null ? fixedDecimals : decimalsFor(step)); });
+      el.dataset.axisTicks = labels.join(" | ");
+      return labels;
+    };
+    return spec;
+  }
+
   // Day-first labels in UTC ("27 Oct", a year under the first tick of a new year).
   // Columns: tick increment, label, then what a new year / month / day / hour / minute / second adds.
   var TIME_STAMPS = [
@@ -129,8 +153,9 @@
       width: width(el),
       height: HEIGHT,
       tzDate: utc,
-      scales: { x: dayScale(), y: { range: function (u, min, max) { return [0, Math.max(max, 1)]; } } },
-      axes: [timeAxis(), axis(function (v) { return number(v, 2); })],
+      // A cent at least, so that the first cents of a new project are a bar, not a hairline.
+      scales: { x: dayScale(), y: { range: function (u, min, max) { return [0, Math.max(max, 0.01)]; } } },
+      axes: [timeAxis(), valueAxis(el, 0.01, 2)],
       series: series,
       cursor: { points: { show: false }, drag: { x: false, y: false } },
       legend: { live: true },
@@ -149,7 +174,7 @@
       height: HEIGHT,
       tzDate: utc,
       scales: { x: dayScale(), y: { range: function (u, min, max) { return [0, Math.max(max, 1)]; } } },
-      axes: [timeAxis(), axis(function (v) { return number(v, v < 10 && v % 1 ? 1 : 0); })],
+      axes: [timeAxis(), valueAxis(el, 0.01)],
       series: [
         { label: "Day", value: dayLabel },
         {
@@ -260,7 +285,8 @@
                 stroke: "#2f5bea",
                 fill: "rgba(47, 91, 234, .14)",
                 width: 1.5,
-                points: { show: false },
+                // One or two samples make no line to see (a server minutes old): draw them as dots.
+                points: { show: ys.length < 3, size: 9, width: 2, stroke: "#2f5bea", fill: "#2f5bea" },
                 value: function (u, v) { return v == null ? "—" : number(v, 1) + " %"; },
               },
             ],
@@ -269,9 +295,15 @@
           show(el);
           plot = new uPlot(opts, [xs, ys], el);
           fit(el, plot);
-          status.textContent =
-            "Over the last " + data.label + ": average " + number(sum / ys.length, 1) + " %, peak " +
-            number(Math.max.apply(null, ys), 1) + " % of the server's vCPUs (" + ys.length + " samples, UTC).";
+          if (ys.length === 1) {
+            status.textContent =
+              "Only one sample so far: " + number(ys[0], 1) + " % of the server's vCPUs at " +
+              uPlot.fmtDate("{HH}:{mm}")(utc(xs[0])) + " UTC. Not enough data for a line yet; it grows as samples arrive.";
+          } else {
+            status.textContent =
+              "Over the last " + data.label + ": average " + number(sum / ys.length, 1) + " %, peak " +
+              number(Math.max.apply(null, ys), 1) + " % of the server's vCPUs (" + ys.length + " samples, UTC).";
+          }
           panel.dataset.drawn = "1";
         })
         .catch(function (error) {
