@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from django.urls import reverse
@@ -66,7 +67,7 @@ def test_axes_tick_at_round_numbers(live_server, new_page):
     for chart in ("ram_gib_hours", "vcpu_hours", "cost"):
         labels = _ticks(page, chart)
         values = [float(label.replace(",", "")) for label in labels]
-        steps = {round(b - a, 6) for a, b in zip(values, values[1:], strict=False)}
+        steps = {round(b - a, 6) for a, b in pairwise(values)}
         assert len(steps) == 1 and _is_round_step(steps.pop()), (chart, labels)
         decimals = {len(label.split(".")[1]) if "." in label else 0 for label in labels}
         assert len(decimals) == 1, (chart, labels)  # one format per axis
