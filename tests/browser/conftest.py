@@ -41,8 +41,8 @@ def _sync_orm_beside_playwright(monkeypatch):
 def new_page(browser):
     contexts = []
 
-    def make():
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
+    def make(width: int = 1280, height: int = 860):
+        context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)

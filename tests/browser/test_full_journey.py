@@ -2,7 +2,10 @@
 worker: sign up → open the confirmation e-mail → confirm → organization and project → an SSH key →
 a residency policy → two servers in an allowed zone (a forbidden zone refused with its reason) →
 the list reaches "Running" without a reload → stop and start one → terminate the other → usage
-graph and cost → a budget → the 80 % alert e-mail. Each step is a screenshot in docs/screenshots/.
+graph and cost → a budget → the 80 % alert e-mail → the residency attestation of the month so far.
+
+Walked twice: on a laptop (1366 px) and on a phone (390 px, where no step may scroll sideways).
+Each step is a screenshot in docs/screenshots/, the phone's with a -mobile suffix.
 """
 
 from __future__ import annotations
@@ -67,8 +70,9 @@ def _public_key(tmp_path) -> str:
     return path.with_suffix(".pub").read_text().strip()
 
 
-def _clean(shoot):
-    """`shoot`, then remove the empty style="" that Playwright's caret hiding leaves on every input.
+def _clean(shoot, suffix: str = ""):
+    """`shoot` (the name with `suffix`), then remove the empty style="" that Playwright's caret
+    hiding leaves on every input. On a phone, each step must also fit the screen's width.
 
     Left in place, htmx copies that attribute onto the fields it swaps in later (the launch
     wizard's live summary), which the Content-Security-Policy reports as an inline style. For the
@@ -80,16 +84,21 @@ def _clean(shoot):
             if page.evaluate("!document.querySelector('.htmx-request')"):
                 break
             page.wait_for_timeout(50)
-        shoot(page, name)
+        width = page.viewport_size["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways"
+        shoot(page, name + suffix)
         page.evaluate("document.querySelectorAll('[style=\"\"]').forEach(e => e.removeAttribute('style'))")
 
     return take
 
 
-def test_signup_to_budget_alert(celery_worker_process, live_server, new_page, shoot, mailoutbox, tmp_path):
+@pytest.mark.parametrize(("width", "suffix"), [(1366, ""), (390, "-mobile")], ids=["laptop", "phone"])
+def test_signup_to_budget_alert(
+    width, suffix, celery_worker_process, live_server, new_page, shoot, mailoutbox, tmp_path
+):
     load_demo_catalog()
-    shoot = _clean(shoot)
-    page = new_page()
+    shoot = _clean(shoot, suffix)
+    page = new_page(width=width, height=860 if width > 600 else 844)
 
     # --- Sign up, confirm the address from the e-mail, onboarding ------------------------------
     page.goto(live_server.url)
@@ -298,4 +307,14 @@ def test_signup_to_budget_alert(celery_worker_process, live_server, new_page, sh
     _open_mail(mail, alert)
     shoot(mail, "45-journey-budget-alert-email")
     mail.close()
+
+    # --- The residency attestation: this month so far, the servers where they were ---------------
+    page.locator(".sidebar").get_by_role("link", name="Residency attestation").click()
+    page.wait_for_url("**/attestation/")
+    today = timezone.now().date()
+    assert page.locator(".attestation-period").inner_text().startswith(f"{today:%B %Y} so far")
+    placed = page.locator(".table-attestation").inner_text()
+    assert "web-1" in placed and "web-2" in placed and "fra1-a" in placed
+    assert "Compliant" in page.locator(".attestation-verdict").inner_text()
+    shoot(page, "46-journey-residency-attestation")
     assert not page.csp_violations
