@@ -342,8 +342,8 @@ def test_usage_is_read_only(project, owner, client_as):
 
 def test_sidebar_links_to_usage(project, viewer, client_as):
     page = client_as(viewer).get(_url("project_usage", project)).content.decode()
-    assert 'href="/o/acme/p/web-shop/usage/" aria-current="page">Usage</a>' in page
-    assert 'href="/o/acme/usage/">Usage</a>' in page
+    assert 'href="/o/acme/p/web-shop/usage/" aria-label="Project usage" aria-current="page">Usage</a>' in page
+    assert 'href="/o/acme/usage/" aria-label="Organization usage">Usage</a>' in page
 
 
 # --- queries do not grow with servers ----------------------------------------------------------
