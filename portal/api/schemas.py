@@ -7,7 +7,10 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
+from django.conf import settings
 from ninja import Field, Schema
+
+from portal.compute.services.instances import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB
 
 
 class Problem(Schema):
@@ -170,21 +173,35 @@ class InstancePage(Schema):
     next: str | None = Field(description="The next page's URL; null on the last page.")
 
 
+def _bounds(**bounds) -> dict:
+    """JSON-schema bounds a service checks: documented here, checked there with the request's other
+    rules, so that one 422 lists every problem (the schema's own checks would answer first, alone)."""
+    return {"json_schema_extra": bounds}
+
+
 class LaunchIn(Schema):
     project: int | str = Field(description="Project id or slug.")
-    name: str = Field(max_length=63, description="Servers are named name-1…name-N when count > 1.")
-    count: int = Field(1, ge=1, description="1 to COMPUTE_MAX_LAUNCH_COUNT (20 by default).")
+    name: str = Field(
+        description="Servers are named name-1…name-N when count > 1.",
+        **_bounds(minLength=1, maxLength=NAME_MAX_LENGTH),
+    )
+    count: int = Field(1, **_bounds(minimum=1, maximum=settings.COMPUTE_MAX_LAUNCH_COUNT))
     zone: str = Field(description="Zone code, e.g. fra1-a (GET /catalog/zones).")
     flavor: str = Field(description="Flavor code, e.g. s-1vcpu-2gb (GET /catalog/flavors).")
     image: int | str = Field(description="Image id or name, e.g. “Debian 13” (GET /catalog/images).")
     root_disk_gib: int | None = Field(
-        None, ge=1, description="Default: the larger of the size's and the image's."
+        None,
+        description="Default: the larger of the size's and the image's.",
+        **_bounds(minimum=1, maximum=ROOT_DISK_MAX_GIB),
     )
     ssh_keys: list[int | str] = Field(
         default_factory=list, description="SSH key ids or names of the project."
     )
     firewall: int | None = Field(None, description="Firewall rule set id of the project.")
-    user_data: str = ""
+    user_data: str = Field(
+        "",
+        description=f"cloud-init user data, at most {settings.COMPUTE_USER_DATA_MAX_BYTES} bytes in UTF-8.",
+    )
     termination_protection: bool = False
 
 
