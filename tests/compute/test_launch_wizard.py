@@ -36,7 +36,10 @@ def form_data(catalog):
 @pytest.fixture
 def urls(project):
     args = [project.organization.slug, project.slug]
-    return {"launch": reverse("compute:launch", args=args), "check": reverse("compute:launch_check", args=args)}
+    return {
+        "launch": reverse("compute:launch", args=args),
+        "check": reverse("compute:launch_check", args=args),
+    }
 
 
 def _errors_of(page: str, field: str) -> list[str]:

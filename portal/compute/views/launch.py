@@ -26,6 +26,7 @@ from portal.compute.forms import LaunchForm
 from portal.compute.presets import Preset, presets_for
 from portal.compute.pricing import default_disk_gib, launch_price, monthly, price_per_hour
 from portal.compute.quota import project_usage
+from portal.compute.views.common import apply_problems, refusal_status
 from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
 from portal.tenancy.access import Access, Perm, project_access
@@ -73,20 +74,12 @@ def _value(form: LaunchForm, name: str):
         return None
 
 
-def _apply(form: LaunchForm, problems: list[services.Problem]) -> None:
-    """Each problem next to its field, unless the field already has one (it could not be parsed)."""
-    for problem in problems:
-        field = problem.field if problem.field in form.fields else None
-        if field is None or field not in form.errors:
-            form.add_error(field, problem.message)
-
-
 def _judge(project, form: LaunchForm) -> None:
     """Parse the form and apply every rule to what parsed, so all the problems show at once."""
     form.is_valid()
     data = form.cleaned_data
     firewall = data.get("firewall")
-    _apply(
+    apply_problems(
         form,
         services.launch_problems(
             project,
@@ -250,8 +243,7 @@ def launch(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespon
         try:
             batch = services.instance_launch(access=access, req=_launch_request(form), request=request)
         except services.ComputeRefused as refused:
-            _apply(form, refused.problems)
-            status = refused.status
+            status = refusal_status(form, refused)
         except services.QuotaExceeded as error:
             form.add_error(None, str(error))
             status = 403
