@@ -10,7 +10,16 @@ from uuid import UUID
 from django.conf import settings
 from ninja import Field, Schema
 
+from portal.budgets.models import BUDGET_MAX_AMOUNT, BUDGET_MIN_AMOUNT
+from portal.compute.services.firewalls import DESCRIPTION_MAX_LENGTH, PORT_MAX, PORT_MIN
 from portal.compute.services.instances import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB
+from portal.compute.services.volumes import VOLUME_MAX_GIB, VOLUME_MIN_GIB, VOLUME_NAME_MAX_LENGTH
+
+
+def _bounds(**bounds) -> dict:
+    """JSON-schema bounds a service checks: documented here, checked there with the request's other
+    rules, so that one 422 lists every problem (the schema's own checks would answer first, alone)."""
+    return {"json_schema_extra": bounds}
 
 
 class Problem(Schema):
@@ -173,12 +182,6 @@ class InstancePage(Schema):
     next: str | None = Field(description="The next page's URL; null on the last page.")
 
 
-def _bounds(**bounds) -> dict:
-    """JSON-schema bounds a service checks: documented here, checked there with the request's other
-    rules, so that one 422 lists every problem (the schema's own checks would answer first, alone)."""
-    return {"json_schema_extra": bounds}
-
-
 class LaunchIn(Schema):
     project: int | str = Field(description="Project id or slug.")
     name: str = Field(
@@ -260,10 +263,10 @@ class SshKeyList(Schema):
 
 class FirewallRuleIn(Schema):
     protocol: Literal["tcp", "udp", "icmp"] = "tcp"
-    port_from: int | None = None
-    port_to: int | None = None
+    port_from: int | None = Field(None, **_bounds(minimum=PORT_MIN, maximum=PORT_MAX))
+    port_to: int | None = Field(None, **_bounds(minimum=PORT_MIN, maximum=PORT_MAX))
     source: str = Field(max_length=100, description="CIDR, e.g. 203.0.113.7/32 or 0.0.0.0/0.")
-    description: str = Field("", max_length=120)
+    description: str = Field("", **_bounds(maxLength=DESCRIPTION_MAX_LENGTH))
 
 
 class FirewallRuleOut(Schema):
@@ -300,9 +303,9 @@ class FirewallList(Schema):
 
 class VolumeIn(Schema):
     project: int | str
-    name: str = Field(max_length=63)
+    name: str = Field(**_bounds(minLength=1, maxLength=VOLUME_NAME_MAX_LENGTH))
     zone: str
-    size_gib: int = Field(ge=1)
+    size_gib: int = Field(**_bounds(minimum=VOLUME_MIN_GIB, maximum=VOLUME_MAX_GIB))
 
 
 class VolumeOut(Schema):
@@ -344,7 +347,7 @@ class UsageOut(Schema):
 
 
 class BudgetIn(Schema):
-    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    amount: Decimal = Field(ge=BUDGET_MIN_AMOUNT, le=BUDGET_MAX_AMOUNT, decimal_places=2)
     guard: Literal["off", "warn", "approval", "block"] = "off"
 
 
