@@ -83,9 +83,9 @@ class ZoneOut(Schema):
     certifications: list[str]
     status: str
     accepts_launches: bool
-    free_vcpus: int
-    free_ram_gib: int
-    capacity_updated_at: datetime | None
+    availability: Literal["available", "limited", "sold_out", "closed"] = Field(
+        description="Room for new servers: limited means the larger sizes may not fit."
+    )
     placement: Placement = Field(
         description="Whether the token's organization (or project) policy allows it."
     )

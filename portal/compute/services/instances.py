@@ -104,9 +104,7 @@ def launch_problems(
     if zone is not None and not zone_ok:
         refuse("zone", "Choose one of the zones listed.")
     elif zone is not None and not zone.accepts_launches:
-        refuse(
-            "zone", f"{zone.code} is {zone.get_status_display().lower()} right now; choose another zone.", 409
-        )
+        refuse("zone", zone.refusal, 409)
     if flavor is not None and (
         not flavor.is_active or (zone_ok and not flavor.zones.filter(pk=zone.pk).exists())
     ):

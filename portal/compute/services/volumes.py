@@ -61,7 +61,7 @@ def volume_create(
         if decision.allowed:
             if not zone.accepts_launches:
                 raise ComputeRefused(
-                    f"{zone.code} is {zone.get_status_display().lower()} right now; choose another zone.",
+                    zone.refusal,
                     "zone",
                     409,
                 )

@@ -74,26 +74,28 @@ def _value(form: LaunchForm, name: str):
         return None
 
 
-def _judge(project, form: LaunchForm) -> None:
-    """Parse the form and apply every rule to what parsed, so all the problems show at once."""
-    form.is_valid()
+def _judge(project, form: LaunchForm) -> int:
+    """Parse the form and apply every rule to what parsed, so all the problems show at once; the
+    status to answer a refusal with (400 for bad input, 409 for a zone closed right now)."""
+    parsed = form.is_valid()
     data = form.cleaned_data
     firewall = data.get("firewall")
-    apply_problems(
-        form,
-        services.launch_problems(
-            project,
-            name=data.get("name"),
-            count=data.get("count"),
-            zone=data.get("zone"),
-            flavor=data.get("flavor"),
-            image=data.get("image"),
-            root_disk_gib=data.get("root_disk_gib"),
-            user_data=data.get("user_data"),
-            ssh_keys=tuple(data.get("ssh_keys") or ()),
-            firewall=None if isinstance(firewall, Preset) else firewall,
-        ),
+    problems = services.launch_problems(
+        project,
+        name=data.get("name"),
+        count=data.get("count"),
+        zone=data.get("zone"),
+        flavor=data.get("flavor"),
+        image=data.get("image"),
+        root_disk_gib=data.get("root_disk_gib"),
+        user_data=data.get("user_data"),
+        ssh_keys=tuple(data.get("ssh_keys") or ()),
+        firewall=None if isinstance(firewall, Preset) else firewall,
     )
+    apply_problems(form, problems)
+    if problems and parsed:
+        return services.ComputeRefused.of(problems).status
+    return 400
 
 
 def _summary_names(name: str | None, count: int) -> str:
@@ -124,7 +126,7 @@ def _blockers(quota: list[QuotaImpact], guard, zone, decision) -> list[str]:
     if zone is not None and decision is not None and not decision.allowed:
         reasons.append(decision.reason)
     elif zone is not None and not zone.accepts_launches:
-        reasons.append(f"{zone.code} is not accepting new servers right now; choose another zone.")
+        reasons.append(zone.refusal)
     over = [q.label for q in quota if q.over]
     if over:
         reasons.append(f"Over the project's quota ({', '.join(over)}): launch fewer or smaller servers.")
@@ -237,8 +239,7 @@ def launch(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespon
     if request.method == "GET":
         return render(request, "compute/launch.html", _context(request, access, _form(request, access)))
     form = _form(request, access, request.POST, request.FILES)
-    status = 400
-    _judge(access.project, form)
+    status = _judge(access.project, form)
     if not form.errors:
         try:
             batch = services.instance_launch(access=access, req=_launch_request(form), request=request)
