@@ -31,8 +31,8 @@ from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
 from portal.tenancy.access import Access, Perm, project_access
 
-# Names listed in the summary; a launch of more says "name-1 … name-N".
-SUMMARY_NAMES = 5
+# Names listed in the summary; a launch of more, or of longer names, says "name-1 … name-N".
+SUMMARY_NAMES, SUMMARY_NAMES_LENGTH = 5, 80
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,10 @@ def _summary_names(name: str | None, count: int) -> str:
     if not name:
         return ""
     names = services.launch_names(name, count)
-    if count > SUMMARY_NAMES:
+    listed = ", ".join(names)
+    if count > SUMMARY_NAMES or len(listed) > SUMMARY_NAMES_LENGTH:
         return f"{names[0]} … {names[-1]}"
-    return ", ".join(names)
+    return listed
 
 
 def _extras(flavor, image, price) -> list[str]:
