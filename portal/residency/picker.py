@@ -65,7 +65,8 @@ class ZoneOption:
         badges = []
         availability = self.zone.availability
         if availability != Availability.AVAILABLE:
-            badges.append((f"availability-{availability}", availability.label))
+            short = {Availability.CLOSED: "Closed"}.get(availability, availability.label)
+            badges.append((f"availability-{availability}", short))
         if self.zone.status == ZoneStatus.DEGRADED:
             badges.append(("status-degraded", "Degraded"))
         return badges
