@@ -124,7 +124,7 @@ else:
 # --- Celery ------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 else:
     _queue = VAR_DIR / "celery" / "queue"
     _processed = VAR_DIR / "celery" / "processed"
@@ -148,10 +148,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
+if REDIS_URL:
+    # A message a worker took and did not acknowledge (the worker died) is delivered again after
+    # this. Longer than any task may run (the monthly close and the weekly digest: 1800 s) plus the
+    # longest countdown a task is sent with (an operation's backoff, at most 60 s), with a minute to
+    # spare: shorter, and a task still running or waiting for its countdown would be delivered a
+    # second time. Operations do not wait for it: the reconciler takes over a killed step once its
+    # lease (COMPUTE_STEP_LEASE_SECONDS) runs out; e-mail waits in the outbox.
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 1800 + 60 + 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat runs the reconciler, and how long it leaves an operation that no step has claimed
+# yet (its first message may still be on its way).
+COMPUTE_RECONCILE_SECONDS = float(env_str("COMPUTE_RECONCILE_SECONDS", "45"))
+COMPUTE_RECONCILE_GRACE_SECONDS = float(env_str("COMPUTE_RECONCILE_GRACE_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE = {
-    "compute-reconcile": {"task": "portal.compute.tasks.reconcile", "schedule": 45.0},
+    "compute-reconcile": {"task": "portal.compute.tasks.reconcile", "schedule": COMPUTE_RECONCILE_SECONDS},
     "metering-rollup": {"task": "portal.metering.tasks.rollup", "schedule": 300.0},
     "sessions-clear-expired": {"task": "portal.core.tasks.sessions_clear_expired", "schedule": 86400.0},
     "budgets-check": {"task": "portal.budgets.tasks.check_budgets", "schedule": 600.0},
@@ -167,6 +179,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=20, hour=0),
     },
     "api-purge-idempotency-keys": {"task": "portal.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    "core-outbox-send-due": {"task": "portal.core.tasks.outbox_send_due", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -280,6 +293,8 @@ COMPUTE_OPERATION_TIMEOUT_SECONDS = env_int("COMPUTE_OPERATION_TIMEOUT_SECONDS",
 # How long a worker holds an operation's step; past it (the worker died) the reconciler takes over.
 # Longer than the step task's time limit.
 COMPUTE_STEP_LEASE_SECONDS = env_int("COMPUTE_STEP_LEASE_SECONDS", 150)
+# Fault tests only: see portal/compute/crashpoints.py. Unset in production.
+COMPUTE_CRASH_FILE = env_str("COMPUTE_CRASH_FILE", "")
 COMPUTE_MAX_LAUNCH_COUNT = env_int("COMPUTE_MAX_LAUNCH_COUNT", 20)
 COMPUTE_USER_DATA_MAX_BYTES = env_int("COMPUTE_USER_DATA_MAX_BYTES", 16 * 1024)
 

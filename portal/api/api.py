@@ -14,6 +14,7 @@ from ninja.openapi.schema import OpenAPISchema
 from portal.api import errors
 from portal.api.auth import TokenAuth
 from portal.api.docs import PortalSwagger
+from portal.api.parser import JsonBodyParser
 from portal.api.routers import budgets, catalog, instances, projects, resources
 
 
@@ -37,12 +38,15 @@ api = PortalApi(
         "Automate servers, volumes, SSH keys, firewalls, usage and budgets. Authenticate with a "
         "personal access token (create one under API tokens in the portal): "
         "`Authorization: Bearer npt_…`. A read token only reads; read-write may launch and change "
-        "servers; the billing flag adds costs and budgets. Errors are application/problem+json. "
+        "servers; the billing flag adds costs and budgets. Send bodies as `Content-Type: "
+        "application/json`; unknown fields and values of the wrong JSON type are refused, not "
+        "ignored or converted. Errors are application/problem+json. "
         "Send an `Idempotency-Key` header on POST to make retries safe (kept 24 h). Each token may "
         "make a limited number of requests a minute: a 429 says how long to wait in Retry-After. "
         "Lists are paged with an opaque `cursor`."
     ),
     auth=TokenAuth(),
+    parser=JsonBodyParser(),
     docs_url="/docs",
     docs=PortalSwagger(),
     urls_namespace="api-v1",

@@ -7,7 +7,8 @@ import json
 import logging
 from http import HTTPStatus
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -68,22 +69,40 @@ def _field_name(loc: list | tuple) -> str:
     return ".".join(parts) or "body"
 
 
+# Plainer words than pydantic's for what a client most often gets wrong; the rest keep pydantic's.
+_MESSAGES = {
+    "extra_forbidden": "Unknown field: this endpoint does not take it",
+    "int_type": "Must be a JSON integer such as 2 (not a string, boolean or decimal)",
+    "bool_type": "Must be true or false",
+    "string_type": "Must be a JSON string",
+    "model_attributes_type": "Must be a JSON object",
+    "dict_type": "Must be a JSON object",
+    "list_type": "Must be a JSON array",
+}
+
+
 def _message(error: dict) -> str:
-    message = str(error.get("msg", "Invalid value."))
+    message = _MESSAGES.get(error.get("type", "")) or str(error.get("msg", "Invalid value."))
     message = message.removeprefix("Value error, ")
     return message if message.endswith(".") else message + "."
 
 
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    # Every error pydantic found, in the path, query and body at once: not just the first.
     errors = [{"field": _field_name(e.get("loc", ())), "message": _message(e)} for e in exc.errors]
-    if any(e.get("type") == "json_invalid" for e in exc.errors):
-        return problem(400, "The request body is not valid JSON.", kind="invalid-json")
     return problem(
         422, "Some fields are missing or invalid; see errors.", kind="invalid-request", errors=errors
     )
 
 
+def _parser_problem(exc: HttpError) -> ApiProblem | None:
+    # ninja wraps what the body parser raises (portal.api.parser) in a 400 of its own.
+    return exc.__cause__ if isinstance(exc.__cause__, ApiProblem) else None
+
+
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if cause := _parser_problem(exc):
+        return api_problem(request, cause)
     if isinstance(exc, AuthenticationError):
         return problem(
             401,
@@ -141,13 +160,35 @@ def api_problem(request: HttpRequest, exc: ApiProblem) -> HttpResponse:
     return problem(exc.status, exc.detail, kind=exc.kind, errors=exc.errors)
 
 
+def body_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return problem(
+        413,
+        f"The request body is too large: this API takes at most {limit:,} bytes ({limit / 2**20:.1f} MiB).",
+        kind="body-too-large",
+    )
+
+
+def malformed(request: HttpRequest, exc: SuspiciousOperation | BadRequest) -> HttpResponse:
+    # Django answers these 400 outside a view (too many query parameters, a broken header); the
+    # reason is for our logs, as Django's own handler keeps it.
+    logger.warning("Malformed API request %s %s: %s", request.method, request.path, exc)
+    return problem(400, "The request is malformed (its headers or query string).")
+
+
 def status_for(error: Exception) -> int:
     """The status the handlers `install`s answer `error` with: a 4xx for a refusal, else 500."""
     match error:
         case ApiProblem():
             return error.status
+        case HttpError() if _parser_problem(error):
+            return _parser_problem(error).status
         case HttpError():
             return error.status_code
+        case RequestDataTooBig():
+            return 413
+        case SuspiciousOperation() | BadRequest():
+            return 400
         case ComputeRefused():
             return 422 if error.status == 400 else error.status
         case Http404():
@@ -175,25 +216,34 @@ def install(api) -> None:
     api.add_exception_handler(QuotaExceeded, quota_exceeded)
     api.add_exception_handler(PlacementDenied, placement_denied)
     api.add_exception_handler(ApiProblem, api_problem)
+    api.add_exception_handler(RequestDataTooBig, body_too_large)
+    api.add_exception_handler(SuspiciousOperation, malformed)
+    api.add_exception_handler(BadRequest, malformed)
     api.add_exception_handler(Exception, server_error)
 
 
-def document_problems(schema: dict) -> dict:
-    """ninja documents every response as application/json; the errors are problem+json. A body
-    that is not JSON, or a malformed Idempotency-Key on a POST, is a 400 the routers don't declare."""
-    bad_request = {
-        "description": "Bad Request",
+def _documented(status: int) -> dict:
+    return {
+        "description": HTTPStatus(status).phrase,
         "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+
+
+def document_problems(schema: dict) -> dict:
+    """ninja documents every response as application/json; the errors are problem+json. Answers
+    the routers don't declare: a malformed request (400) on any path; on a POST, a malformed
+    Idempotency-Key (400); where there is a body, one that is not JSON (400), too large (413) or
+    not sent as application/json (415)."""
     for operations in schema.get("paths", {}).values():
-        for method, operation in operations.items():
+        for operation in operations.values():
             responses = operation.get("responses", {})
             for status, response in responses.items():
                 content = response.get("content", {})
                 if int(status) >= 400 and "application/json" in content:
                     content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
-            if "requestBody" in operation or method == "post":
-                responses.setdefault(400, bad_request)
+            statuses = [400] + ([413, 415] if "requestBody" in operation else [])
+            for status in statuses:
+                responses.setdefault(status, _documented(status))
     return schema
 
 

@@ -4,16 +4,69 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from django.conf import settings
 from ninja import Field, Schema
+from pydantic import ConfigDict, Discriminator, Tag, field_validator
 
 from portal.budgets.models import BUDGET_MAX_AMOUNT, BUDGET_MIN_AMOUNT
 from portal.compute.services.firewalls import DESCRIPTION_MAX_LENGTH, PORT_MAX, PORT_MIN
 from portal.compute.services.instances import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB
 from portal.compute.services.volumes import VOLUME_MAX_GIB, VOLUME_MIN_GIB, VOLUME_NAME_MAX_LENGTH
+
+
+def _text_refusal(value: str) -> str | None:
+    if "\x00" in value:
+        return "Text may not contain NUL characters (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Text must be valid Unicode: no unpaired surrogates (\\ud800 to \\udfff)"
+    return None
+
+
+class InputSchema(Schema):
+    """The base of every request body (`*In`): what a client sends is taken as it is or refused.
+
+    - An unknown field is a 422 naming it, not ignored: a misspelt `termination_protecton` or an
+      `admin: true` would otherwise be dropped silently and the request run without it.
+    - Strict types: JSON `true` is not the integer 1, `"5"` is not 5, `1.0` is not 1, `1` is not a
+      string. UUIDs and decimals have no JSON type of their own, so fields of those types take a
+      string (a decimal also a number): they say `strict=False`.
+    - No text may hold a NUL or an unpaired surrogate: neither can be stored (PostgreSQL refuses
+      NUL in text, UTF-8 has no surrogates), and no name, key or script needs one.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list | tuple) else (value,)
+        for text in texts:
+            if isinstance(text, str) and (refusal := _text_refusal(text)):
+                raise ValueError(refusal)
+        return value
+
+
+def _id_or_name_kind(value: Any) -> str | None:
+    # `type(...) is int`: a JSON true is a bool, which Python counts as an int.
+    if type(value) is int:
+        return "id"
+    return "name" if isinstance(value, str) else None
+
+
+# One error, "an id or a name", for a value that is neither, instead of one per member of the union.
+IdOrName = Annotated[
+    Annotated[int, Tag("id")] | Annotated[str, Tag("name")],
+    Discriminator(
+        _id_or_name_kind,
+        custom_error_type="id_or_name",
+        custom_error_message="Give an id (a JSON integer) or a name (a string)",
+    ),
+]
 
 
 def _bounds(**bounds) -> dict:
@@ -182,8 +235,8 @@ class InstancePage(Schema):
     next: str | None = Field(description="The next page's URL; null on the last page.")
 
 
-class LaunchIn(Schema):
-    project: int | str = Field(description="Project id or slug.")
+class LaunchIn(InputSchema):
+    project: IdOrName = Field(description="Project id or slug.")
     name: str = Field(
         description="Servers are named name-1…name-N when count > 1.",
         **_bounds(minLength=1, maxLength=NAME_MAX_LENGTH),
@@ -191,15 +244,13 @@ class LaunchIn(Schema):
     count: int = Field(1, **_bounds(minimum=1, maximum=settings.COMPUTE_MAX_LAUNCH_COUNT))
     zone: str = Field(description="Zone code, e.g. fra1-a (GET /catalog/zones).")
     flavor: str = Field(description="Flavor code, e.g. s-1vcpu-2gb (GET /catalog/flavors).")
-    image: int | str = Field(description="Image id or name, e.g. “Debian 13” (GET /catalog/images).")
+    image: IdOrName = Field(description="Image id or name, e.g. “Debian 13” (GET /catalog/images).")
     root_disk_gib: int | None = Field(
         None,
         description="Default: the larger of the size's and the image's.",
         **_bounds(minimum=1, maximum=ROOT_DISK_MAX_GIB),
     )
-    ssh_keys: list[int | str] = Field(
-        default_factory=list, description="SSH key ids or names of the project."
-    )
+    ssh_keys: list[IdOrName] = Field(default_factory=list, description="SSH key ids or names of the project.")
     firewall: int | None = Field(None, description="Firewall rule set id of the project.")
     user_data: str = Field(
         "",
@@ -222,7 +273,7 @@ class LaunchOut(Schema):
     instances: list[LaunchedInstance]
 
 
-class ActionIn(Schema):
+class ActionIn(InputSchema):
     action: Literal["start", "stop", "reboot", "hard_reboot", "resize"]
     flavor: str | None = Field(None, description="For resize: the new flavor code.")
 
@@ -232,15 +283,15 @@ class ActionOut(Schema):
     instance: InstanceOut
 
 
-class ProtectionIn(Schema):
+class ProtectionIn(InputSchema):
     termination_protection: bool
 
 
 # --- keys, firewalls, volumes -----------------------------------------------------------------
 
 
-class SshKeyIn(Schema):
-    project: int | str
+class SshKeyIn(InputSchema):
+    project: IdOrName
     public_key: str = Field(max_length=16384)
     name: str = Field("", max_length=80, description="Default: the key's comment.")
 
@@ -261,7 +312,7 @@ class SshKeyList(Schema):
     items: list[SshKeyOut]
 
 
-class FirewallRuleIn(Schema):
+class FirewallRuleIn(InputSchema):
     protocol: Literal["tcp", "udp", "icmp"] = "tcp"
     port_from: int | None = Field(None, **_bounds(minimum=PORT_MIN, maximum=PORT_MAX))
     port_to: int | None = Field(None, **_bounds(minimum=PORT_MIN, maximum=PORT_MAX))
@@ -278,8 +329,8 @@ class FirewallRuleOut(Schema):
     description: str
 
 
-class FirewallIn(Schema):
-    project: int | str
+class FirewallIn(InputSchema):
+    project: IdOrName
     name: str = Field("", max_length=80)
     preset: str | None = Field(
         None,
@@ -301,8 +352,8 @@ class FirewallList(Schema):
     items: list[FirewallOut]
 
 
-class VolumeIn(Schema):
-    project: int | str
+class VolumeIn(InputSchema):
+    project: IdOrName
     name: str = Field(**_bounds(minLength=1, maxLength=VOLUME_NAME_MAX_LENGTH))
     zone: str
     size_gib: int = Field(**_bounds(minimum=VOLUME_MIN_GIB, maximum=VOLUME_MAX_GIB))
@@ -324,9 +375,9 @@ class VolumeList(Schema):
     items: list[VolumeOut]
 
 
-class VolumeActionIn(Schema):
+class VolumeActionIn(InputSchema):
     action: Literal["attach", "detach"]
-    instance: UUID | None = Field(None, description="For attach: the server's id.")
+    instance: UUID | None = Field(None, strict=False, description="For attach: the server's id.")
 
 
 # --- usage and budgets ------------------------------------------------------------------------
@@ -346,8 +397,8 @@ class UsageOut(Schema):
     totals: dict[str, Decimal | dict[str, Decimal]]
 
 
-class BudgetIn(Schema):
-    amount: Decimal = Field(ge=BUDGET_MIN_AMOUNT, le=BUDGET_MAX_AMOUNT, decimal_places=2)
+class BudgetIn(InputSchema):
+    amount: Decimal = Field(ge=BUDGET_MIN_AMOUNT, le=BUDGET_MAX_AMOUNT, decimal_places=2, strict=False)
     guard: Literal["off", "warn", "approval", "block"] = "off"
 
 

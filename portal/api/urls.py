@@ -1,4 +1,5 @@
 import functools
+from urllib.parse import unquote_plus
 
 from django.urls import URLPattern, path, re_path
 
@@ -15,11 +16,23 @@ urlpatterns = [
 ]
 
 
-def _problem_for_wrong_method(view):
-    """ninja answers a method a path does not serve with a plain-text 405: make it a problem."""
+def _nul_in_url(request) -> bool:
+    return "\x00" in request.path_info or "\x00" in unquote_plus(request.META.get("QUERY_STRING", ""))
+
+
+def _api_view(view):
+    """What ninja leaves to the URL layer. A NUL (%00) in the path or query is a 400: no id, name or
+    filter has one, and PostgreSQL can't compare text with it. ninja answers a method a path does
+    not serve with a plain-text 405: make it a problem."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
+        if _nul_in_url(request):
+            return problem(
+                400,
+                "The URL contains a NUL character (%00); no id, name or filter has one.",
+                kind="nul-in-url",
+            )
         response = view(request, *args, **kwargs)
         if response.status_code == 405 and response.get("Content-Type") != PROBLEM_CONTENT_TYPE:
             allowed = response.get("Allow", "")
@@ -33,7 +46,7 @@ def _api_urls():
     patterns, app, namespace = api.urls
     for pattern in patterns:
         if isinstance(pattern, URLPattern):
-            pattern.callback = _problem_for_wrong_method(pattern.callback)
+            pattern.callback = _api_view(pattern.callback)
     return patterns, app, namespace
 
 

@@ -58,6 +58,9 @@ class ZoneAdmin(admin.ModelAdmin):
     readonly_fields = ["backend_health", "backend_error", "backend_checked_at", "capacity_updated_at"]
     actions = ["check_backend"]
 
+    class Media:
+        css = {"all": ["css/admin-zones.css"]}
+
     @admin.display(description="backend health")
     def backend_health(self, zone: Zone) -> str:
         """As the reconciler (every minute or so) or the "Check backend" action last found it."""
@@ -65,7 +68,11 @@ class ZoneAdmin(admin.ModelAdmin):
             return "not checked yet"
         ago = timesince(zone.backend_checked_at)
         if zone.backend_error:
-            return format_html('<span title="{}">✗ unreachable ({} ago)</span>', zone.backend_error, ago)
+            # The reason itself, so that "check auth_url" is read at a glance; the whole of it on hover.
+            reason = zone.backend_error.splitlines()[0]
+            if len(reason) > 240:
+                reason = reason[:239] + "…"
+            return format_html('<span title="{}">✗ {} ({} ago)</span>', zone.backend_error, reason, ago)
         return f"✓ answering ({ago} ago)"
 
     @admin.action(description="Check backend now (connect and read capacity)")

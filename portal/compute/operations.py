@@ -275,7 +275,9 @@ def _resized(op: Operation, state: ServerState) -> tuple[Progress, str]:
     if state.state == B.ERROR:
         return _fault(state)
     flavor = Flavor.objects.only("code").get(pk=op.params["flavor_id"])
-    return (Progress.DONE if state.state == B.STOPPED and state.flavor == flavor.code else Progress.WAITING), ""
+    return (
+        Progress.DONE if state.state == B.STOPPED and state.flavor == flavor.code else Progress.WAITING
+    ), ""
 
 
 def _still_there(op: Operation, state: ServerState) -> tuple[Progress, str]:
@@ -347,7 +349,9 @@ def _server_failed(op: Operation, message: str, detail: str) -> None:
         )
         if not op.close(OperationState.FAILED, message=message, detail=detail):
             return
-        log.warning("operation failed", extra={"operation": str(op.pk), "action": op.action, "detail": detail})
+        log.warning(
+            "operation failed", extra={"operation": str(op.pk), "action": op.action, "detail": detail}
+        )
         if op.action == Action.CREATE and instance.status in (S.TERMINATING, S.TERMINATED):
             notify.after_operations([(op, instance)])  # the terminate decides the status
             return
@@ -365,7 +369,9 @@ def _delete_failed_server(instance: Instance) -> None:
     try:
         get_backend(instance.zone.backend).delete_server(instance.backend_id)
     except BackendError:
-        log.warning("could not delete failed server", extra={"backend_id": instance.backend_id}, exc_info=True)
+        log.warning(
+            "could not delete failed server", extra={"backend_id": instance.backend_id}, exc_info=True
+        )
         return
     # Gone from the cloud: it no longer holds quota (an error row with a server still does).
     Instance.objects.filter(pk=instance.pk, backend_id=instance.backend_id).update(backend_id="")

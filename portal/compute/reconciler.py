@@ -39,7 +39,6 @@ from portal.metering.segments import sync_instance
 
 log = logging.getLogger(__name__)
 S = InstanceStatus
-GRACE = timedelta(seconds=30)
 
 
 @dataclass
@@ -67,8 +66,11 @@ def _claim_lost_work(now, report: Report) -> None:
     killed mid-step): claimed with a new step token, which makes any older message for them stale
     (one chain only), and their next check pushed forward so another reconciler does not take
     them too. The caller sends them; if it cannot, the claim lapses and the next run tries again."""
-    overdue = Q(next_check_at__isnull=True) | Q(next_check_at__lt=now)
-    lost = Operation.objects.active().filter(deadline__gt=now, created_at__lt=now - GRACE).filter(overdue)
+    # Never claimed: its first message may still be on its way, for a grace period. Claimed: a
+    # step's claim pushes `next_check_at` past the step's lease, so overdue means nobody has it.
+    grace = timedelta(seconds=settings.COMPUTE_RECONCILE_GRACE_SECONDS)
+    overdue = Q(next_check_at__isnull=True, created_at__lt=now - grace) | Q(next_check_at__lt=now)
+    lost = Operation.objects.active().filter(deadline__gt=now).filter(overdue)
     candidates = list(lost.values_list("pk", flat=True)[:500])
     if not candidates:
         return
@@ -140,7 +142,8 @@ def _fix_drift(zone, servers: dict, report: Report) -> None:
 def _notify_finished_batches() -> None:
     """A launch whose e-mail was not sent (a worker died after the commit): send it now."""
     quiet = LaunchBatch.objects.filter(
-        notified_at__isnull=True, created_at__lt=timezone.now() - GRACE
+        notified_at__isnull=True,
+        created_at__lt=timezone.now() - timedelta(seconds=settings.COMPUTE_RECONCILE_GRACE_SECONDS),
     ).exclude(instances__operations__state__in=ACTIVE_STATES)
     for batch_id in quiet.values_list("pk", flat=True)[:200]:
         notify.launch_batch_notify(batch_id)

@@ -21,9 +21,11 @@ from enum import StrEnum
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from portal.compute.backends import BackendError, NotFound, Transient, get_backend
+from portal.compute.crashpoints import CrashPoint, crash_point
 from portal.compute.models import Operation
 from portal.compute.operations import OPERATIONS, Kind, Progress
 
@@ -127,7 +129,9 @@ def _submit(backend_name: str, kind: Kind, ops: list[Operation]) -> dict[str, St
     pending = Operation.objects.start(ops)
     if pending:
         kind.started(pending)
+    crash_point(CrashPoint.BEFORE_CLOUD_CALL)
     answers = _call(backend_name, lambda backend: kind.submit(backend, ops), len(ops))
+    crash_point(CrashPoint.AFTER_CLOUD_CALL)
     steps, accepted = {}, []
     for op, answer in zip(ops, answers, strict=True):
         if isinstance(answer, BackendError):
@@ -162,7 +166,11 @@ def _look(backend_name: str, kind: Kind, ops: list[Operation]) -> dict[str, Step
         Operation.objects.filter(pk__in=[op.pk for op in waiting]).update(next_check_at=_next_check())
         steps |= {str(op.pk): Step(settings.COMPUTE_POLL_SECONDS) for op in waiting}
     if finished:
-        kind.succeed(finished)
+        with transaction.atomic():
+            # First of the callbacks run after the commit: before the e-mail is handed over.
+            transaction.on_commit(lambda: crash_point(CrashPoint.AFTER_FINISH))
+            kind.succeed(finished)
+            crash_point(CrashPoint.DURING_FINISH)
         steps |= {str(op.pk): DONE for op, _ in finished}
     return steps
 
@@ -207,7 +215,9 @@ def _backoff(attempt: int) -> float:
 
 def _next_check():
     # The reconciler re-enqueues an operation whose next check is long overdue (a lost message).
-    return timezone.now() + timedelta(seconds=settings.COMPUTE_POLL_SECONDS + settings.COMPUTE_STEP_LEASE_SECONDS)
+    return timezone.now() + timedelta(
+        seconds=settings.COMPUTE_POLL_SECONDS + settings.COMPUTE_STEP_LEASE_SECONDS
+    )
 
 
 def step_messages(operations: Iterable[tuple[str, str, str]]) -> list[list[list[str]]]:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from celery import shared_task
 
 from portal.compute import reconciler, runner
+from portal.compute.crashpoints import CrashPoint, crash_point
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def operations_advance(steps: list[list[str]]) -> None:
         for operation_id, step in runner.advance(steps).items():
             if not step.done:
                 following[step.again_in].append([operation_id, step.token])
+        crash_point(CrashPoint.BEFORE_NEXT_CHECK)
         steps = following.pop(0, [])
         for again_in, group in following.items():
             operations_advance.apply_async((group,), countdown=again_in)

@@ -1,8 +1,9 @@
 from celery import shared_task
 from django.contrib.sessions.models import Session
 from django.core.cache import cache
-from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
+
+from portal.core import mail
 
 
 @shared_task(time_limit=120, soft_time_limit=100)
@@ -19,20 +20,7 @@ def ping(marker: str) -> str:
     return marker
 
 
-@shared_task(
-    autoretry_for=(Exception,),
-    retry_backoff=30,
-    retry_backoff_max=1800,
-    retry_jitter=True,
-    max_retries=12,
-    time_limit=60,
-    soft_time_limit=50,
-)
-def mail_deliver(payload: dict) -> None:
-    """Retry a message the first attempt could not deliver (see portal.core.mail)."""
-    message = EmailMultiAlternatives(
-        payload["subject"], payload["body"], payload["from_email"], payload["to"]
-    )
-    for content, mimetype in payload["alternatives"]:
-        message.attach_alternative(content, mimetype)
-    message.send()
+@shared_task(time_limit=300, soft_time_limit=240)
+def outbox_send_due() -> int:
+    """Periodic (celery beat): send the e-mails whose delivery failed or never happened."""
+    return mail.outbox_send_due()

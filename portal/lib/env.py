@@ -92,12 +92,15 @@ def _sqlite(path: Path) -> dict:
 
 
 def mailer_from_url(url: str) -> dict:
-    """One MAILERS entry from EMAIL_URL: smtp://user:pass@host:587?tls=1, smtps://…, console://."""
+    """One MAILERS entry from EMAIL_URL: smtp://user:pass@host:587?tls=1, smtps://…, console://,
+    file:///path."""
     if not url or url.startswith("console:"):
         return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
     parts = urlsplit(url)
     if parts.scheme == "locmem":
         return {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    if parts.scheme == "file":  # file:///var/spool/portal-mail: one file per connection, for inspection
+        return {"BACKEND": "django.core.mail.backends.filebased.EmailBackend", "OPTIONS": {"file_path": parts.path}}
     if parts.scheme in {"smtp", "smtps", "submission"}:
         query = {key: values[-1].lower() in _TRUE for key, values in parse_qs(parts.query).items()}
         default_port = {"smtps": 465, "submission": 587}.get(parts.scheme, 25)
@@ -114,5 +117,5 @@ def mailer_from_url(url: str) -> dict:
             },
         }
     raise ConfigError(
-        f"EMAIL_URL scheme {parts.scheme!r} is not supported (use smtp://, smtps://, console://)"
+        f"EMAIL_URL scheme {parts.scheme!r} is not supported (use smtp://, smtps://, console://, file://)"
     )

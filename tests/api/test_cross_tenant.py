@@ -40,43 +40,15 @@ def test_a_project_bound_token_sees_other_projects_as_missing(
     assert theirs.content == missing.content
 
 
-@pytest.mark.parametrize(
-    ("path", "field"),
-    [
-        ("instances", "project"),
-        ("ssh-keys", "project"),
-        ("firewalls", "project"),
-        ("volumes", "project"),
-    ],
-)
-def test_creating_in_another_organizations_project_is_404(
-    path, field, project, outsider, catalog, knobs, token_for
-):
+CREATE_ENDPOINTS = {e.path: e for e in ENDPOINTS if e.method == "post" and "{" not in e.path}
+
+
+@pytest.mark.parametrize("path", ["instances", "ssh-keys", "firewalls", "volumes"])
+def test_creating_in_another_organizations_project_is_404(path, project, outsider, catalog, knobs, token_for):
     _, api = token_for(outsider, outsider.memberships.get().organization)
-    theirs = api.post(
-        path,
-        {
-            field: project.pk,
-            "name": "x",
-            "zone": "fra1-a",
-            "size_gib": 1,
-            "public_key": "x",
-            "flavor": "s-1vcpu-2gb",
-            "image": "Debian 13",
-        },
-    )
-    missing = api.post(
-        path,
-        {
-            field: 987654,
-            "name": "x",
-            "zone": "fra1-a",
-            "size_gib": 1,
-            "public_key": "x",
-            "flavor": "s-1vcpu-2gb",
-            "image": "Debian 13",
-        },
-    )
+    body = CREATE_ENDPOINTS[path].payload
+    theirs = api.post(path, body({"project": project.pk}))
+    missing = api.post(path, body({"project": MISSING["project"]}))
     assert_problem(theirs, 404)
     assert theirs.content == missing.content
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError
 from django.http import Http404
 from ninja.errors import AuthenticationError, HttpError, Throttled
@@ -67,10 +67,22 @@ def test_a_wrong_method_is_a_405_problem(owner_api):
     assert "GET" in response["Allow"] and "POST" in body["detail"]
 
 
+def _parse_failure(cause: Exception) -> HttpError:
+    # What ninja raises when the body parser fails: its own 400, caused by the parser's problem.
+    error = HttpError(400, "Cannot parse request body")
+    error.__cause__ = cause
+    return error
+
+
 @pytest.mark.parametrize(
     "error",
     [
         ApiProblem(409, "taken"),
+        _parse_failure(ApiProblem(415, "JSON only")),
+        _parse_failure(ValueError("odd")),
+        RequestDataTooBig("big"),
+        SuspiciousOperation("odd"),
+        BadRequest("bad"),
         ApiProblem(422, "bad"),
         HttpError(405, "no"),
         AuthenticationError(),

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from portal.compute.backends import BackendState, NotFound, Rejected, ServerSpec
+from portal.compute.backends import BackendState, Capability, NotFound, Rejected, ServerSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -142,3 +142,4 @@ def test_capacity_and_health(cloud):
     capacity = backend.zone_capacity(zone)
     assert capacity.free_vcpus >= 1 and capacity.free_ram_gib >= 1
     assert backend.check_health(zone)
+    assert backend.capabilities(zone) <= set(Capability)

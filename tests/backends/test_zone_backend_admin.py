@@ -88,7 +88,7 @@ def test_check_backend_action_reports_health(admin_client, catalog, knobs, broke
     assert good.backend_checked_at and good.backend_error == ""
     assert bad.backend_error == "connection refused by kvm7.example:16509"
     listing = admin_client.get(reverse("admin:catalog_zone_changelist")).content.decode()
-    assert "✗ unreachable" in listing and "✓ answering" in listing
+    assert "✗ connection refused by kvm7.example:16509 (" in listing and "✓ answering" in listing
 
 
 def test_the_reconciler_records_an_unreachable_zone_and_goes_on(catalog, knobs, broken_backend):

@@ -66,3 +66,46 @@ def test_console_output_is_escaped(launch, client_as, owner, monkeypatch):
     monkeypatch.setattr(SimulatedBackend, "console_output", lambda self, _id: "<script>alert(1)</script>")
     body = client_as(owner).get(_url(instance), headers={"HX-Request": "true"}).content.decode()
     assert "<script>alert" not in body and "&lt;script&gt;" in body
+
+
+def _detail(instance):
+    project = instance.project
+    return reverse("compute:instance_detail", args=[project.organization.slug, project.slug, instance.pk])
+
+
+def test_the_console_appears_in_the_live_region_once_the_server_is_in_the_cloud(launch, client_as, owner):
+    """The page polls its live region while the server changes: the console has to be in it, or a
+    page opened while the server boots never shows it without a reload."""
+    instance = Instance.objects.get(batch=launch(name="web-1"))
+    client = client_as(owner)
+    poll = {"headers": {"HX-Request": "true"}}
+    assert "Console output" not in client.get(_detail(instance), **poll).content.decode()  # not in the cloud
+
+    Instance.objects.filter(pk=instance.pk).update(status="provisioning", backend_id="sim-fra1-a-1")
+    partial = client.get(_detail(instance), **poll)
+    assert partial.status_code == 200  # still changing: the page keeps polling
+    text = partial.content.decode()
+    assert '<section class="card console-card" id="console-card-provisioning" hx-preserve="true">' in text
+    assert f'hx-get="{_url(instance)}" hx-trigger="load, every 3s"' in text
+
+    # A new status is a new card (loaded afresh: the boot, then the login prompt).
+    Instance.objects.filter(pk=instance.pk).update(status="running")
+    last = client.get(_detail(instance), **poll)
+    assert last.status_code == 286 and 'id="console-card-running"' in last.content.decode()
+
+
+def test_the_console_is_followed_while_the_server_boots_and_then_left_alone(launch, client_as, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    instance = _running(launch)
+    client = client_as(owner)
+    poll = {"headers": {"HX-Request": "true"}}
+    Instance.objects.filter(pk=instance.pk).update(running_since=timezone.now())
+    assert client.get(_url(instance), **poll).status_code == 200  # just up: still printing
+    Instance.objects.filter(pk=instance.pk).update(running_since=timezone.now() - timedelta(minutes=2))
+    settled = client.get(_url(instance), **poll)
+    assert settled.status_code == 286 and "web-1 login:" in settled.content.decode()  # the last answer
+    Instance.objects.filter(pk=instance.pk).update(status="stopping")
+    assert client.get(_url(instance), **poll).status_code == 200

@@ -141,13 +141,63 @@ def test_bad_rules_re_render_with_the_reason(project, member, client_as, web, ru
     assert not FirewallRule.objects.exists()
 
 
-def test_adding_the_same_rule_twice_changes_nothing(project, member, client_as, web):
+@pytest.mark.parametrize(
+    ("first", "again", "named"),
+    [
+        (_rule(source="203.0.113.4/32"), _rule(source="203.0.113.4"), "TCP 22 from 203.0.113.4/32"),
+        (_rule(source="0.0.0.0/0"), _rule(source="0.0.0.0/00"), "TCP 22 from 0.0.0.0/0"),
+        (_rule(port_to="22"), _rule(port_to=""), "TCP 22 from 0.0.0.0/0"),
+        (
+            _rule("udp", "60000", "61000"),
+            _rule("udp", "60000", "61000", " 0.0.0.0/0.0.0.0 "),
+            "UDP 60000-61000",
+        ),
+        (_rule("icmp", "", "", "::/0"), _rule("icmp", "", "", "::/000"), "ICMP all from ::/0"),
+        (_rule(source="2001:db8::/32"), _rule(source="2001:DB8:0:0::/32"), "TCP 22 from 2001:db8::/32"),
+    ],
+)
+def test_a_rule_the_set_already_has_is_refused_and_changes_nothing(
+    project, member, client_as, web, first, again, named
+):
     client = client_as(member)
     url = _url(project, "compute:firewall_detail", web.pk)
-    client.post(url, _rule(source="203.0.113.7/32"))
-    assert client.post(url, _rule(source="203.0.113.7")).status_code == 302
-    assert web.rules.count() == 1
+    added = client.post(url, first | {"description": "SSH from the office"}, follow=True)
+    assert added.redirect_chain and "Rule added" in added.content.decode()
+    response = client.post(url, again | {"description": "a second copy"})
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert f"This rule set already has that rule ({named}" in page
+    assert "Rule added" not in page
+    assert 'value="a second copy"' in page  # the form keeps what was typed
+    assert list(web.rules.values_list("description", flat=True)) == ["SSH from the office"]
     assert AuditEvent.objects.filter(action=AuditAction.FIREWALL_UPDATED).count() == 1
+
+
+def test_the_same_ports_from_another_source_or_protocol_are_other_rules(project, member, client_as, web):
+    client = client_as(member)
+    url = _url(project, "compute:firewall_detail", web.pk)
+    for rule in (_rule(), _rule("udp"), _rule(source="203.0.113.4"), _rule(port_to="23"), _rule("icmp", "")):
+        assert client.post(url, rule).status_code == 302, rule
+    assert web.rules.count() == 5
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"protocol": "tcp", "port_from": 22, "port_to": 22, "source": "0.0.0.0/0"},
+        {"protocol": "icmp", "port_from": None, "port_to": None, "source": "0.0.0.0/0"},
+    ],
+)
+def test_the_database_holds_one_copy_of_a_rule_whoever_writes(web, fields):
+    from django.db import IntegrityError, transaction
+
+    FirewallRule.objects.create(rule_set=web, **fields)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FirewallRule.objects.create(rule_set=web, description="again", **fields)
+    # Another rule set may hold the same rule.
+    FirewallRule.objects.create(
+        rule_set=FirewallRuleSet.objects.create(project=web.project, name="b"), **fields
+    )
 
 
 def test_rule_delete_then_again_is_404(project, member, client_as, web):
@@ -238,3 +288,30 @@ def test_another_projects_firewall_is_404(org, project, member, outsider, client
     assert client_as(member).post(_url(other, "compute:firewall_delete", web.pk)).status_code == 404
     assert client_as(outsider).get(_url(project, "compute:firewall_detail", web.pk)).status_code == 404
     assert FirewallRuleSet.objects.filter(pk=web.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_the_first_of_rules_stored_twice_before():
+    """Before the constraints a set could hold a rule twice (presets, old writes): the migration
+    keeps the first copy of each and nothing else."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = ("compute", "0004_simulated_key_not_unique"), ("compute", "0005_firewall_rule_unique")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    apps = executor.loader.project_state([before]).apps
+    project = ProjectFactory()
+    rule_set = apps.get_model("compute", "FirewallRuleSet").objects.create(project_id=project.pk, name="old")
+    Rule = apps.get_model("compute", "FirewallRule")
+    ssh = dict(rule_set=rule_set, protocol="tcp", port_from=22, port_to=22, source="0.0.0.0/0")
+    ping = dict(rule_set=rule_set, protocol="icmp", port_from=None, port_to=None, source="::/0")
+    kept = [Rule.objects.create(**ssh, description="first").pk, Rule.objects.create(**ping).pk]
+    Rule.objects.create(**ssh, description="second")
+    Rule.objects.create(**ping)
+    kept.append(Rule.objects.create(**ssh | {"port_to": 23}).pk)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+    assert sorted(FirewallRule.objects.values_list("pk", flat=True)) == sorted(kept)
+    assert FirewallRule.objects.get(port_to=22).description == "first"

@@ -105,13 +105,6 @@ def test_viewer_sees_no_action_buttons(project, viewer, client_as):
     assert _action(client_as(viewer), instance, action="stop").status_code == 403
 
 
-def test_terminated_servers_are_gone_from_list_and_detail(project, owner, client_as):
-    instance = InstanceFactory(project=project, status="terminated")
-    client = client_as(owner)
-    assert instance.name not in client.get(_list_url(project)).content.decode()
-    assert client.get(instance.get_absolute_url()).status_code == 404
-
-
 def test_protection_toggles_and_is_audited_once(project, owner, viewer, client_as):
     from portal.audit.models import AuditEvent
 

@@ -18,6 +18,7 @@ from portal.api.models import ApiToken
 from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
 from portal.compute.models import Instance, Operation
+from portal.core.models import OutboxMessage
 from portal.residency.models import ResidencyPolicy
 from portal.statements.models import Statement
 from portal.tenancy import services
@@ -153,6 +154,13 @@ def populated(owner, member, project, superuser):
     budget_admin_rows(project, owner)
     api_admin_rows(project, owner)
     statement_admin_rows(project)
+    OutboxMessage.objects.create(
+        subject="Hello",
+        body="Hi",
+        from_email="no-reply@localhost",
+        to=["a@example.com"],
+        next_attempt_at=timezone.now(),
+    )
     Client(HTTP_USER_AGENT="TestBrowser/1.0").post(
         reverse("account_login"), {"login": member.email, "password": PASSWORD}
     )  # a user session
@@ -235,8 +243,17 @@ def test_superuser_can_open_every_change_page(client_as, superuser, require_mfa,
 
 # Audit events are append-only; invitations carry a secret only the e-mail holds; residency
 # policies belong to customers (every change audited in their organization); statements are
-# written only by the month-closing task.
-NOT_ADDABLE = {AuditEvent, Invitation, ResidencyPolicy, Instance, Operation, Statement, ApiToken}
+# written only by the month-closing task; outgoing mail only by the portal.
+NOT_ADDABLE = {
+    AuditEvent,
+    Invitation,
+    ResidencyPolicy,
+    Instance,
+    Operation,
+    Statement,
+    ApiToken,
+    OutboxMessage,
+}
 ADDABLE = [model for model in REGISTERED if model not in NOT_ADDABLE]
 
 

@@ -12,16 +12,10 @@ Needs a Redis broker and PostgreSQL, so it runs in the PostgreSQL + Redis pass o
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
-from contextlib import closing, contextmanager
-from datetime import timedelta
+from contextlib import contextmanager
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection
 
@@ -29,11 +23,10 @@ from portal.compute import reconciler, services
 from portal.compute.models import Instance, Operation, SimulatedKnobs, SimulatedServer
 from portal.compute.tasks import reconcile as reconcile_task
 from portal.tenancy.access import project_access
-from tests.faults.test_faults import _assert_consistent, _worker, _world
+from tests.faults.world import REDIS_SERVER, PrivateRedis, assert_consistent, free_port, solo_worker, world
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker]
 
-REDIS_SERVER = shutil.which("redis-server")
 LAUNCHES = 100
 PER_MESSAGE = 20  # one launch of 20 servers: one message, as the simulated cloud takes them together
 
@@ -50,54 +43,6 @@ def services_pass(transactional_db) -> None:
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(f"{reason} (REQUIRE_SERVICES=1)")
         pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrivateRedis:
-    """A throw-away redis-server on 127.0.0.1:<port> that keeps nothing on disk."""
-
-    def __init__(self, port: int, folder) -> None:
-        self.port, self.folder, self.process = port, folder, None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder), "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with closing(self.client()) as client:
-                    client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError(f"redis-server did not answer on port {self.port}")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
-
-    def queued(self) -> int:
-        """Messages waiting in Celery's queues (one list per priority step)."""
-        with closing(self.client()) as client:
-            return sum(
-                client.llen(key) for key in client.scan_iter(match="celery*") if client.type(key) == b"list"
-            )
 
 
 @contextmanager
@@ -132,10 +77,10 @@ def _wait(condition, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, monkeypatch):
+def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, monkeypatch, settings):
     from tests.conftest import worker_env
 
-    org, owner, project, req = _world()
+    org, owner, project, req = world()
     # Each cloud call takes 3 s at first, so the worker is caught in the middle of one launch when
     # Redis dies; the cloud is fast again once Redis is back.
     knobs = SimulatedKnobs.objects.create(
@@ -143,7 +88,7 @@ def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, mo
     )
     access = project_access(owner, org.slug, project.slug)
     ops = Operation.objects.filter(instance__project=project)
-    broker = PrivateRedis(_free_port(), tmp_path)
+    broker = PrivateRedis(free_port(), tmp_path)
     broker.start()
     worker = None
     try:
@@ -161,7 +106,7 @@ def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, mo
 
             # A worker (one at a time, prefetching one) starts on the first launch: 80 still queued.
             # A short step lease, so a step whose follow-up message is lost is re-driven in seconds.
-            worker = _worker(
+            worker = solo_worker(
                 worker_env(lease_seconds=10) | {"REDIS_URL": broker.url, "COMPUTE_POLL_SECONDS": "0.2"}
             )
             _wait(
@@ -181,10 +126,15 @@ def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, mo
 
             # The reconciler leaves operations younger than its grace period (30 s) alone, since their
             # message may still be on its way; shortened here so the test does not wait for it.
-            monkeypatch.setattr(reconciler, "GRACE", timedelta(seconds=1))
+            settings.COMPUTE_RECONCILE_GRACE_SECONDS = 1
             reports: list[reconciler.Report] = []
             real_reconcile = reconciler.reconcile
-            monkeypatch.setattr(reconciler, "reconcile", lambda: reports.append(real_reconcile()))
+
+            def reconcile_and_keep_the_report() -> reconciler.Report:
+                reports.append(real_reconcile())
+                return reports[-1]
+
+            monkeypatch.setattr(reconciler, "reconcile", reconcile_and_keep_the_report)
 
             running, deadline = 0, time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -207,7 +157,7 @@ def test_r3_redis_restarted_with_100_launches_queued(services_pass, tmp_path, mo
             broker.kill()
 
     assert running == LAUNCHES, f"only {running} of {LAUNCHES} launches recovered"
-    figures = _assert_consistent(project)
+    figures = assert_consistent(project)
     servers_made = SimulatedServer.objects.count()
     assert figures == {"servers": LAUNCHES, "running": LAUNCHES, "failed": 0}
     assert servers_made == LAUNCHES, "a server was created twice in the cloud"

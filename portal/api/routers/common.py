@@ -22,17 +22,15 @@ def token_of(request: HttpRequest) -> ApiToken:
 
 
 def get_instance(
-    request: HttpRequest, instance_id, perm: Perm = Perm.PROJECT_VIEW
+    request: HttpRequest, instance_id, perm: Perm = Perm.PROJECT_VIEW, *, terminated: bool = False
 ) -> tuple[Instance, TokenAccess]:
-    """A server the token can reach (not terminated), with the access for its project; else 404."""
+    """A server the token can reach, with the access for its project; else 404. A terminated one
+    only with `terminated` (reading it): there is nothing left to act on."""
     token = token_of(request)
-    instance = (
-        Instance.objects.with_catalog()
-        .select_related("project")
-        .filter(project__in=token_projects(token), pk=instance_id)
-        .exclude(status=InstanceStatus.TERMINATED)
-        .first()
-    )
+    instances = Instance.objects.with_catalog().select_related("project")
+    if not terminated:
+        instances = instances.exclude(status=InstanceStatus.TERMINATED)
+    instance = instances.filter(project__in=token_projects(token), pk=instance_id).first()
     if instance is None:
         raise Http404("No such server.")
     return instance, token_project_access(token, instance.project, perm)

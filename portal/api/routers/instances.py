@@ -237,7 +237,9 @@ def _name_order(name: str) -> tuple[str, int]:
 
 @router.get("/instances/{instance_id}", response={200: InstanceOut, **ERRORS}, summary="Get a server")
 def get_instance_detail(request: HttpRequest, instance_id: UUID):
-    instance, _ = get_instance(request, instance_id)
+    """A terminated server is still answered (status `terminated`, no addresses), as its web page
+    is; it is no longer listed, and actions, PATCH and DELETE on it are a 404."""
+    instance, _ = get_instance(request, instance_id, terminated=True)
     return instance_out(request, instance)
 
 

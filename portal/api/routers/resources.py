@@ -188,7 +188,9 @@ def delete_firewall(request: HttpRequest, firewall_id: int):
 
 @firewalls.post("/firewalls/{firewall_id}/rules", response={201: FirewallOut, **ERRORS}, summary="Add a rule")
 def add_rule(request: HttpRequest, response: HttpResponse, firewall_id: int, body: FirewallRuleIn):
-    """Adding a rule the set already has changes nothing. Servers launched before keep their rules."""
+    """A rule the set already has (the same once normalised: 22-22 is 22, 203.0.113.4 is
+    203.0.113.4/32) is a 409 that names it, and nothing changes. Servers launched before keep their
+    rules."""
     rules = FirewallRule.objects.select_related("rule_set")
     with idempotency_claim(request, response) as claim:
         rule = claim.replayed(rules.filter(rule_set__project__in=token_projects(token_of(request))))

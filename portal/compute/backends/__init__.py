@@ -4,6 +4,7 @@ one configured under that name in settings.COMPUTE_BACKENDS; a zone says which n
 from portal.compute.backends.base import (
     BackendError,
     BackendState,
+    Capability,
     ComputeBackend,
     NotFound,
     Rejected,
@@ -17,6 +18,7 @@ from portal.compute.backends.base import (
 __all__ = [
     "BackendError",
     "BackendState",
+    "Capability",
     "ComputeBackend",
     "NotFound",
     "Rejected",

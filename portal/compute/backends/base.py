@@ -53,6 +53,15 @@ class BackendState(StrEnum):
     ERROR = "error"
 
 
+class Capability(StrEnum):
+    """What a zone's cloud does beyond running servers. Views, the API and the launch wizard ask
+    `ComputeBackend.capabilities(zone)` before offering one, so nothing is on screen that the cloud
+    does not do; a backend drops what a zone cannot do and refuses a request that needs it."""
+
+    FIREWALL = "firewall"  # the server's inbound firewall rules are enforced by the cloud
+    LARGE_ROOT_DISK = "large_root_disk"  # a root disk larger than the size's own disk
+
+
 @dataclass(frozen=True)
 class ServerSpec:
     idempotency_key: str  # the instance's UUID; stored as server metadata
@@ -164,6 +173,12 @@ class ComputeBackend(ABC):
         stored = Zone.objects.filter(code=zone).values_list("backend_settings", flat=True).first()
         configured.update(stored or {})
         return configured
+
+    def capabilities(self, zone: str) -> set[Capability]:
+        """What `zone` can do (every capability unless the backend says otherwise). Cheap enough to
+        ask on every page: a backend that has to ask its cloud keeps the answer for a while. Raises
+        BackendError, like any call, when the cloud cannot be asked."""
+        return set(Capability)
 
     def check_health(self, zone: str) -> str:
         """One line on how the zone's cloud answers ("2 hosts, 14 GiB free"); raises BackendError

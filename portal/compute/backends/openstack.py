@@ -11,7 +11,8 @@ Credentials never live in the database: a zone's `cloud` names an entry of cloud
 search path, or the file in OPTIONS["clouds_yaml"]); without one, OPTIONS["auth"] holds everything
 but the password, which is read from the environment variable named in OPTIONS["password_env"].
 docs/backends/openstack.md describes the settings. What needs no call to the cloud (states, faults,
-errors, names) is in `openstack_mapping`.
+errors, names) is in `openstack_mapping`; what is found or made for a new server (image, flavor,
+network, keypair, security group, boot volume) in `openstack_lookups`.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ import base64
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit
 
 import openstack
 import openstack.config
+import requests
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 
+from portal.compute.backends import openstack_lookups as lookups
 from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
     BackendError,
     BackendState,
+    Capability,
     ComputeBackend,
     NotFound,
     Rejected,
@@ -43,16 +48,16 @@ from portal.compute.backends.base import (
 )
 from portal.compute.backends.openstack_mapping import (
     GENERIC_FAULT,
+    GONE,
     IS_DOING,
     NOT_CONNECTED,
     TAG_PREFIX,
+    answered_by_the_api,
     error_text,
     flavor_code,
-    keypair_name,
     plain_fault,
-    security_group_name,
-    security_group_rules,
     server_addresses,
+    server_is_gone,
     server_state,
     translated_error,
     user_data_with_keys,
@@ -63,6 +68,8 @@ B = BackendState
 
 ZONE_METADATA_KEY = "portal-zone"
 SERVICES = ("compute", "image", "network", "identity")
+# How long what a cloud can do (`capabilities`) is believed before it is asked again.
+CAPABILITIES_SECONDS = 300.0
 # Hypervisor statistics were removed from Nova's API at microversion 2.88.
 HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
@@ -73,6 +80,8 @@ class OpenStackBackend(ComputeBackend):
         # One connection per (cloud, region) per process: keystoneauth keeps the token and the
         # discovered endpoints on it. Keyed by pid too, as a forked worker must not share sockets.
         self._connections: dict[tuple, openstack.connection.Connection] = {}
+        # What each cloud can do, with when to ask again (monotonic time), by the same key.
+        self._capabilities: dict[tuple, tuple[float, frozenset[Capability]]] = {}
         self._lock = threading.Lock()
 
     # --- connections -------------------------------------------------------------------------
@@ -83,9 +92,12 @@ class OpenStackBackend(ComputeBackend):
             raise Rejected(NOT_CONNECTED, f"zone {zone!r} has no OpenStack settings")
         return settings
 
+    def _key(self, settings: dict) -> tuple:
+        return (os.getpid(), settings.get("cloud") or "", settings.get("region") or "")
+
     def _connection(self, zone: str) -> openstack.connection.Connection:
         settings = self._zone(zone)
-        key = (os.getpid(), settings.get("cloud") or "", settings.get("region") or "")
+        key = self._key(settings)
         with self._lock:
             connection = self._connections.get(key)
             if connection is None:
@@ -124,25 +136,33 @@ class OpenStackBackend(ComputeBackend):
     def close(self) -> None:
         with self._lock:
             connections, self._connections = list(self._connections.values()), {}
+            self._capabilities.clear()
         for connection in connections:
             connection.close()
 
     @contextmanager
-    def _cloud(self, what: str) -> Iterator[None]:
-        """Turn what openstacksdk and keystoneauth raise into the portal's three kinds of error."""
+    def _cloud(self, what: str, conn, server_id: str = "") -> Iterator[None]:
+        """Turn what openstacksdk and keystoneauth raise into the portal's three kinds of error
+        (`server_id`: the server the call is about, whose 404 alone means it is gone)."""
         try:
             yield
         except BackendError:
             raise
         except (sdk_exceptions.SDKException, ks_exceptions.ClientException) as error:
-            raise translated_error(what, error) from error
+            auth_url = str(conn.config.config.get("auth", {}).get("auth_url", ""))
+            raise translated_error(what, error, auth_url=auth_url, server_id=server_id) from error
+        except requests.exceptions.InvalidJSONError as error:
+            # openstacksdk reads an answer that is not JSON (a web page where an API should be) here.
+            raise Rejected(
+                NOT_CONNECTED,
+                f"{what}: the cloud answered with something that is not JSON: {error}; "
+                "check the endpoints in its catalog",
+            ) from error
 
     def _target(self, backend_id: str) -> tuple[str, str]:
         zone, _, server_id = backend_id.partition(":")
         if not zone or not server_id:
-            raise NotFound(
-                "The server no longer exists in the cloud.", f"malformed backend id {backend_id!r}"
-            )
+            raise NotFound(GONE, f"malformed backend id {backend_id!r}")
         return zone, server_id
 
     # --- lookups -----------------------------------------------------------------------------
@@ -151,85 +171,8 @@ class OpenStackBackend(ComputeBackend):
         """Portal code → cloud name for flavors or images: OPTIONS, overlaid by the zone's."""
         return {**(self.options.get(kind) or {}), **(settings.get(kind) or {})}
 
-    def _image_id(self, conn, settings: dict, image: str) -> str:
-        wanted = self._mapping("images", settings).get(image, image)
-        # Several images often share a name (a fresh build of "debian-12" each month): the newest.
-        found = sorted(
-            conn.image.images(name=wanted, status="active"), key=lambda i: i.created_at or "", reverse=True
-        )
-        if found:
-            return found[0].id
-        try:
-            return conn.image.find_image(wanted, ignore_missing=False).id
-        except sdk_exceptions.NotFoundException:
-            raise Rejected(
-                plain_fault("image not found"), f"no active Glance image named {wanted!r}"
-            ) from None
-
-    def _flavor(self, conn, settings: dict, flavor: str):
-        wanted = self._mapping("flavors", settings).get(flavor, flavor)
-        try:
-            return conn.compute.find_flavor(wanted, ignore_missing=False)
-        except sdk_exceptions.NotFoundException:
-            raise Rejected(plain_fault("flavor not found"), f"no Nova flavor named {wanted!r}") from None
-
     def _flavor_code(self, settings: dict, server) -> str:
         return flavor_code(self._mapping("flavors", settings), server.flavor)
-
-    def _network_id(self, conn, settings: dict) -> str | None:
-        wanted = settings.get("network")
-        if not wanted:
-            return None
-        try:
-            return conn.network.find_network(wanted, ignore_missing=False).id
-        except sdk_exceptions.NotFoundException:
-            raise Rejected(NOT_CONNECTED, f"no Neutron network named {wanted!r}") from None
-
-    def _keypair(self, conn, public_key: str) -> str:
-        name = keypair_name(public_key)
-        try:
-            conn.compute.get_keypair(name)
-        except sdk_exceptions.NotFoundException:
-            # A concurrent launch with the same key may have made it meanwhile.
-            with suppress(sdk_exceptions.ConflictException):
-                conn.compute.create_keypair(name=name, public_key=public_key.strip())
-        return name
-
-    def _security_group(self, conn, firewall_rules: tuple[dict, ...]) -> str:
-        try:
-            rules = security_group_rules(firewall_rules)
-        except (KeyError, ValueError) as error:
-            raise Rejected(
-                "A firewall rule of this server is not valid; check its source address.", str(error)
-            ) from None
-        name = security_group_name(rules)
-        groups = sorted(conn.network.security_groups(name=name), key=lambda g: (g.created_at or "", g.id))
-        if groups:
-            group = groups[0]  # two racing launches may both have made one: the oldest, always
-        else:
-            group = conn.network.create_security_group(
-                name=name, description="Inbound rules of portal servers; managed by the portal, do not edit."
-            )
-        # Check the rules even on a group found: a launch that died half-way may have left it short.
-        fields = ("ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix")
-        present = {
-            (rule.ether_type, rule.protocol, rule.port_range_min, rule.port_range_max, rule.remote_ip_prefix)
-            for rule in conn.network.security_group_rules(security_group_id=group.id, direction="ingress")
-        }
-        for rule in rules:
-            if tuple(rule[field] for field in fields) in present:
-                continue
-            with suppress(sdk_exceptions.ConflictException):  # added meanwhile
-                conn.network.create_security_group_rule(
-                    security_group_id=group.id,
-                    direction="ingress",
-                    ether_type=rule["ethertype"],
-                    protocol=rule["protocol"],
-                    port_range_min=rule["port_range_min"],
-                    port_range_max=rule["port_range_max"],
-                    remote_ip_prefix=rule["remote_ip_prefix"],
-                )
-        return group.id
 
     def _ours(self, conn, key: str) -> list:
         """Servers made for this instance, oldest first (more than one only after a race)."""
@@ -262,9 +205,22 @@ class OpenStackBackend(ComputeBackend):
         )
 
     def _fetch(self, conn, server_id: str):
-        server = conn.compute.get_server(server_id)
+        try:
+            server = conn.compute.get_server(server_id)
+        except sdk_exceptions.NotFoundException as error:
+            if server_is_gone(error, server_id):
+                raise NotFound(GONE, f"server {server_id}: {error_text(error)}") from None
+            raise
         if server.status == "DELETED":
-            raise NotFound("The server no longer exists in the cloud.", f"server {server_id} is DELETED")
+            raise NotFound(GONE, f"server {server_id} is DELETED")
+        if not server.status:
+            # openstacksdk keeps quiet about an answer it could not read (a web page where Nova
+            # should be): what comes back is a server with nothing but its id.
+            raise Rejected(
+                NOT_CONNECTED,
+                f"GET server {server_id}: the answer is not Nova's (no status); "
+                "check the compute endpoint in the cloud's catalog",
+            )
         return server
 
     # --- the interface -----------------------------------------------------------------------
@@ -272,42 +228,40 @@ class OpenStackBackend(ComputeBackend):
     def create_server(self, spec: ServerSpec) -> ServerState:
         settings = self._zone(spec.zone)
         conn = self._connection(spec.zone)
-        with self._cloud("create server"):
+        with self._cloud("create server", conn):
             ours = self._ours(conn, spec.idempotency_key)
             if ours:
                 return self._state(spec.zone, settings, ours[0])
-            image_id = self._image_id(conn, settings, spec.image)
-            flavor = self._flavor(conn, settings, spec.flavor)
-            network_id = self._network_id(conn, settings)
+            # What the zone cannot do is refused before anything is made for the server.
+            capabilities = self.capabilities(spec.zone)
+            flavor = lookups.find_flavor(conn, self._mapping("flavors", settings), spec.flavor)
+            boot_volume = lookups.boot_volume(spec, settings, flavor, capabilities)
+            if spec.firewall_rules and Capability.FIREWALL not in capabilities:
+                raise Rejected(
+                    "This zone cannot apply firewall rules. Launch without a firewall, or choose another zone.",
+                    f"zone {spec.zone}: Neutron has no security-group extension",
+                )
+            image_id = lookups.image_id(conn, self._mapping("images", settings), spec.image)
+            network_id = lookups.network_id(conn, settings)
             keys = [key.strip() for key in spec.ssh_keys if key.strip()]
             attrs = {
                 "name": spec.name,
                 "flavor_id": flavor.id,
                 "networks": [{"uuid": network_id}] if network_id else "auto",
-                "security_groups": [{"name": self._security_group(conn, spec.firewall_rules)}],
                 "metadata": {IDEMPOTENCY_METADATA_KEY: spec.idempotency_key, ZONE_METADATA_KEY: spec.zone},
                 "tags": [TAG_PREFIX + spec.idempotency_key, f"{TAG_PREFIX}zone-{spec.zone}"],
             }
+            if Capability.FIREWALL in capabilities:
+                attrs["security_groups"] = [{"name": lookups.security_group(conn, spec.firewall_rules)}]
             if settings.get("availability_zone"):
                 attrs["availability_zone"] = settings["availability_zone"]
             if keys:
-                attrs["key_name"] = self._keypair(conn, keys[0])
+                attrs["key_name"] = lookups.keypair(conn, keys[0])
             user_data = user_data_with_keys(spec.user_data, keys[1:])
             if user_data:
                 attrs["user_data"] = base64.b64encode(user_data.encode()).decode()
-            if settings.get("boot_from_volume") or spec.root_disk_gib > (flavor.disk or 0):
-                # The size's own disk is too small (or the zone boots everything from volumes).
-                volume = {
-                    "boot_index": 0,
-                    "uuid": image_id,
-                    "source_type": "image",
-                    "destination_type": "volume",
-                    "volume_size": spec.root_disk_gib,
-                    "delete_on_termination": True,
-                }
-                if settings.get("volume_type"):
-                    volume["volume_type"] = settings["volume_type"]
-                attrs["block_device_mapping"] = [volume]
+            if boot_volume is not None:
+                attrs["block_device_mapping"] = [{**boot_volume, "uuid": image_id}]
             else:
                 attrs["image_id"] = image_id
             created = conn.compute.create_server(**attrs)
@@ -323,7 +277,7 @@ class OpenStackBackend(ComputeBackend):
         zone, server_id = self._target(backend_id)
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("get server"):
+        with self._cloud("get server", conn, server_id):
             server = self._fetch(conn, server_id)
             if server.status == "VERIFY_RESIZE":
                 # Refused while an earlier confirmation is still on its way: nothing to do.
@@ -334,7 +288,7 @@ class OpenStackBackend(ComputeBackend):
     def find_server(self, zone: str, idempotency_key: str) -> ServerState | None:
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("find server"):
+        with self._cloud("find server", conn):
             ours = self._ours(conn, idempotency_key)
             return self._state(zone, settings, ours[0]) if ours else None
 
@@ -342,7 +296,7 @@ class OpenStackBackend(ComputeBackend):
         settings = self._zone(zone)
         conn = self._connection(zone)
         states = []
-        with self._cloud("list servers"):
+        with self._cloud("list servers", conn):
             for server in conn.compute.servers(details=True, tags=f"{TAG_PREFIX}zone-{zone}"):
                 metadata = server.metadata or {}
                 if IDEMPOTENCY_METADATA_KEY not in metadata or metadata.get(ZONE_METADATA_KEY) != zone:
@@ -360,7 +314,7 @@ class OpenStackBackend(ComputeBackend):
         the way is a no-op, anything else is Rejected in plain words."""
         zone, server_id = self._target(backend_id)
         conn = self._connection(zone)
-        with self._cloud(f"{verb} server"):
+        with self._cloud(f"{verb} server", conn, server_id):
             try:
                 act(conn, server_id)
                 return
@@ -420,8 +374,8 @@ class OpenStackBackend(ComputeBackend):
         zone, server_id = self._target(backend_id)
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("resize server"):
-            target = self._flavor(conn, settings, flavor)
+        with self._cloud("resize server", conn, server_id):
+            target = lookups.find_flavor(conn, self._mapping("flavors", settings), flavor)
             server = self._fetch(conn, server_id)
             state = server_state(server.status or "", server.task_state)
             if state == B.RESIZING or (state == B.STOPPED and self._flavor_code(settings, server) == flavor):
@@ -441,8 +395,12 @@ class OpenStackBackend(ComputeBackend):
     def delete_server(self, backend_id: str) -> None:
         zone, server_id = self._target(backend_id)
         conn = self._connection(zone)
-        with self._cloud("delete server"):
-            conn.compute.delete_server(server_id, ignore_missing=True)
+        with self._cloud("delete server", conn, server_id):
+            try:
+                conn.compute.delete_server(server_id, ignore_missing=False)
+            except sdk_exceptions.NotFoundException as error:
+                if not server_is_gone(error, server_id):
+                    raise  # a missing route or a wrong endpoint has deleted nothing
 
     def zone_capacity(self, zone: str) -> ZoneCapacity:
         """The smaller of what the project's quota still allows and what the hypervisors have free
@@ -450,20 +408,34 @@ class OpenStackBackend(ComputeBackend):
 
         Hypervisor figures cover the whole region, not just the availability zone, and ignore
         overcommit ratios. Zone settings `max_vcpus` / `max_ram_gib` cap both (and stand in when the
-        quota is unlimited and the hypervisors are hidden; without them that case reports 0)."""
+        quota is unlimited or not readable and the hypervisors are hidden; without them that case
+        reports 0)."""
+        return self._capacity(zone)[0]
+
+    def _capacity(self, zone: str) -> tuple[ZoneCapacity, list[str]]:
+        """The capacity, and what it could not count (for the zone's health line)."""
         settings = self._zone(zone)
         conn = self._connection(zone)
         candidates: list[tuple[int, int]] = []
-        with self._cloud("zone capacity"):
-            absolute = conn.compute.get_limits().absolute
-            cores, ram = absolute.total_cores, absolute.total_ram
-            if cores is not None and ram is not None and cores >= 0 and ram >= 0:  # -1: unlimited
-                candidates.append(
-                    (
-                        cores - (absolute.total_cores_used or 0),
-                        (ram - (absolute.total_ram_used or 0)) // 1024,
+        notes: list[str] = []
+        with self._cloud("zone capacity", conn):
+            try:
+                absolute = conn.compute.get_limits().absolute
+            except (sdk_exceptions.NotFoundException, sdk_exceptions.ForbiddenException) as error:
+                if not answered_by_the_api(error):
+                    raise  # a web page where Nova should be: the endpoint is wrong
+                # A cloud without the call, or a policy that hides it: capacity comes from the rest.
+                absolute = None
+                notes.append(f"no limits call ({error.status_code}): the project's quota is not counted")
+            if absolute is not None:
+                cores, ram = absolute.total_cores, absolute.total_ram
+                if cores is not None and ram is not None and cores >= 0 and ram >= 0:  # -1: unlimited
+                    candidates.append(
+                        (
+                            cores - (absolute.total_cores_used or 0),
+                            (ram - (absolute.total_ram_used or 0)) // 1024,
+                        )
                     )
-                )
             response = conn.compute.get(
                 "/os-hypervisors/statistics", microversion=HYPERVISOR_STATISTICS_MICROVERSION
             )
@@ -480,30 +452,64 @@ class OpenStackBackend(ComputeBackend):
         if "max_vcpus" in settings and "max_ram_gib" in settings:
             candidates.append((int(settings["max_vcpus"]), int(settings["max_ram_gib"])))
         if not candidates:
-            return ZoneCapacity(0, 0)
-        return ZoneCapacity(max(0, min(c[0] for c in candidates)), max(0, min(c[1] for c in candidates)))
+            return ZoneCapacity(0, 0), notes
+        capacity = ZoneCapacity(max(0, min(c[0] for c in candidates)), max(0, min(c[1] for c in candidates)))
+        return capacity, notes
+
+    def capabilities(self, zone: str) -> set[Capability]:
+        """FIREWALL needs Neutron's `security-group` extension, LARGE_ROOT_DISK a Cinder in the
+        catalog (the root disk is then a volume). Asked once per cloud and region every
+        CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand."""
+        settings = self._zone(zone)
+        key = self._key(settings)
+        with self._lock:
+            expires, known = self._capabilities.get(key, (0.0, frozenset()))
+        if expires > time.monotonic():
+            return set(known)
+        conn = self._connection(zone)
+        found = set(Capability)
+        with self._cloud("capabilities", conn):
+            if "security-group" not in {extension.alias for extension in conn.network.extensions()}:
+                found.discard(Capability.FIREWALL)
+            if not conn.has_service("block-storage"):
+                found.discard(Capability.LARGE_ROOT_DISK)
+        with self._lock:
+            self._capabilities[key] = (time.monotonic() + CAPABILITIES_SECONDS, frozenset(found))
+        return found
 
     def check_health(self, zone: str) -> str:
         settings = self._zone(zone)
         conn = self._connection(zone)
-        with self._cloud("health check"):
+        with self._cloud("health check", conn):
             conn.authorize()
             flavors = sum(1 for _ in conn.compute.flavors(details=False))
-        capacity = self.zone_capacity(zone)
+        capacity, notes = self._capacity(zone)
+        capabilities = self.capabilities(zone)
+        if Capability.FIREWALL not in capabilities:
+            notes.append(
+                "no security groups: firewall rules are not applied in this zone "
+                "(launches that ask for them are refused)"
+            )
+        if Capability.LARGE_ROOT_DISK not in capabilities:
+            notes.append("no Cinder: a root disk can be no larger than its flavor's disk")
         where = (
             settings.get("cloud") or urlsplit(conn.config.config.get("auth", {}).get("auth_url", "")).hostname
         )
         region = settings.get("region") or conn.config.get_region_name() or "default region"
-        return (
-            f"Signed in to {where} ({region}); {flavors} flavors; "
-            f"{capacity.free_vcpus} vCPUs and {capacity.free_ram_gib} GiB RAM free"
+        return "; ".join(
+            [
+                f"Signed in to {where} ({region})",
+                f"{flavors} flavors",
+                f"{capacity.free_vcpus} vCPUs and {capacity.free_ram_gib} GiB RAM free",
+                *notes,
+            ]
         )
 
     def console_output(self, backend_id: str) -> str:
         zone, server_id = self._target(backend_id)
         conn = self._connection(zone)
         lines = int(self.options.get("console_lines", 100))
-        with self._cloud("console output"):
+        with self._cloud("console output", conn, server_id):
             try:
                 answer = conn.compute.get_server_console_output(server_id, length=lines)
             except sdk_exceptions.ConflictException:

@@ -9,8 +9,10 @@ import hashlib
 import ipaddress
 import json
 import re
+import uuid
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from urllib.parse import urlsplit
 
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
@@ -24,6 +26,7 @@ TAG_PREFIX = "portal-"
 NOT_CONNECTED = "This zone is not connected to a cloud right now. Please choose another zone."
 BUSY = "The cloud is busy right now; we will try again."
 NO_CAPACITY = "This zone has no capacity for that size right now — try another size or zone."
+GONE = "The server no longer exists in the cloud."
 GENERIC_FAULT = "The cloud could not complete this for the server. Please try again; if it keeps failing, contact support."
 
 # Nova's fault and error messages, in the customer's words. First match wins; the raw text goes to
@@ -113,6 +116,14 @@ def server_state(status: str, task_state: str | None) -> B:
         return B.ERROR
     # UNKNOWN: Nova lost touch with the host; it usually comes back.
     raise Transient(BUSY, f"server status {status!r} (task {task_state!r})")
+
+
+def is_uuid(value: str) -> bool:
+    """An id as Glance and Nova make them (a mapping's value is an id or a name)."""
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 def keypair_name(public_key: str) -> str:
@@ -214,19 +225,54 @@ def _status_code(error: Exception) -> int | None:
     return getattr(error, "status_code", None) or getattr(error, "http_status", None)
 
 
+def _causes(error: BaseException):
+    """The error and what it was raised from (keystoneauth wraps the HTTP error it met in discovery)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
 def error_text(error: Exception) -> str:
     """What the cloud said, without the request's noise (sdk messages repeat the URL)."""
     details = getattr(error, "details", None)
     return str(details or error)
 
 
-def translated_error(what: str, error: Exception) -> BackendError:
-    """What openstacksdk or keystoneauth raised, as one of the portal's three kinds of error."""
+def answered_by_the_api(error: Exception) -> bool:
+    """The error answer is an OpenStack API's (JSON), not a web server's or a dashboard's page."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return False
+    return "json" in (response.headers.get("Content-Type") or "").lower()
+
+
+def server_is_gone(error: Exception, server_id: str) -> bool:
+    """A 404 from Nova for the server itself (GET/POST/DELETE …/servers/{id}…): the server no longer
+    exists. A 404 anywhere else — another route, or a web page where Nova should be — is not that."""
+    if not server_id or _status_code(error) != 404 or not answered_by_the_api(error):
+        return False
+    path = urlsplit(getattr(error, "url", None) or "").path
+    return re.search(rf"/servers/{re.escape(server_id)}(/|$)", path) is not None
+
+
+def translated_error(what: str, error: Exception, *, auth_url: str = "", server_id: str = "") -> BackendError:
+    """What openstacksdk or keystoneauth raised, as one of the portal's three kinds of error.
+
+    `auth_url` tells Keystone's answers from the other services'; `server_id` is the server the call
+    was about, the only thing whose 404 means NotFound. A wrong URL (a 404, a web page, no version
+    document) is a configuration error: Rejected as "not connected", with a `detail` that tells the
+    operator what to fix, instead of being retried as if the cloud were busy."""
+    if type(error) is sdk_exceptions.SDKException and isinstance(
+        error.__context__, ks_exceptions.ClientException
+    ):
+        error = error.__context__  # `Connection.authorize` re-raises keystoneauth's error as a bare one
     status = _status_code(error)
     detail = f"{what}: {type(error).__name__}: {error_text(error)}"
     text = error_text(error)
-    if isinstance(error, ks_exceptions.ConnectionError):
-        return Transient(BUSY, detail)  # refused, reset, timed out
+    if any(isinstance(cause, ks_exceptions.ConnectionError) for cause in _causes(error)):
+        return Transient(BUSY, detail)  # refused, reset, timed out (discovery wraps them too)
     misconfigured = (
         sdk_exceptions.ConfigException,
         sdk_exceptions.EndpointNotFound,
@@ -236,13 +282,38 @@ def translated_error(what: str, error: Exception) -> BackendError:
     )
     if isinstance(error, misconfigured):
         return Rejected(NOT_CONNECTED, detail)
-    if status is None:
-        return Transient(BUSY, detail)  # discovery failed, an answer we could not read
-    if status == 404:
-        return NotFound("The server no longer exists in the cloud.", detail)
+    url = getattr(error, "url", None) or ""
+    from_keystone = isinstance(error, ks_exceptions.DiscoveryFailure) and "identity" in text
+    from_keystone = from_keystone or bool(auth_url and url.startswith(auth_url.rstrip("/")))
+    if from_keystone and status is None:
+        # Discovery wraps the HTTP error it met: its status is what the operator needs to see.
+        status = next((_status_code(cause) for cause in _causes(error) if _status_code(cause)), None)
     if status == 401:
         # keystoneauth already signed in again once: the credentials themselves are refused.
         return Transient("We could not sign in to this zone's cloud; we will try again.", detail)
-    if status in (408, 429) or status >= 500:
+    if status is not None and (status in (408, 429) or status >= 500):
         return Transient(BUSY, detail)
+    if from_keystone:
+        if status is not None:
+            answer = str(status)
+        elif "<" in text:
+            answer = "a web page, not the identity API"
+        else:
+            answer = "no identity version document"
+        return Rejected(NOT_CONNECTED, f"Keystone did not answer at {auth_url} ({answer}): check auth_url")
+    if isinstance(error, ks_exceptions.DiscoveryFailure):
+        return Rejected(
+            NOT_CONNECTED, f"{what}: version discovery failed ({text}): check the cloud's catalog"
+        )
+    if status is None:
+        return Transient(BUSY, detail)  # an answer we could not read
+    if status == 404:
+        if server_is_gone(error, server_id):
+            return NotFound(GONE, detail)
+        method = getattr(error, "method", None) or ""
+        if answered_by_the_api(error):
+            why = "the cloud does not have this call (an API extension or route missing)"
+        else:
+            why = "a web page, not the API, answered: check this service's endpoint in the cloud's catalog"
+        return Rejected(NOT_CONNECTED, f"{what}: {method} {url} answered 404: {why}")
     return Rejected(plain_fault(text), detail)

@@ -232,8 +232,8 @@ class SimulatedBackend(ComputeBackend):
             try:
                 self._create_in_zone(knobs, zone, [specs[n] for n in numbers], numbers, results)
             except IntegrityError:
-                # A concurrent call created one of them (same key) or took an address: answer
-                # what exists, and let the rest be retried.
+                # A concurrent call took one of the addresses: answer what exists, and let the rest
+                # be retried.
                 for n in numbers:
                     found = self.find_server(zone, specs[n].idempotency_key)
                     results[n] = found or Transient("The cloud is busy; we will retry.", "simulated race")

@@ -45,6 +45,21 @@ class FirewallRule(models.Model):
 
     class Meta:
         ordering = ["protocol", "port_from"]
+        # The service refuses a second copy of a rule (its fields are stored normalised); these
+        # make that hold for every writer. ICMP rules have no ports (NULL, and NULLs never clash
+        # in a unique index), hence the second constraint.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule_set", "protocol", "port_from", "port_to", "source"],
+                condition=~models.Q(protocol="icmp"),
+                name="firewall_rule_unique_ports",
+            ),
+            models.UniqueConstraint(
+                fields=["rule_set", "protocol", "source"],
+                condition=models.Q(protocol="icmp"),
+                name="firewall_rule_unique_icmp",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_protocol_display()} {self.ports} from {self.source}"

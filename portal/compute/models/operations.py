@@ -84,9 +84,15 @@ class OperationQuerySet(models.QuerySet["Operation"]):
         """`Operation.close` for several at once (inside a transaction): the ids of those that were
         still open and are now closed; the others another delivery finished first."""
         open_ = set(
-            self.active().select_for_update().filter(pk__in=list(ids)).order_by("pk").values_list("pk", flat=True)
+            self.active()
+            .select_for_update()
+            .filter(pk__in=list(ids))
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        self.filter(pk__in=open_).update(state=state, finished_at=timezone.now(), error_message="", error_detail="")
+        self.filter(pk__in=open_).update(
+            state=state, finished_at=timezone.now(), error_message="", error_detail=""
+        )
         return open_
 
 

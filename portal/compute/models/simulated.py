@@ -7,7 +7,9 @@ from django.db import models
 
 class SimulatedServer(models.Model):
     backend_id = models.CharField(max_length=64, unique=True)
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    # Like a real cloud's metadata, not unique: a second create with the same key makes a second
+    # server. That the portal never asks twice is what the fault tests check.
+    idempotency_key = models.CharField(max_length=64, db_index=True)
     zone_code = models.CharField(max_length=24, db_index=True)
     name = models.CharField(max_length=63)
     vcpus = models.PositiveIntegerField()

@@ -165,7 +165,9 @@ def firewall_rule_add(
     description: str = "",
     request: HttpRequest | None = None,
 ) -> FirewallRule:
-    """Allow one kind of inbound traffic. Adding a rule the set already has changes nothing."""
+    """Allow one kind of inbound traffic. A rule the set already has (once normalised: 22-22 is 22,
+    203.0.113.4 is 203.0.113.4/32) is refused with a 409 and changes nothing: answering "added"
+    while adding nothing would hide that the set, and its description, are not what was typed."""
     access.require(Perm.RESOURCE_OPERATE)
     problems = rule_problems(protocol, port_from, port_to, source, description)
     if problems:
@@ -179,7 +181,7 @@ def firewall_rule_add(
             protocol=protocol, port_from=port_from, port_to=port_to, source=source
         ).first()
         if existing is not None:
-            return existing
+            raise ComputeRefused(f"This rule set already has that rule ({existing}).", status=409)
         rule = FirewallRule.objects.create(
             rule_set=rule_set,
             protocol=protocol,

@@ -332,11 +332,12 @@ def instance_action(
                     ram_gib=max(0, flavor.ram_gib - instance.flavor.ram_gib),
                 )
         if action != Action.RESIZE or decision.allowed:
+            params = {"flavor_id": flavor.pk} if flavor else {}
+            if action == Action.TERMINATE and instance.addresses:
+                # Released with the server: its page says afterwards which addresses it had.
+                params["addresses"] = list(instance.addresses)
             operation = Operation.objects.create(
-                instance=instance,
-                action=action,
-                requested_by=user,
-                params={"flavor_id": flavor.pk} if flavor else {},
+                instance=instance, action=action, requested_by=user, params=params
             )
             instance.status = rule.during
             instance.save(update_fields=["status", "updated_at"])

@@ -2,19 +2,17 @@ from __future__ import annotations
 
 from django.http import Http404
 
-from portal.compute.models import Instance
+from portal.compute.models import Instance, InstanceStatus
 from portal.tenancy.access import Access
 
 
-def get_instance(access: Access, instance_id) -> Instance:
-    """An instance of the project in `access`, or 404 (also for terminated ones)."""
-    instance = (
-        Instance.objects.with_catalog()
-        .select_related("firewall")
-        .filter(project=access.project, pk=instance_id)
-        .exclude(status="terminated")
-        .first()
-    )
+def get_instance(access: Access, instance_id, *, terminated: bool = False) -> Instance:
+    """An instance of the project in `access`, or 404. A terminated one only with `terminated`
+    (its page, which says what it was): there is nothing left to act on or to read a console of."""
+    instances = Instance.objects.with_catalog().select_related("firewall", "created_by")
+    if not terminated:
+        instances = instances.exclude(status=InstanceStatus.TERMINATED)
+    instance = instances.filter(project=access.project, pk=instance_id).first()
     if instance is None:
         raise Http404("No such server.")
     instance.project = access.project  # loaded with its organization already

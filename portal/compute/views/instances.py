@@ -1,19 +1,27 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from portal.catalog.models import Flavor, Zone
 from portal.compute import services
 from portal.compute.backends import BackendError, NotFound, get_backend
 from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
+from portal.compute.pricing import monthly, price_per_hour
+from portal.compute.selectors import instance_tombstone
 from portal.compute.views.common import get_instance
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm, project_access
@@ -91,7 +99,20 @@ def _stop_polling(response: HttpResponse) -> HttpResponse:
 @require_safe
 def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug)
-    instance = get_instance(access, instance_id)
+    instance = get_instance(access, instance_id, terminated=True)
+    if instance.status == InstanceStatus.TERMINATED:
+        if request.htmx:  # terminated while its page was open: reload it as the record below
+            return HttpResponseClientRefresh()
+        return render(
+            request,
+            "compute/instance_terminated.html",
+            {
+                "org": access.organization,
+                "project": access.project,
+                "record": instance_tombstone(instance),
+                "currency": settings.PORTAL_CURRENCY,
+            },
+        )
     if request.htmx:
         response = render(
             request, "compute/instance_detail.html#instance-live", _detail_context(access, instance)
@@ -102,6 +123,17 @@ def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, inst
 
 # The tail the customer sees: enough for a boot and a login prompt, small enough for a page.
 CONSOLE_TAIL_CHARS = 16_000
+# The server page follows the console while the server changes and for this long after it comes
+# up (a kernel and cloud-init go on printing after the cloud calls the server running).
+CONSOLE_FOLLOW = timedelta(seconds=60)
+
+
+def _console_settled(instance) -> bool:
+    """Nothing more worth asking for every few seconds: the page's console stops following."""
+    if instance.is_transitional:
+        return False
+    booted = instance.running_since
+    return booted is None or timezone.now() - booted > CONSOLE_FOLLOW
 
 
 @login_required
@@ -123,15 +155,65 @@ def instance_console(request: HttpRequest, org_slug: str, project_slug: str, ins
             context["message"], status = error.user_message, 503
         else:
             context["text"] = context["text"][-CONSOLE_TAIL_CHARS:]
-            if not context["text"]:
+            if not context["text"] and instance.is_transitional:
+                context["message"] = (
+                    f"Nothing printed yet: {instance.name} is {instance.get_status_display().lower()}. "
+                    "What it prints as it boots appears here."
+                )
+            elif not context["text"]:
                 context["message"] = (
                     "This server's cloud does not report console output (or nothing was printed yet)."
                 )
-    template = "compute/_console.html" if request.htmx else "compute/instance_console.html"
-    return render(request, template, context, status=status)
+    if not request.htmx:
+        return render(request, "compute/instance_console.html", context, status=status)
+    response = render(request, "compute/_console.html", context, status=status)
+    # A busy cloud (503) is not swapped in and the page asks again; otherwise, once the server has
+    # settled, this answer is the last the page's console asks for.
+    return _stop_polling(response) if status == 200 and _console_settled(instance) else response
 
 
-def _detail_context(access: Access, instance) -> dict:
+@dataclass(frozen=True)
+class ResizeOption:
+    """One size the server could take, beside the one it has: a row of the resize panel."""
+
+    current: Flavor
+    flavor: Flavor
+    monthly_before: Decimal  # compute, licence and root disk, while it runs
+    monthly_after: Decimal
+
+    @property
+    def smaller(self) -> bool:
+        return is_downsize(self.current, self.flavor)
+
+    @property
+    def what_shrinks(self) -> str:
+        return what_shrinks(self.current, self.flavor)
+
+
+def resize_options(instance) -> list[ResizeOption]:
+    def per_month(flavor: Flavor) -> Decimal:
+        # The root disk stays as it is whatever the size (no backend shrinks it on a resize).
+        return monthly(price_per_hour(flavor, instance.image, instance.root_disk_gib))
+
+    sizes = Flavor.objects.filter(is_active=True, zones=instance.zone).exclude(pk=instance.flavor_id)
+    before = per_month(instance.flavor)
+    return [ResizeOption(instance.flavor, flavor, before, per_month(flavor)) for flavor in sizes]
+
+
+def is_downsize(current: Flavor, new: Flavor) -> bool:
+    """Fewer vCPUs or less RAM: programs that fitted may not any more, so the page asks twice."""
+    return new.vcpus < current.vcpus or new.ram_gib < current.ram_gib
+
+
+def what_shrinks(current: Flavor, new: Flavor) -> str:
+    """“1 vCPU instead of 2 and 1 GiB RAM instead of 4”: only what gets smaller."""
+    parts = [f"{new.vcpus} vCPU instead of {current.vcpus}"] if new.vcpus < current.vcpus else []
+    if new.ram_gib < current.ram_gib:
+        parts.append(f"{new.ram_gib} GiB RAM instead of {current.ram_gib}")
+    return " and ".join(parts)
+
+
+def _detail_context(access: Access, instance, confirm_resize: int | None = None) -> dict:
     return {
         "access": access,
         "org": access.organization,
@@ -140,15 +222,18 @@ def _detail_context(access: Access, instance) -> dict:
         "operations": instance.operations.select_related("requested_by")[:20],
         "volumes": instance.volumes.all(),
         "can_operate": access.can(Perm.RESOURCE_OPERATE),
-        "resize_flavors": Flavor.objects.filter(is_active=True, zones=instance.zone).exclude(
-            pk=instance.flavor_id
-        ),
+        "resize_options": resize_options(instance) if instance.allows(Action.RESIZE) else [],
+        "confirm_resize": confirm_resize,
+        "currency": settings.PORTAL_CURRENCY,
         "polling": instance.is_transitional,
     }
 
 
-def _detail_page(request: HttpRequest, access: Access, instance, status: int = 200) -> HttpResponse:
-    return render(request, "compute/instance_detail.html", _detail_context(access, instance), status=status)
+def _detail_page(
+    request: HttpRequest, access: Access, instance, status: int = 200, confirm_resize: int | None = None
+) -> HttpResponse:
+    context = _detail_context(access, instance, confirm_resize)
+    return render(request, "compute/instance_detail.html", context, status=status)
 
 
 @login_required
@@ -165,6 +250,17 @@ def instance_action(request: HttpRequest, org_slug: str, project_slug: str, inst
         flavor = Flavor.objects.filter(pk=raw).first() if raw.isascii() and raw.isdigit() else None
         if flavor is None:
             return _refused(request, access, instance, "Choose one of the sizes listed.", 400)
+        confirmed = request.POST.get("confirm_downsize") == "1"
+        if instance.allows(Action.RESIZE) and is_downsize(instance.flavor, flavor) and not confirmed:
+            # A form without the second step (an old page, a hand-made request): nothing changes,
+            # and the page opens that size's confirmation. (A state that allows no resize is the
+            # service's refusal, with its own reason.)
+            messages.error(
+                request,
+                f"{flavor.name} is smaller than {instance.flavor.name} "
+                f"({what_shrinks(instance.flavor, flavor)}): confirm the smaller size below.",
+            )
+            return _detail_page(request, access, instance, 400, confirm_resize=flavor.pk)
     try:
         services.instance_action(
             access=access,

@@ -1,11 +1,18 @@
 """A small, stateful OpenStack cloud served over real HTTP on 127.0.0.1, for the OpenStack backend.
 
 It speaks just enough Keystone v3 (`identity.py`), Nova v2.1 (`compute.py`), Glance v2
-(`image.py`) and Neutron v2.0 (`network.py`) for openstacksdk to discover the services, sign in
-and drive servers through their life. `server.py` is the plumbing: the HTTP server, the router and
-the knobs that inject faults: `fail_next(n)` answers the next n requests with a 503 from the "load
-balancer", `stall_next(n, s)` holds them for s seconds, `revoke_tokens()` makes every issued token
-invalid (as a Keystone restart with new fernet keys would), `frozen()` holds every transition.
+(`image.py`), Neutron v2.0 (`network.py`) and Cinder v3 (`volume.py`) for openstacksdk to discover
+the services, sign in and drive servers through their life. `server.py` is the plumbing: the HTTP
+server, the router and the knobs that inject faults: `fail_next(n)` answers the next n requests
+with a 503 from the "load balancer", `stall_next(n, s)` holds them for s seconds, `revoke_tokens()`
+makes every issued token invalid (as a Keystone restart with new fernet keys would), `frozen()`
+holds every transition, `remove_route(method, pattern)` takes a call away (the service answers its
+own 404, as a cloud without that API or extension does).
+
+Other ways a cloud differs, set on its services: `cloud.identity.catalog_urls` (a wrong endpoint in
+the catalog), `cloud.image.ignores_filters` (a list that ignores `name=`), `cloud.network.extensions`
+(Neutron without `security-group`). A cloud without a service (no Cinder):
+`@pytest.mark.parametrize("fake_openstack", [{"without": ["volume"]}], indirect=True)`.
 
 Each service keeps its own state and is an attribute of the cloud: `cloud.compute.servers`,
 `cloud.image.images`, `cloud.network.security_groups`. Another service is a module with a
@@ -26,7 +33,8 @@ from tests.backends.fake_openstack.compute import Compute, Server, nova_error
 from tests.backends.fake_openstack.identity import PASSWORD, PROJECT, REGION, USERNAME, Identity
 from tests.backends.fake_openstack.image import Image
 from tests.backends.fake_openstack.network import Network, neutron_error
-from tests.backends.fake_openstack.server import FakeCloud, HttpError, Service
+from tests.backends.fake_openstack.server import WEB_SERVER_NOT_FOUND, FakeCloud, HttpError, Service
+from tests.backends.fake_openstack.volume import Volume
 
 __all__ = [
     "PASSWORD",
@@ -34,6 +42,7 @@ __all__ = [
     "REGION",
     "SERVICES",
     "USERNAME",
+    "WEB_SERVER_NOT_FOUND",
     "ZONE_CODE",
     "FakeCloud",
     "HttpError",
@@ -48,12 +57,13 @@ __all__ = [
 
 ZONE_CODE = "osl1-a"
 # The services the cloud answers, in the order Keystone's catalog lists them.
-SERVICES = (Identity, Compute, Image, Network)
+SERVICES = (Identity, Compute, Image, Network, Volume)
 
 
 @pytest.fixture
-def fake_openstack() -> Iterator[FakeCloud]:
-    cloud = FakeCloud(SERVICES).start()
+def fake_openstack(request) -> Iterator[FakeCloud]:
+    without = set(getattr(request, "param", {}).get("without", ()))
+    cloud = FakeCloud([service for service in SERVICES if service.name not in without]).start()
     yield cloud
     cloud.stop()
 

@@ -2,8 +2,8 @@
 
 BUILD turns ACTIVE after `boot_seconds`, stop/start/reboot/resize take `action_seconds`, resize
 waits in VERIFY_RESIZE for a confirmation, a wrong-state action answers 409 the way Nova words it,
-and a server whose name contains `no_valid_host_marker` ends in ERROR with Nova's "No valid host was
-found" fault. Images come from the cloud's image service, networks and security groups from its
+a server whose name contains `no_valid_host_marker` ends in ERROR with Nova's "No valid host was
+found" fault, and one booting from a volume in a cloud without Cinder ends in ERROR too. Images come from the cloud's image service, networks and security groups from its
 network service.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from tests.backends.fake_openstack.server import HttpError, Service, now_iso
 
 NOVA_MAX_MICROVERSION = "2.96"
+NOT_FOUND = "The resource could not be found."
 
 # Nova's status for a (vm_state, task_state), as nova.api.openstack.common maps them.
 _STATUS = {
@@ -201,8 +202,13 @@ class Compute(Service):
             "links": [{"rel": "self", "href": f"{self.cloud.url}/compute/{version}/"}],
         }
 
+    def not_found(self, headers) -> tuple:
+        return self._versioned(headers, (404, {"itemNotFound": {"code": 404, "message": NOT_FOUND}}, {}))
+
     def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
-        answer = self._nova(method, rest, query, headers, body)
+        return self._versioned(headers, self._nova(method, rest, query, headers, body))
+
+    def _versioned(self, headers, answer: tuple) -> tuple:
         status, payload, extra = answer
         extra = {
             **extra,
@@ -215,7 +221,7 @@ class Compute(Service):
         if method == "GET" and not rest:
             return 300, {"versions": [self._nova_version("v2.0"), self._nova_version("v2.1")]}, {}
         if rest[0] != "v2.1":
-            return 404, {"itemNotFound": {"code": 404, "message": "Not found"}}, {}
+            raise nova_error(404, NOT_FOUND)
         route = rest[1:]
         if method == "GET" and not route:
             return 200, {"version": self._nova_version("v2.1")}, {}
@@ -250,7 +256,7 @@ class Compute(Service):
                 return 200, {"limits": {"rate": [], "absolute": absolute}}, {}
             case ("GET", ["os-hypervisors", "statistics"]):
                 if _version_tuple(microversion) >= (2, 88):
-                    raise nova_error(404, "The resource could not be found.")
+                    raise nova_error(404, NOT_FOUND)
                 if self.hypervisor_statistics is None:
                     raise nova_error(
                         403, "Policy doesn't allow os_compute_api:os-hypervisors:list-detail to be performed."
@@ -280,7 +286,7 @@ class Compute(Service):
                 return 204, None, {}
             case ("POST", ["servers", server_id, "action"]):
                 return self._server_action(self._server(server_id), body)
-        raise nova_error(404, "The resource could not be found.")
+        raise nova_error(404, NOT_FOUND)
 
     def _flavor_view(self, flavor: dict) -> dict:
         return {
@@ -324,6 +330,8 @@ class Compute(Service):
         )
         if image_id not in self.cloud.image.images:
             raise nova_error(400, f"Image {image_id} could not be found.")
+        if self.cloud.image.images[image_id]["status"] != "active":
+            raise nova_error(400, f"Image {image_id} is not active.")
         if data.get("key_name") and data["key_name"] not in self.keypairs:
             raise nova_error(400, "Invalid key_name provided.")
         for group in data.get("security_groups") or []:
@@ -396,14 +404,22 @@ class Compute(Service):
             block_device_mapping=mappings,
         )
         self.servers[server.id] = server
+        fault = ""
         if self.no_valid_host_marker in server.name:
+            fault = "No valid host was found. There are not enough hosts available."
+        elif "volume" not in self.cloud.services and any(
+            m.get("destination_type") == "volume" for m in mappings
+        ):
+            # nova-compute asks Cinder for the boot volume and finds no block-storage endpoint.
+            fault = f"Build of instance {server.id} aborted: Failure prepping block device."
+        if fault:
 
-            def fail(s: Server) -> None:
+            def fail(s: Server, message=fault) -> None:
                 s.vm_state, s.task_state = "error", None
                 s.fault = {
                     "code": 500,
                     "created": now_iso(),
-                    "message": "No valid host was found. There are not enough hosts available.",
+                    "message": message,
                     "details": 'Traceback (most recent call last):\n  File "nova/conductor/manager.py" ...',
                 }
 

@@ -1,5 +1,6 @@
 """Keystone v3: its version documents, password sign-in for one user and project, token checks, and
-the service catalog, which lists every service the cloud was made with."""
+the service catalog, which lists every service the cloud was made with (`catalog_urls` points an
+entry somewhere else, as a wrong endpoint in a real catalog would)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ USERNAME = "portal"
 PASSWORD = "correct horse battery staple"
 PROJECT = "portal-customers"
 REGION = "RegionOne"
+NOT_FOUND = "The resource could not be found."
 
 
 class Identity(Service):
@@ -21,6 +23,13 @@ class Identity(Service):
     catalog_type = "identity"
     catalog_name = "keystone"
     needs_token = False  # signing in is how a client gets one
+
+    def __init__(self, cloud) -> None:
+        super().__init__(cloud)
+        self.catalog_urls: dict[str, str] = {}  # service name -> the URL the catalog gives instead
+
+    def not_found(self, headers) -> tuple:
+        return 404, {"error": {"code": 404, "title": "Not Found", "message": NOT_FOUND}}, {}
 
     def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
         tokens = self.cloud.tokens
@@ -39,10 +48,11 @@ class Identity(Service):
             return 201, {"token": self._token_body(expires)}, {"X-Subject-Token": token}
         if rest == ["v3", "auth", "tokens"] and method == "GET":
             if tokens.get(headers.get("X-Subject-Token", ""), 0) < time.time():
-                return 404, {"error": {"code": 404, "title": "Not Found", "message": "Token not found"}}, {}
+                message = f"Could not find token: {headers.get('X-Subject-Token', '')}."
+                return 404, {"error": {"code": 404, "title": "Not Found", "message": message}}, {}
             expires = datetime.fromtimestamp(tokens[headers["X-Subject-Token"]], UTC)
             return 200, {"token": self._token_body(expires)}, {"X-Subject-Token": headers["X-Subject-Token"]}
-        return 404, {"error": {"code": 404, "title": "Not Found", "message": "not here"}}, {}
+        return self.not_found(headers)
 
     def version(self) -> dict:
         return {
@@ -57,7 +67,8 @@ class Identity(Service):
 
     def _token_body(self, expires: datetime) -> dict:
         def entry(service: Service) -> dict:
-            kind, url = service.catalog_type, f"{self.cloud.url}/{service.name}{service.endpoint}"
+            kind = service.catalog_type
+            url = self.catalog_urls.get(service.name) or f"{self.cloud.url}/{service.name}{service.endpoint}"
             return {
                 "id": hashlib.md5(kind.encode()).hexdigest(),  # noqa: S324 - an id, not security
                 "type": kind,

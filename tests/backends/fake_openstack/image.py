@@ -1,10 +1,17 @@
-"""Glance v2: its versions, and the active public images (listed, filtered by name, or one by id)."""
+"""Glance v2: its versions, and the project's images (listed, filtered, or one by id).
+
+`ignores_filters = True` makes the list answer every image whatever the query asks, as a cloud
+behind a proxy that drops the query string, or an old Glance that did not know a filter, would."""
 
 from __future__ import annotations
 
 import uuid
 
-from tests.backends.fake_openstack.server import Service
+from tests.backends.fake_openstack.server import Service, webob_error
+
+# The filters Glance's list applies to an image's own fields. They compare without regard to case, as
+# Glance's do on MySQL (whose default collation ignores case): `name=debian 12` finds "Debian 12".
+FILTERS = ("name", "status", "visibility", "os_hidden")
 
 
 class Image(Service):
@@ -14,11 +21,28 @@ class Image(Service):
 
     def __init__(self, cloud) -> None:
         super().__init__(cloud)
-        debian = str(uuid.UUID(int=12))
-        self.images = {
-            debian: {"id": debian, "name": "debian-12", "min_disk": 2},
-            str(uuid.UUID(int=13)): {"id": str(uuid.UUID(int=13)), "name": "Debian 12", "min_disk": 2},
+        self.images: dict[str, dict] = {}
+        self.ignores_filters = False
+        self.add_image("debian-12", image_id=str(uuid.UUID(int=12)))
+        self.add_image("Debian 12", image_id=str(uuid.UUID(int=13)))
+
+    def add_image(
+        self,
+        name: str,
+        *,
+        image_id: str = "",
+        status: str = "active",
+        created_at: str = "2026-01-01T00:00:00Z",
+    ) -> dict:
+        image_id = image_id or str(uuid.uuid4())
+        self.images[image_id] = {
+            "id": image_id,
+            "name": name,
+            "min_disk": 2,
+            "status": status,
+            "created_at": created_at,
         }
+        return self.images[image_id]
 
     def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
         if method == "GET" and not rest:
@@ -38,21 +62,20 @@ class Image(Service):
         match (method, rest):
             case ("GET", ["v2", "images"]):
                 images = [self._image_view(i) for i in self.images.values()]
-                if "name" in query:
-                    images = [i for i in images if i["name"] == query["name"][0]]
+                for name in FILTERS if not self.ignores_filters else ():
+                    if name in query:
+                        images = [i for i in images if str(i[name]).casefold() == query[name][0].casefold()]
+                images.sort(key=lambda i: i["created_at"], reverse=True)  # Glance's default order
                 return 200, {"images": images, "first": "/v2/images", "schema": "/v2/schemas/images"}, {}
-            case ("GET", ["v2", "images", image_id]) if image_id in self.images:
+            case ("GET", ["v2", "images", image_id]):
+                if image_id not in self.images:
+                    return webob_error(headers, 404, "Not Found", f"No image found with ID {image_id}")
                 return 200, self._image_view(self.images[image_id]), {}
-        return (
-            404,
-            "<html><body><h1>404 Not Found</h1>No image found with ID x</body></html>",
-            {"Content-Type": "text/html"},
-        )
+        return self.not_found(headers)
 
     def _image_view(self, image: dict) -> dict:
         return {
             **image,
-            "status": "active",
             "visibility": "public",
             "protected": False,
             "min_ram": 0,
@@ -60,8 +83,7 @@ class Image(Service):
             "container_format": "bare",
             "size": 356712448,
             "tags": [],
-            "created_at": "2026-01-01T00:00:00Z",
-            "updated_at": "2026-01-01T00:00:00Z",
+            "updated_at": image["created_at"],
             "owner": "p-admin",
             "os_hidden": False,
             "self": f"/v2/images/{image['id']}",

@@ -1,5 +1,7 @@
-"""Neutron v2.0: networks, and security groups with their rules (Neutron's default egress rules
-included; a duplicate rule answers 409 as Neutron does)."""
+"""Neutron v2.0: networks, its extensions, and security groups with their rules (Neutron's default
+egress rules included; a duplicate rule answers 409 as Neutron does). Without the `security-group`
+extension (`extensions.discard("security-group")`), as in a cloud whose Neutron runs no security
+group driver, the security group routes are not there: webob's 404, as for any unknown route."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ class Network(Service):
         super().__init__(cloud)
         self.networks = {str(uuid.UUID(int=100)): {"id": str(uuid.UUID(int=100)), "name": "public"}}
         self.security_groups: dict[str, dict] = {}
+        self.ignores_filters = False  # lists answer everything, whatever the query asks
+        # A few of the aliases a stock ML2/OVN Neutron lists at GET /v2.0/extensions.
+        self.extensions = {"external-net", "router", "quotas", "security-group", "standard-attr-tag"}
 
     def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
         if method == "GET" and not rest:
@@ -31,19 +36,27 @@ class Network(Service):
             }
             return 200, {"versions": [version]}, {}
         if rest[0] != "v2.0":
-            raise neutron_error(404, "HTTPNotFound", "The resource could not be found.")
+            return self.not_found(headers)
+        if (
+            rest[1:2] in (["security-groups"], ["security-group-rules"])
+            and "security-group" not in self.extensions
+        ):
+            return self.not_found(headers)
         match (method, rest[1:]):
             case ("GET", []):
                 return 200, {"resources": [{"name": "network", "collection": "networks", "links": []}]}, {}
+            case ("GET", ["extensions"]):
+                return 200, {"extensions": [_extension(alias) for alias in sorted(self.extensions)]}, {}
             case ("GET", ["networks"]):
                 networks = [self._network_view(n) for n in self.networks.values()]
-                return 200, {"networks": _filtered(networks, query)}, {}
+                return 200, {"networks": self._filtered(networks, query)}, {}
             case ("GET", ["networks", network_id]):
                 if network_id not in self.networks:
                     raise neutron_error(404, "NetworkNotFound", f"Network {network_id} could not be found.")
                 return 200, {"network": self._network_view(self.networks[network_id])}, {}
             case ("GET", ["security-groups"]):
-                return 200, {"security_groups": _filtered(list(self.security_groups.values()), query)}, {}
+                groups = list(self.security_groups.values())
+                return 200, {"security_groups": self._filtered(groups, query)}, {}
             case ("GET", ["security-groups", group_id]):
                 if group_id not in self.security_groups:
                     raise neutron_error(
@@ -73,10 +86,17 @@ class Network(Service):
                 return 201, {"security_group": group}, {}
             case ("GET", ["security-group-rules"]):
                 rules = [r for g in self.security_groups.values() for r in g["security_group_rules"]]
-                return 200, {"security_group_rules": _filtered(rules, query)}, {}
+                return 200, {"security_group_rules": self._filtered(rules, query)}, {}
             case ("POST", ["security-group-rules"]):
                 return 201, {"security_group_rule": self._rule_create(body["security_group_rule"])}, {}
-        raise neutron_error(404, "HTTPNotFound", "The resource could not be found.")
+        return self.not_found(headers)
+
+    def _filtered(self, items: list[dict], query: dict) -> list[dict]:
+        """Neutron's list filters: every query parameter that names a field must match."""
+        for name, values in query.items() if not self.ignores_filters else ():
+            if items and name in items[0]:
+                items = [item for item in items if str(item[name]) in values]
+        return items
 
     def _network_view(self, network: dict) -> dict:
         return {
@@ -125,9 +145,11 @@ class Network(Service):
         return rule
 
 
-def _filtered(items: list[dict], query: dict) -> list[dict]:
-    """Neutron's list filters: every query parameter that names a field must match."""
-    for name, values in query.items():
-        if items and name in items[0]:
-            items = [item for item in items if str(item[name]) in values]
-    return items
+def _extension(alias: str) -> dict:
+    return {
+        "alias": alias,
+        "name": alias.replace("-", " ").title(),
+        "description": f"The {alias} extension.",
+        "updated": "2013-02-03T10:00:00-00:00",
+        "links": [],
+    }

@@ -2,6 +2,12 @@
 Keystone issued, and a router that hands each request to the service named by its first path
 segment (`/compute/v2.1/servers` goes to the service named "compute", with `["v2.1", "servers"]`).
 
+As in a cloud whose services sit behind one web server under path prefixes (devstack's layout), a
+path outside every service is the web server's own HTML 404 (or, under /dashboard, Horizon's login
+page with a 200), answered before any token is looked at;
+inside a service, a request without a valid token is Keystone middleware's 401 (only the version
+documents are open), and a route the service does not have is that API's own 404 body.
+
 A service is a `Service` subclass in a module of its own; `FakeCloud(services)` makes one of each and
 lets them be reached as attributes (`cloud.compute.servers`), which is also how they reach each other
 (Nova checks an image with `self.cloud.image.images`).
@@ -20,8 +26,19 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-# Requests to "/" are the identity service's: openstacksdk reads Keystone's versions there.
-ROOT_SERVICE = "identity"
+# What Apache answers for a path no service is mounted on.
+WEB_SERVER_NOT_FOUND = (
+    '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>404 Not Found</title>\n'
+    "</head><body>\n<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n<hr>\n"
+    "<address>Apache/2.4.62 (Debian) Server at 127.0.0.1 Port 80</address>\n</body></html>\n"
+)
+# Horizon's login page, which devstack serves at /dashboard: a web page where an API may be expected.
+DASHBOARD = "dashboard"
+DASHBOARD_PAGE = (
+    '<!DOCTYPE html>\n<html>\n<head>\n<meta content="text/html; charset=utf-8" http-equiv="content-type" />\n'
+    '<title>Login - OpenStack Dashboard</title>\n</head>\n<body id="splash">\n'
+    '<form id="splash-login" action="/dashboard/auth/login/" method="POST">…</form>\n</body>\n</html>\n'
+)
 UNAUTHORIZED = {
     "error": {
         "code": 401,
@@ -65,6 +82,23 @@ class Service:
         """Answer one request: (status, body, headers), or raise HttpError."""
         raise NotImplementedError
 
+    def not_found(self, headers) -> tuple:
+        """This API's answer for a route it does not have. The default is webob's (Glance, Neutron
+        and Cinder let webob render it): JSON when the client accepts it, as openstacksdk does."""
+        return webob_error(headers, 404, "Not Found", "The resource could not be found.")
+
+
+def webob_error(headers, status: int, title: str, explanation: str) -> tuple:
+    """An error as webob renders it (`webob.exc.WSGIHTTPException.generate_response`)."""
+    if "application/json" in (headers.get("Accept") or ""):
+        body = {"message": f"{explanation}<br /><br />\n\n\n", "code": f"{status} {title}", "title": title}
+        return status, body, {}
+    page = (
+        f"<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n  <h1>{status} {title}</h1>\n"
+        f"  {explanation}<br /><br />\n\n\n\n </body>\n</html>"
+    )
+    return status, page, {"Content-Type": "text/html; charset=UTF-8"}
+
 
 class FakeCloud:
     def __init__(self, services: Iterable[type[Service]]) -> None:
@@ -73,6 +107,7 @@ class FakeCloud:
         self.is_frozen = False
         self.requests: list[tuple[str, str, int]] = []  # (method, path?query, status) as answered
         self._failures: list[tuple[int, str]] = []  # (status, path prefix) per coming request
+        self._removed: list[tuple[str, re.Pattern]] = []  # routes the services do not have
         self._stalls: list[float] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -141,6 +176,12 @@ class FakeCloud:
         finally:
             self.is_frozen = False
 
+    def remove_route(self, method: str, pattern: str) -> None:
+        """Make the service answer its own 404 for requests matching `pattern` (a regular expression
+        searched in the path): a cloud without that API call or extension."""
+        with self.lock:
+            self._removed.append((method, re.compile(pattern)))
+
     def revoke_tokens(self) -> None:
         with self.lock:
             self.tokens.clear()
@@ -169,15 +210,20 @@ class FakeCloud:
                     page = "<html><body><h1>503 Service Unavailable</h1>No server is available.</body></html>"
                     return status, page, {"Content-Type": "text/html"}
             self.settle()
-            parts = [p for p in path.split("/") if p] or [ROOT_SERVICE]
-            service, rest = self.services.get(parts[0]), parts[1:]
-            if service is None or service.needs_token:
+            parts = [p for p in path.split("/") if p]
+            service = self.services.get(parts[0]) if parts else None
+            if service is None and parts[:1] == [DASHBOARD]:
+                return 200, DASHBOARD_PAGE, {"Content-Type": "text/html; charset=utf-8"}
+            if service is None:
+                return 404, WEB_SERVER_NOT_FOUND, {"Content-Type": "text/html; charset=iso-8859-1"}
+            rest = parts[1:]
+            if service.needs_token:
                 token = headers.get("X-Auth-Token", "")
                 versions_only = len(rest) <= 1 and method == "GET"
                 if not versions_only and self.tokens.get(token, 0) < time.time():
                     return 401, UNAUTHORIZED, {"WWW-Authenticate": "Keystone uri=..."}
-            if service is None:
-                return 404, {"error": "no such service"}, {}
+            if any(m == method and pattern.search(path) for m, pattern in self._removed):
+                return service.not_found(headers)
             return service.handle(method, rest, query, headers, body)
 
 
