@@ -135,8 +135,10 @@ def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
 
 def refused(request: HttpRequest, exc: ComputeRefused) -> HttpResponse:
     status = status_for(exc)  # invalid values are 422 like schema errors; rules keep 403, 409
-    errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
-    return problem(status, exc.message, kind="refused" if status != 422 else "invalid-request", errors=errors)
+    errors = [{"field": p.field, "message": p.message} for p in exc.problems if p.field]
+    detail = exc.message if len(exc.problems) == 1 else "Some fields are missing or invalid; see errors."
+    kind = "refused" if status != 422 else "invalid-request"
+    return problem(status, detail, kind=kind, errors=errors or None)
 
 
 def quota_exceeded(request: HttpRequest, exc: QuotaExceeded) -> HttpResponse:

@@ -7,8 +7,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+from django.conf import settings
 from ninja import Field, Schema
 from pydantic import ConfigDict, Discriminator, Tag, field_validator
+
+from portal.budgets.models import BUDGET_MAX_AMOUNT, BUDGET_MIN_AMOUNT
+from portal.compute.services.firewalls import DESCRIPTION_MAX_LENGTH, PORT_MAX, PORT_MIN
+from portal.compute.services.instances import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB
+from portal.compute.services.volumes import VOLUME_MAX_GIB, VOLUME_MIN_GIB, VOLUME_NAME_MAX_LENGTH
 
 
 def _text_refusal(value: str) -> str | None:
@@ -61,6 +67,12 @@ IdOrName = Annotated[
         custom_error_message="Give an id (a JSON integer) or a name (a string)",
     ),
 ]
+
+
+def _bounds(**bounds) -> dict:
+    """JSON-schema bounds a service checks: documented here, checked there with the request's other
+    rules, so that one 422 lists every problem (the schema's own checks would answer first, alone)."""
+    return {"json_schema_extra": bounds}
 
 
 class Problem(Schema):
@@ -124,9 +136,9 @@ class ZoneOut(Schema):
     certifications: list[str]
     status: str
     accepts_launches: bool
-    free_vcpus: int
-    free_ram_gib: int
-    capacity_updated_at: datetime | None
+    availability: Literal["available", "limited", "sold_out", "closed"] = Field(
+        description="Room for new servers: limited means the larger sizes may not fit."
+    )
     placement: Placement = Field(
         description="Whether the token's organization (or project) policy allows it."
     )
@@ -225,17 +237,25 @@ class InstancePage(Schema):
 
 class LaunchIn(InputSchema):
     project: IdOrName = Field(description="Project id or slug.")
-    name: str = Field(max_length=63, description="Servers are named name-1…name-N when count > 1.")
-    count: int = Field(1, ge=1, description="1 to COMPUTE_MAX_LAUNCH_COUNT (20 by default).")
+    name: str = Field(
+        description="Servers are named name-1…name-N when count > 1.",
+        **_bounds(minLength=1, maxLength=NAME_MAX_LENGTH),
+    )
+    count: int = Field(1, **_bounds(minimum=1, maximum=settings.COMPUTE_MAX_LAUNCH_COUNT))
     zone: str = Field(description="Zone code, e.g. fra1-a (GET /catalog/zones).")
     flavor: str = Field(description="Flavor code, e.g. s-1vcpu-2gb (GET /catalog/flavors).")
     image: IdOrName = Field(description="Image id or name, e.g. “Debian 13” (GET /catalog/images).")
     root_disk_gib: int | None = Field(
-        None, ge=1, description="Default: the larger of the size's and the image's."
+        None,
+        description="Default: the larger of the size's and the image's.",
+        **_bounds(minimum=1, maximum=ROOT_DISK_MAX_GIB),
     )
     ssh_keys: list[IdOrName] = Field(default_factory=list, description="SSH key ids or names of the project.")
     firewall: int | None = Field(None, description="Firewall rule set id of the project.")
-    user_data: str = ""
+    user_data: str = Field(
+        "",
+        description=f"cloud-init user data, at most {settings.COMPUTE_USER_DATA_MAX_BYTES} bytes in UTF-8.",
+    )
     termination_protection: bool = False
 
 
@@ -294,10 +314,10 @@ class SshKeyList(Schema):
 
 class FirewallRuleIn(InputSchema):
     protocol: Literal["tcp", "udp", "icmp"] = "tcp"
-    port_from: int | None = None
-    port_to: int | None = None
+    port_from: int | None = Field(None, **_bounds(minimum=PORT_MIN, maximum=PORT_MAX))
+    port_to: int | None = Field(None, **_bounds(minimum=PORT_MIN, maximum=PORT_MAX))
     source: str = Field(max_length=100, description="CIDR, e.g. 203.0.113.7/32 or 0.0.0.0/0.")
-    description: str = Field("", max_length=120)
+    description: str = Field("", **_bounds(maxLength=DESCRIPTION_MAX_LENGTH))
 
 
 class FirewallRuleOut(Schema):
@@ -334,9 +354,9 @@ class FirewallList(Schema):
 
 class VolumeIn(InputSchema):
     project: IdOrName
-    name: str = Field(max_length=63)
+    name: str = Field(**_bounds(minLength=1, maxLength=VOLUME_NAME_MAX_LENGTH))
     zone: str
-    size_gib: int = Field(ge=1)
+    size_gib: int = Field(**_bounds(minimum=VOLUME_MIN_GIB, maximum=VOLUME_MAX_GIB))
 
 
 class VolumeOut(Schema):
@@ -378,7 +398,7 @@ class UsageOut(Schema):
 
 
 class BudgetIn(InputSchema):
-    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2, strict=False)
+    amount: Decimal = Field(ge=BUDGET_MIN_AMOUNT, le=BUDGET_MAX_AMOUNT, decimal_places=2, strict=False)
     guard: Literal["off", "warn", "approval", "block"] = "off"
 
 

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from portal.budgets.models import GuardMode
+from portal.budgets.models import BUDGET_MAX_AMOUNT, BUDGET_MIN_AMOUNT, GuardMode
 from portal.compute.models import Instance, InstanceStatus
 
-MAX_AMOUNT = Decimal("9999999999.99")
 LEASE_MAX_DAYS = 366
 
 
@@ -18,8 +16,8 @@ class BudgetForm(forms.Form):
     amount = forms.DecimalField(
         max_digits=12,
         decimal_places=2,
-        min_value=Decimal("0.01"),
-        max_value=MAX_AMOUNT,
+        min_value=BUDGET_MIN_AMOUNT,
+        max_value=BUDGET_MAX_AMOUNT,
         error_messages={
             "required": "Enter the monthly amount.",
             "invalid": "Enter an amount such as 500 or 1250.50.",

@@ -31,12 +31,18 @@ GUARD_HELP = {
 }
 
 
+# What a budget may be: cents, at least one, at most what amount's 12 digits hold. The budget
+# form, budget_set and the API's schema read these.
+BUDGET_MIN_AMOUNT = Decimal("0.01")
+BUDGET_MAX_AMOUNT = Decimal("9999999999.99")
+
+
 class Budget(models.Model):
     project = models.OneToOneField("tenancy.Project", on_delete=models.CASCADE, related_name="budget")
     amount = models.DecimalField(
         max_digits=12,
         decimal_places=2,
-        validators=[MinValueValidator(Decimal("0.01"))],
+        validators=[MinValueValidator(BUDGET_MIN_AMOUNT)],
         help_text="Per calendar month, in settings.PORTAL_CURRENCY.",
     )
     guard = models.CharField(max_length=16, choices=GuardMode.choices, default=GuardMode.OFF)

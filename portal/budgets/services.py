@@ -12,7 +12,15 @@ from django.utils import timezone
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
-from portal.budgets.models import AlertKind, Budget, BudgetAlert, GuardMode, InstanceLease
+from portal.budgets.models import (
+    BUDGET_MAX_AMOUNT,
+    BUDGET_MIN_AMOUNT,
+    AlertKind,
+    Budget,
+    BudgetAlert,
+    GuardMode,
+    InstanceLease,
+)
 from portal.budgets.selectors import CENT, project_forecast
 from portal.compute.models import Instance
 from portal.tenancy.access import Access, Perm
@@ -41,7 +49,12 @@ def budget_set(
 ) -> Budget:
     access.require(Perm.PROJECT_EDIT)
     now = now or timezone.now()
-    amount, guard = Decimal(amount).quantize(CENT), GuardMode(guard)
+    amount = Decimal(amount)
+    # The form and the API's schema refuse these with a message; here they must not reach the
+    # arithmetic (a quantize of 10^30 raises) or the database.
+    if not amount.is_finite() or not BUDGET_MIN_AMOUNT <= amount <= BUDGET_MAX_AMOUNT:
+        raise ValueError(f"A budget is {BUDGET_MIN_AMOUNT} to {BUDGET_MAX_AMOUNT}, not {amount}.")
+    amount, guard = amount.quantize(CENT), GuardMode(guard)
     user = access.membership.user
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=access.project.pk)

@@ -75,7 +75,20 @@ class ZoneStatus(models.TextChoices):
     SOLD_OUT = "sold_out", "Sold out"
 
 
+class Availability(models.TextChoices):
+    """What customers are told about a zone's room: never the operator's numbers."""
+
+    AVAILABLE = "available", "Available"
+    LIMITED = "limited", "Limited"
+    SOLD_OUT = "sold_out", "Sold out"
+    CLOSED = "closed", "Closed for maintenance"
+
+
 class Zone(models.Model):
+    # Below either, a zone's capacity is "limited": room for about two of the largest sizes.
+    LIMITED_BELOW_VCPUS = 64
+    LIMITED_BELOW_RAM_GIB = 256
+
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="zones")
     code = models.SlugField(max_length=24, unique=True, help_text="e.g. fra1-a")
     status = models.CharField(max_length=16, choices=ZoneStatus.choices, default=ZoneStatus.AVAILABLE)
@@ -128,9 +141,32 @@ class Zone(models.Model):
             raise ValidationError(errors)
 
     @property
+    def availability(self) -> Availability:
+        """The one answer every customer-facing page, the API and the launch rules give about room
+        here: the operator's status, then the capacity the backend last reported (the reconciler
+        refreshes it), so a zone with nothing free reads "sold out" whatever its status says. A
+        zone whose capacity was never measured (a new one, before the reconciler's first pass)
+        is taken at its status."""
+        if not self.region.is_active or self.status == ZoneStatus.MAINTENANCE:
+            return Availability.CLOSED
+        measured = self.capacity_updated_at is not None or self.free_vcpus or self.free_ram_gib
+        if self.status == ZoneStatus.SOLD_OUT or (measured and not (self.free_vcpus and self.free_ram_gib)):
+            return Availability.SOLD_OUT
+        if measured and (
+            self.free_vcpus < self.LIMITED_BELOW_VCPUS or self.free_ram_gib < self.LIMITED_BELOW_RAM_GIB
+        ):
+            return Availability.LIMITED
+        return Availability.AVAILABLE
+
+    @property
     def accepts_launches(self) -> bool:
-        """New resources may be placed here (degraded zones still accept, with a warning)."""
-        return self.region.is_active and self.status in (ZoneStatus.AVAILABLE, ZoneStatus.DEGRADED)
+        """New resources may be placed here (degraded and limited zones still accept)."""
+        return self.availability in (Availability.AVAILABLE, Availability.LIMITED)
+
+    @property
+    def refusal(self) -> str:
+        """Why a zone that does not accept launches refuses them, in the customer's words."""
+        return f"{self.code} is {self.availability.label.lower()} right now; choose another zone."
 
 
 class Flavor(models.Model):

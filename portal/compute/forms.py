@@ -2,23 +2,34 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.core.validators import MaxValueValidator
 
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute.models import FirewallRuleSet, SshKey
-from portal.compute.pricing import monthly, price_per_hour  # noqa: F401 — the wizard's view imports them from here
-from portal.compute.services import NAME_RE, NAME_RULE
-from portal.compute.sshkeys import InvalidKey, parse_public_key
+from portal.compute.services import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB
+from portal.compute.sshkeys import InvalidKey, PrivateKeyPasted, parse_public_key
 
 
 class LaunchForm(forms.Form):
+    """What the wizard sends, parsed. The rules (name, bounds, what the zone offers…) are the
+    service's `launch_problems`, which the view applies to whatever parsed: one place for the
+    rules and their words, for the wizard and the API alike. The bounds are also the inputs'
+    min/max, for the browser's spinners and keyboards."""
+
     name = forms.CharField(
-        max_length=63,
         help_text="Lower-case letters, digits and hyphens. With more than one server, names get -1, -2, …",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "live-input"}),
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "class": "live-input",
+                "maxlength": NAME_MAX_LENGTH,
+            }
+        ),
     )
     count = forms.IntegerField(
-        min_value=1, initial=1, label="How many", widget=forms.NumberInput(attrs={"class": "live-input"})
+        initial=1,
+        label="How many",
+        widget=forms.NumberInput(attrs={"class": "live-input", "min": 1}),
     )
     zone = forms.ModelChoiceField(
         Zone.objects.filter(region__is_active=True), error_messages={"required": "Choose a zone."}
@@ -31,10 +42,9 @@ class LaunchForm(forms.Form):
     )
     root_disk_gib = forms.IntegerField(
         required=False,
-        min_value=1,
         label="Root disk (GiB)",
         help_text="Leave empty for the size's included disk.",
-        widget=forms.NumberInput(attrs={"class": "live-input"}),
+        widget=forms.NumberInput(attrs={"class": "live-input", "min": 1, "max": ROOT_DISK_MAX_GIB}),
     )
     firewall = forms.ChoiceField(required=False, label="Firewall")
     ssh_keys = forms.ModelMultipleChoiceField(
@@ -62,8 +72,7 @@ class LaunchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.project = project
         self.presets = presets
-        self.fields["count"].max_value = settings.COMPUTE_MAX_LAUNCH_COUNT
-        self.fields["count"].validators.append(MaxValueValidator(settings.COMPUTE_MAX_LAUNCH_COUNT))
+        self.private_key_pasted = False
         self.fields["count"].widget.attrs["max"] = settings.COMPUTE_MAX_LAUNCH_COUNT
         self.fields["ssh_keys"].queryset = SshKey.objects.filter(project=project)
         rule_sets = FirewallRuleSet.objects.filter(project=project)
@@ -74,10 +83,7 @@ class LaunchForm(forms.Form):
         ]
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not NAME_RE.match(name):
-            raise forms.ValidationError(NAME_RULE)
-        return name
+        return self.cleaned_data["name"].strip()
 
     def clean_new_ssh_key(self):
         text = self.cleaned_data["new_ssh_key"].strip()
@@ -85,6 +91,12 @@ class LaunchForm(forms.Form):
             return None
         try:
             return parse_public_key(text)
+        except PrivateKeyPasted as error:
+            # Not even back to its owner's page: the answer could be cached, logged or shared.
+            self.data = self.data.copy()
+            self.data["new_ssh_key"] = ""
+            self.private_key_pasted = True
+            raise forms.ValidationError(str(error)) from None
         except InvalidKey as error:
             raise forms.ValidationError(str(error)) from None
 

@@ -17,6 +17,19 @@ class InvalidKey(ValueError):
     """The text is not an acceptable public key; the message says why in plain words."""
 
 
+class PrivateKeyPasted(InvalidKey):
+    """A private key where a public one belongs: refused, and never to be shown back."""
+
+
+PRIVATE_KEY_MESSAGE = "That is a private key — paste the .pub file's contents; never share the private key."
+# PEM and OpenSSH ("-----BEGIN … PRIVATE KEY-----") and PuTTY's .ppk files.
+PRIVATE_KEY_MARKERS = ("PRIVATE KEY", "PuTTY-User-Key-File", "Private-Lines:")
+
+
+def looks_private(text: str) -> bool:
+    return any(marker in text for marker in PRIVATE_KEY_MARKERS)
+
+
 @dataclass(frozen=True)
 class PublicKey:
     key_type: str
@@ -40,12 +53,10 @@ def parse_public_key(text: str) -> PublicKey:
     text = (text or "").strip()
     if not text:
         raise InvalidKey("Paste a public key, e.g. the contents of ~/.ssh/id_ed25519.pub.")
+    if looks_private(text):
+        raise PrivateKeyPasted(PRIVATE_KEY_MESSAGE)
     if len(text) > MAX_KEY_LENGTH:
         raise InvalidKey("That is far too long for a public key.")
-    if "PRIVATE KEY" in text:
-        raise InvalidKey(
-            "That is a private key: never paste it anywhere. Use the matching public key (the .pub file)."
-        )
     if "\n" in text:
         raise InvalidKey("Paste one key on a single line.")
     if any(ord(ch) < 32 and ch != "\t" for ch in text):

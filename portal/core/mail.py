@@ -19,6 +19,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from portal.core.models import OutboxMessage
 
@@ -28,12 +29,17 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 # A claimed delivery that has not finished after this is free to be tried again (a killed process).
 CLAIM_SECONDS = 120
+# Mail clients cut long subjects where they like; names people typed (up to 80 characters each)
+# could push the part that says what happened out of sight. Templates shorten the names, and
+# whatever is still longer ends with an ellipsis here.
+SUBJECT_MAX_LENGTH = 120
 
 
 def mail_after_commit(*, template: str, to: list[str], context: dict) -> None:
     """Render `<template>_subject.txt`, `.txt` and `.html` now; send once the transaction commits."""
     context = {"site_name": settings.SITE_NAME, **context}
     subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+    subject = Truncator(subject).chars(SUBJECT_MAX_LENGTH)
     message = EmailMultiAlternatives(subject, render_to_string(f"{template}.txt", context), to=to)
     message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     send_after_commit(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from portal.catalog.models import Jurisdiction, Region, Zone, ZoneStatus
+from portal.catalog.models import Availability, Jurisdiction, Region, Zone, ZoneStatus
 from portal.residency.placement import Decision, PlacementRules, zones_for_decisions
 
 # Must match portal/catalog/worldmap/build.mjs, which drew static/vendor/world-map/world.svg.
@@ -43,15 +43,33 @@ class ZoneOption:
         """One line for the customer under the zone's name."""
         if not self.decision.allowed:
             return self.decision.reason
-        status = self.zone.status
+        availability = self.zone.availability
         hint = f" Try {self.suggestion.code} instead." if self.suggestion else ""
-        if status == ZoneStatus.SOLD_OUT:
+        if availability == Availability.SOLD_OUT:
             return f"Sold out right now.{hint}"
-        if status == ZoneStatus.MAINTENANCE:
+        if availability == Availability.CLOSED:
             return f"Closed for maintenance.{hint}"
-        if status == ZoneStatus.DEGRADED:
-            return "Degraded: running, but new resources may be slower to start."
-        return f"{self.zone.free_vcpus} vCPUs, {self.zone.free_ram_gib} GiB RAM free"
+        room = {
+            Availability.AVAILABLE: "Available.",
+            Availability.LIMITED: "Limited capacity: the larger sizes may not fit right now.",
+        }[availability]
+        if self.zone.status == ZoneStatus.DEGRADED:
+            return f"{room} Degraded: running, but new resources may be slower to start."
+        return room
+
+    @property
+    def badges(self) -> list[tuple[str, str]]:
+        """(css suffix, text) beside the zone's code; they say what the note says."""
+        if not self.decision.allowed:
+            return [("forbidden", "Not allowed")]
+        badges = []
+        availability = self.zone.availability
+        if availability != Availability.AVAILABLE:
+            short = {Availability.CLOSED: "Closed"}.get(availability, availability.label)
+            badges.append((f"availability-{availability}", short))
+        if self.zone.status == ZoneStatus.DEGRADED:
+            badges.append(("status-degraded", "Degraded"))
+        return badges
 
 
 PIN_SPACING = 19.0  # map units between pin centres; close regions (Frankfurt, Zurich) are nudged apart

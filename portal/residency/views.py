@@ -159,7 +159,7 @@ def project_default_zone(request: HttpRequest, org_slug: str, project_slug: str)
             return _settings_refusal(
                 request,
                 access,
-                f"{zone.code} is {zone.get_status_display().lower()} right now; choose another zone.",
+                zone.refusal,
                 409,
             )
         services.project_default_zone_set(access=access, zone=zone, request=request)

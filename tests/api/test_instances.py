@@ -82,7 +82,11 @@ def test_over_quota_gives_the_quota_reason(owner_api, project):
     ("change", "field", "status", "message"),
     [
         ({"name": "Web Server!"}, "name", 422, "Use lower-case letters"),
-        ({"count": 0}, "count", 422, "greater than or equal to 1"),
+        ({"count": 0}, "count", 422, "Launch between 1 and 20 servers"),
+        ({"count": 10**30}, "count", 422, "Launch between 1 and 20 servers"),
+        ({"root_disk_gib": 10**30}, "root_disk_gib", 422, "at most 4096 GiB"),
+        ({"root_disk_gib": 4097}, "root_disk_gib", 422, "at most 4096 GiB"),
+        ({"name": "a" * 300}, "name", 422, "at most 63 characters"),
         ({"count": 21}, "count", 422, "Launch between 1 and 20 servers"),
         ({"flavor": "m-32vcpu-128gb", "zone": "ams1-a"}, "flavor", 422, "not offered in ams1-a"),
         ({"flavor": "no-such-size"}, "flavor", 422, "No size"),
@@ -100,6 +104,39 @@ def test_bad_launches_name_the_field_and_create_nothing(owner_api, project, chan
     if status == 422:
         assert field in [e["field"] for e in body["errors"]]
     assert not Instance.objects.exists()
+
+
+def test_one_answer_lists_every_problem_of_a_launch(owner_api, project):
+    """Not one problem per attempt: the 422 names each field that is wrong, lookups included."""
+    body = assert_problem(
+        owner_api.post(
+            "instances",
+            launch_body(
+                project,
+                count=500,
+                name="a" * 300,
+                root_disk_gib=5,
+                user_data="x" * 20_000,
+                ssh_keys=["nobody's"],
+                image="Plan 9",
+            ),
+        ),
+        422,
+    )
+    fields = [e["field"] for e in body["errors"]]
+    assert sorted(fields) == ["count", "image", "name", "root_disk_gib", "ssh_keys", "user_data"]
+    assert body["detail"] == "Some fields are missing or invalid; see errors."
+    assert "at least 50 GiB" in str(body["errors"])  # Starter 2's disk, the image being unknown
+    assert not Instance.objects.exists()
+
+
+def test_the_schema_documents_the_bounds_the_service_checks(owner_api, settings):
+    from portal.api.api import api
+
+    launch = api.get_openapi_schema()["components"]["schemas"]["LaunchIn"]["properties"]
+    assert launch["root_disk_gib"]["maximum"] == 4096
+    assert launch["count"]["maximum"] == settings.COMPUTE_MAX_LAUNCH_COUNT
+    assert launch["name"]["maxLength"] == 63
 
 
 def test_image_by_id_keys_by_name_and_the_default_disk(owner_api, project, catalog):

@@ -75,6 +75,9 @@ def test_other_methods_are_refused(project, owner, client_as, catalog):
         ({"amount": "-5", "guard": "off"}, "The budget must be more than zero"),
         ({"amount": "10.005", "guard": "off"}, "Use at most two decimals (cents)."),
         ({"amount": "99999999999", "guard": "off"}, "more than this portal can track"),
+        ({"amount": "1e30", "guard": "off"}, "more than this portal can track"),
+        ({"amount": "NaN", "guard": "off"}, "Enter an amount such as 500 or 1250.50."),
+        ({"amount": "Infinity", "guard": "off"}, "Enter an amount such as 500 or 1250.50."),
         ({"amount": "100", "guard": "maybe"}, "Choose one of the options listed."),
         ({"amount": "100"}, "Choose what happens at launch."),
     ],
@@ -126,3 +129,14 @@ def test_without_a_budget_the_page_invites_one(project, owner, viewer, client_as
 def test_the_sidebar_links_to_it(project, member, client_as, catalog):
     page = client_as(member).get(reverse("tenancy:project_dashboard", args=["acme", "web-shop"]))
     assert f'href="{_url(project)}"' in page.content.decode()
+
+
+@pytest.mark.parametrize("amount", ["1E+30", "0", "-5", "NaN", "Infinity", "10000000000.00"])
+def test_the_service_refuses_amounts_outside_the_bounds(access, amount):
+    """The page and the API refuse these with a message; the service must not get as far as the
+    arithmetic (a 10^30 budget raised decimal.InvalidOperation) or the database."""
+    from portal.budgets import services
+
+    with pytest.raises(ValueError, match=r"A budget is 0\.01 to 9999999999\.99"):
+        services.budget_set(access=access, amount=Decimal(amount), guard="off")
+    assert not Budget.objects.exists()

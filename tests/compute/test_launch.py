@@ -42,8 +42,8 @@ def test_launch_creates_numbered_servers_and_queues_them_after_commit(launch, pr
     ("change", "field", "message"),
     [
         ({"name": "Web Server!"}, "name", "Use lower-case letters"),
-        ({"count": 0}, "count", "greater than or equal to 1"),
-        ({"count": 21}, "count", "less than or equal to 20"),
+        ({"count": 0}, "count", "Launch between 1 and 20 servers"),
+        ({"count": 21}, "count", "Launch between 1 and 20 servers"),
         ({"flavor": "m-32vcpu-128gb", "zone": "ams1-a"}, "flavor", "not offered in ams1-a"),
         ({"image": "Windows Server 2025", "root_disk_gib": 30}, "root_disk_gib", "at least 50 GiB"),
         ({"user_data": "x" * (16 * 1024 + 1)}, "user_data", "the limit is 16 KiB"),

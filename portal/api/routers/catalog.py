@@ -26,7 +26,7 @@ ERRORS = {401: Problem, 404: Problem, 429: Problem}
 
 @router.get("/catalog/zones", response={200: ZoneList, **ERRORS}, summary="List zones")
 def list_zones(request: HttpRequest, project: str | None = None):
-    """Every zone of an active region, with its jurisdiction, status and free capacity, and whether
+    """Every zone of an active region, with its jurisdiction, status and availability, and whether
     your residency policy allows it (the organization's; with ?project= or a project-bound token,
     also the project's), with the reasons when it does not."""
     token = token_of(request)
@@ -53,9 +53,7 @@ def list_zones(request: HttpRequest, project: str | None = None):
                 certifications=sorted(c.name for c in region.certifications.all()),
                 status=zone.status,
                 accepts_launches=zone.accepts_launches,
-                free_vcpus=zone.free_vcpus,
-                free_ram_gib=zone.free_ram_gib,
-                capacity_updated_at=zone.capacity_updated_at,
+                availability=zone.availability.value,
                 placement=Placement(allowed=decision.allowed, reasons=list(decision.reasons)),
             )
         )

@@ -23,7 +23,6 @@ from portal.api.routers.common import (
     operation_out,
     operation_ref,
     token_of,
-    zone_by_code,
 )
 from portal.api.schemas import (
     ActionIn,
@@ -37,7 +36,7 @@ from portal.api.schemas import (
     Problem,
     ProtectionIn,
 )
-from portal.catalog.models import Flavor, Image
+from portal.catalog.models import Flavor, Image, Zone
 from portal.compute import services
 from portal.compute.models import (
     Action,
@@ -121,40 +120,67 @@ def _lookup_error(field: str, message: str) -> ApiProblem:
     return ApiProblem(422, message, kind="invalid-request", errors=[{"field": field, "message": message}])
 
 
-def _image(ref: int | str, zone) -> Image:
+def _image(ref: int | str, zone: Zone | None) -> Image | None:
     text = str(ref).strip()
     images = Image.objects.filter(is_active=True)
     images = images.filter(pk=int(text)) if text.isascii() and text.isdigit() else images.filter(name=text)
     # Names are not unique across the catalog: prefer the one offered in the chosen zone.
-    image = images.filter(zones=zone).first() or images.first()
-    if image is None:
-        raise _lookup_error("image", f"No image “{text[:80]}”; GET /catalog/images lists them.")
-    return image
+    return (images.filter(zones=zone).first() if zone else None) or images.first()
 
 
-def _ssh_keys(project, refs: list[int | str]) -> tuple[SshKey, ...]:
-    keys = []
+def _ssh_keys(project, refs: list[int | str]) -> tuple[tuple[SshKey, ...], list[services.Problem]]:
+    keys, problems = [], []
     for ref in refs:
         text = str(ref).strip()
         lookup = Q(pk=int(text)) if text.isascii() and text.isdigit() else Q(name=text)
         key = SshKey.objects.filter(lookup, project=project).first()
         if key is None:
-            raise _lookup_error("ssh_keys", f"The project has no SSH key “{text[:80]}”.")
-        keys.append(key)
-    return tuple(keys)
+            problems.append(services.Problem("ssh_keys", f"The project has no SSH key “{text[:80]}”."))
+        else:
+            keys.append(key)
+    return tuple(keys), problems
 
 
 def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
-    zone = zone_by_code(body.zone)
+    """The launch the body asks for. A name that finds nothing is a problem like a broken rule:
+    one 422 lists them all, with every rule the values that were found break."""
+    problems: list[services.Problem] = []
+    zone = Zone.objects.select_related("region").filter(code=body.zone, region__is_active=True).first()
+    if zone is None:
+        problems.append(
+            services.Problem("zone", f"No zone “{body.zone[:40]}”; GET /catalog/zones lists them.")
+        )
     flavor = Flavor.objects.filter(code=body.flavor, is_active=True).first()
     if flavor is None:
-        raise _lookup_error("flavor", f"No size “{body.flavor[:40]}”; GET /catalog/flavors lists them.")
+        problems.append(
+            services.Problem("flavor", f"No size “{body.flavor[:40]}”; GET /catalog/flavors lists them.")
+        )
     image = _image(body.image, zone)
+    if image is None:
+        problems.append(
+            services.Problem("image", f"No image “{str(body.image)[:80]}”; GET /catalog/images lists them.")
+        )
+    ssh_keys, key_problems = _ssh_keys(project, body.ssh_keys)
+    problems += key_problems
     firewall = None
     if body.firewall is not None:
         firewall = FirewallRuleSet.objects.filter(project=project, pk=body.firewall).first()
         if firewall is None:
-            raise _lookup_error("firewall", "Choose a firewall of this project.")
+            problems.append(services.Problem("firewall", "Choose a firewall of this project."))
+    problems += services.launch_problems(
+        project,
+        name=body.name,
+        count=body.count,
+        zone=zone,
+        flavor=flavor,
+        image=image,
+        root_disk_gib=body.root_disk_gib,
+        user_data=body.user_data,
+        ssh_keys=ssh_keys,
+        firewall=firewall,
+    )
+    if problems:
+        raise services.ComputeRefused.of(problems)
     return services.LaunchRequest(
         name=body.name,
         count=body.count,
@@ -163,7 +189,7 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
         image=image,
         # The launch wizard's default, so both paths build the same servers.
         root_disk_gib=body.root_disk_gib or max(flavor.root_disk_gib, image.min_disk_gib),
-        ssh_keys=_ssh_keys(project, body.ssh_keys),
+        ssh_keys=ssh_keys,
         firewall=firewall,
         user_data=body.user_data,
         termination_protection=body.termination_protection,

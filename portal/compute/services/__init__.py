@@ -4,29 +4,37 @@ takes `access`, checks the role, validates, changes rows under a lock, records a
 enqueues cloud work after commit."""
 
 from portal.compute.services.instances import (
+    NAME_MAX_LENGTH,
     NAME_RE,
     NAME_RULE,
+    ROOT_DISK_MAX_GIB,
     ComputeRefused,
     LaunchRequest,
     PlacementDenied,
+    Problem,
     QuotaExceeded,
     instance_action,
     instance_launch,
     instance_set_protection,
     launch_names,
+    launch_problems,
     validate_launch,
 )
 
 __all__ = [
+    "NAME_MAX_LENGTH",
     "NAME_RE",
     "NAME_RULE",
+    "ROOT_DISK_MAX_GIB",
     "ComputeRefused",
     "LaunchRequest",
     "PlacementDenied",
+    "Problem",
     "QuotaExceeded",
     "instance_action",
     "instance_launch",
     "instance_set_protection",
     "launch_names",
+    "launch_problems",
     "validate_launch",
 ]

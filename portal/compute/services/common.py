@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from django.http import HttpRequest
 
@@ -15,12 +16,37 @@ from portal.tenancy.models import Project
 LABEL_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One rule a request breaks: the field it is about (None: the request as a whole), what to
+    tell the customer, and the status it alone would be answered with."""
+
+    field: str | None
+    message: str
+    status: int = 400
+
+
 class ComputeRefused(Exception):
-    """A request the rules refuse; `field` names the form field it is about (or None)."""
+    """A request the rules refuse; `field` names the form field it is about (or None).
+
+    `problems` lists every rule broken, so that a form or an API answer can show them all at once
+    instead of one per submit; `message`, `field` and `status` are the first problem's."""
 
     def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
         super().__init__(message)
         self.message, self.field, self.status = message, field, status
+        self.problems: list[Problem] = [Problem(field, message, status)]
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> ComputeRefused:
+        """One refusal for several problems. Bad input (400) outranks a rule about the state of
+        things (409): fixing the input is what the customer has to do first."""
+        statuses = {p.status for p in problems}
+        status = 400 if 400 in statuses else problems[0].status
+        first = problems[0]
+        refused = cls(first.message, first.field, status)
+        refused.problems = list(problems)
+        return refused
 
 
 def lock_project(access: Access) -> Project:

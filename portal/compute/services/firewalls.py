@@ -21,8 +21,11 @@ from portal.compute.models import (
     Protocol,
 )
 from portal.compute.presets import presets_for
-from portal.compute.services.common import ComputeRefused, audit, label, lock_project
+from portal.compute.services.common import ComputeRefused, Problem, audit, label, lock_project
 from portal.tenancy.access import Access, Perm
+
+PORT_MIN, PORT_MAX = 1, 65535
+DESCRIPTION_MAX_LENGTH = 120
 
 
 def preset_rule_set_name(preset_key: str, client_ip: str | None) -> str:
@@ -110,13 +113,36 @@ def validate_ports(
     if port_to is None:
         port_to = port_from
     for field, port in (("port_from", port_from), ("port_to", port_to)):
-        if not 1 <= port <= 65535:
-            raise ComputeRefused("Ports are numbers from 1 to 65535.", field)
+        if not PORT_MIN <= port <= PORT_MAX:
+            raise ComputeRefused(f"Ports are numbers from {PORT_MIN} to {PORT_MAX}.", field)
     if port_from > port_to:
         raise ComputeRefused(
             f"The range {port_from} to {port_to} runs backwards; put the lower port first.", "port_to"
         )
     return port_from, port_to
+
+
+def rule_problems(
+    protocol: str, port_from: int | None, port_to: int | None, source: str, description: str
+) -> list[Problem]:
+    """Every problem of a rule at once, not one per attempt."""
+    problems = []
+    if protocol not in Protocol.values:
+        problems.append(Problem("protocol", "Choose TCP, UDP or ICMP."))
+    else:
+        try:
+            validate_ports(protocol, port_from, port_to)
+        except ComputeRefused as refused:
+            problems += refused.problems
+    try:
+        normalise_source(source)
+    except ComputeRefused as refused:
+        problems += refused.problems
+    if len((description or "").strip()) > DESCRIPTION_MAX_LENGTH:
+        problems.append(
+            Problem("description", f"Keep the description to {DESCRIPTION_MAX_LENGTH} characters.")
+        )
+    return problems
 
 
 def _locked_rule_set(access: Access, rule_set: FirewallRuleSet) -> FirewallRuleSet:
@@ -143,13 +169,12 @@ def firewall_rule_add(
     203.0.113.4 is 203.0.113.4/32) is refused with a 409 and changes nothing: answering "added"
     while adding nothing would hide that the set, and its description, are not what was typed."""
     access.require(Perm.RESOURCE_OPERATE)
-    if protocol not in Protocol.values:
-        raise ComputeRefused("Choose TCP, UDP or ICMP.", "protocol")
+    problems = rule_problems(protocol, port_from, port_to, source, description)
+    if problems:
+        raise ComputeRefused.of(problems)
     port_from, port_to = validate_ports(protocol, port_from, port_to)
     source = normalise_source(source)
     description = (description or "").strip()
-    if len(description) > 120:
-        raise ComputeRefused("Keep the description to 120 characters.", "description")
     with transaction.atomic():
         rule_set = _locked_rule_set(access, rule_set)
         existing = rule_set.rules.filter(

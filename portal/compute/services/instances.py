@@ -30,7 +30,7 @@ from portal.compute.models.operations import operation_deadline
 from portal.compute.presets import rule_set_from_preset
 from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
-from portal.compute.services.common import ComputeRefused
+from portal.compute.services.common import ComputeRefused, Problem
 from portal.compute.tasks import operations_enqueue
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
@@ -38,8 +38,16 @@ from portal.residency.services import record_placement_denied
 from portal.tenancy.access import Access, Perm
 from portal.tenancy.models import Project
 
+NAME_MAX_LENGTH = 63  # a DNS label: the server's hostname
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-NAME_RULE = "Use lower-case letters, digits and hyphens (not at the start or end), at most 63 characters."
+NAME_RULE = (
+    "Use lower-case letters, digits and hyphens (not at the start or end), "
+    f"at most {NAME_MAX_LENGTH} characters."
+)
+# The bounds of a launch, checked here and nowhere else; the wizard's inputs and the API's schema
+# read them (the count's is settings.COMPUTE_MAX_LAUNCH_COUNT, user data's
+# settings.COMPUTE_USER_DATA_MAX_BYTES).
+ROOT_DISK_MAX_GIB = 4096
 
 
 @dataclass(frozen=True)
@@ -62,57 +70,94 @@ def launch_names(name: str, count: int) -> list[str]:
     return [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
 
 
+def launch_problems(
+    project: Project,
+    *,
+    name: str | None = None,
+    count: int | None = None,
+    zone: Zone | None = None,
+    flavor: Flavor | None = None,
+    image: Image | None = None,
+    root_disk_gib: int | None = None,
+    user_data: str | None = None,
+    ssh_keys: tuple[SshKey, ...] = (),
+    firewall: FirewallRuleSet | None = None,
+) -> list[Problem]:
+    """Every rule of a launch that can be checked without locks, each broken one a Problem naming
+    its field, so that all of them are shown at once. None means "not given, or not understood":
+    the rules that need that value are left out (a root disk of None is the default one)."""
+    problems: list[Problem] = []
+
+    def refuse(field: str, message: str, status: int = 400) -> None:
+        problems.append(Problem(field, message, status))
+
+    max_count = settings.COMPUTE_MAX_LAUNCH_COUNT
+    count_ok = count is not None and 1 <= count <= max_count
+    if name is not None:
+        if not NAME_RE.match(name) or len(name) > NAME_MAX_LENGTH:
+            refuse("name", NAME_RULE)
+        elif count_ok and len(launch_names(name, count)[-1]) > NAME_MAX_LENGTH:
+            refuse("name", "The name is too long once numbered (-1, -2, …); shorten it.")
+    if count is not None and not count_ok:
+        refuse("count", f"Launch between 1 and {max_count} servers at a time.")
+    zone_ok = zone is not None and zone.region.is_active
+    if zone is not None and not zone_ok:
+        refuse("zone", "Choose one of the zones listed.")
+    elif zone is not None and not zone.accepts_launches:
+        refuse("zone", zone.refusal, 409)
+    if flavor is not None and (
+        not flavor.is_active or (zone_ok and not flavor.zones.filter(pk=zone.pk).exists())
+    ):
+        where = f" in {zone.code}" if zone_ok else ""
+        refuse("flavor", f"The {flavor.name} size is not offered{where}; pick another size.")
+    if image is not None and (
+        not image.is_active or (zone_ok and not image.zones.filter(pk=zone.pk).exists())
+    ):
+        where = f" in {zone.code}" if zone_ok else ""
+        refuse("image", f"{image.name} is not offered{where}; pick another image.")
+    if root_disk_gib is not None:
+        minimum = max(image.min_disk_gib if image else 1, flavor.root_disk_gib if flavor else 1)
+        if root_disk_gib > ROOT_DISK_MAX_GIB:
+            refuse(
+                "root_disk_gib",
+                f"The root disk can be at most {ROOT_DISK_MAX_GIB} GiB; add volumes for more space.",
+            )
+        elif root_disk_gib < minimum and flavor is not None and image is not None:
+            refuse(
+                "root_disk_gib",
+                f"The root disk must be at least {minimum} GiB "
+                f"({image.name} needs {image.min_disk_gib} GiB; the {flavor.name} size includes "
+                f"{flavor.root_disk_gib} GiB).",
+            )
+        elif root_disk_gib < minimum:
+            refuse("root_disk_gib", f"The root disk must be at least {minimum} GiB.")
+    if user_data is not None:
+        size, limit = len(user_data.encode()), settings.COMPUTE_USER_DATA_MAX_BYTES
+        if size > limit:
+            refuse("user_data", f"User data is {size / 1024:.1f} KiB; the limit is {limit // 1024} KiB.")
+    if any(key.project_id != project.pk for key in ssh_keys):
+        refuse("ssh_keys", "Choose SSH keys of this project.")
+    if firewall is not None and firewall.project_id != project.pk:
+        refuse("firewall", "Choose a firewall of this project.")
+    return problems
+
+
 def validate_launch(project: Project, req: LaunchRequest) -> None:
-    """Everything that can be checked without locks; raises ComputeRefused naming the field."""
-    if not NAME_RE.match(req.name) or len(req.name) > 63:
-        raise ComputeRefused(
-            "Use lower-case letters, digits and hyphens (not at the start or end), at most 63 characters.",
-            "name",
-        )
-    if not 1 <= req.count <= settings.COMPUTE_MAX_LAUNCH_COUNT:
-        raise ComputeRefused(
-            f"Launch between 1 and {settings.COMPUTE_MAX_LAUNCH_COUNT} servers at a time.", "count"
-        )
-    if len(launch_names(req.name, req.count)[-1]) > 63:
-        raise ComputeRefused("The name is too long once numbered (-1, -2, …); shorten it.", "name")
-    if not req.zone.region.is_active:
-        raise ComputeRefused("Choose one of the zones listed.", "zone")
-    if not req.zone.accepts_launches:
-        raise ComputeRefused(
-            f"{req.zone.code} is {req.zone.get_status_display().lower()} right now; choose another zone.",
-            "zone",
-            409,
-        )
-    if not req.flavor.is_active or not req.flavor.zones.filter(pk=req.zone.pk).exists():
-        raise ComputeRefused(
-            f"The {req.flavor.name} size is not offered in {req.zone.code}; pick another size.", "flavor"
-        )
-    if not req.image.is_active or not req.image.zones.filter(pk=req.zone.pk).exists():
-        raise ComputeRefused(
-            f"{req.image.name} is not offered in {req.zone.code}; pick another image.", "image"
-        )
-    minimum = max(req.image.min_disk_gib, req.flavor.root_disk_gib)
-    if req.root_disk_gib < minimum:
-        raise ComputeRefused(
-            f"The root disk must be at least {minimum} GiB "
-            f"({req.image.name} needs {req.image.min_disk_gib} GiB; the {req.flavor.name} size includes "
-            f"{req.flavor.root_disk_gib} GiB).",
-            "root_disk_gib",
-        )
-    if req.root_disk_gib > 4096:
-        raise ComputeRefused(
-            "The root disk can be at most 4096 GiB; add volumes for more space.", "root_disk_gib"
-        )
-    size = len(req.user_data.encode())
-    if size > settings.COMPUTE_USER_DATA_MAX_BYTES:
-        raise ComputeRefused(
-            f"User data is {size / 1024:.1f} KiB; the limit is {settings.COMPUTE_USER_DATA_MAX_BYTES // 1024} KiB.",
-            "user_data",
-        )
-    if any(key.project_id != project.pk for key in req.ssh_keys):
-        raise ComputeRefused("Choose SSH keys of this project.", "ssh_keys")
-    if req.firewall is not None and req.firewall.project_id != project.pk:
-        raise ComputeRefused("Choose a firewall of this project.", "firewall")
+    """Raises ComputeRefused listing every problem launch_problems finds."""
+    problems = launch_problems(
+        project,
+        name=req.name,
+        count=req.count,
+        zone=req.zone,
+        flavor=req.flavor,
+        image=req.image,
+        root_disk_gib=req.root_disk_gib,
+        user_data=req.user_data,
+        ssh_keys=req.ssh_keys,
+        firewall=req.firewall,
+    )
+    if problems:
+        raise ComputeRefused.of(problems)
 
 
 def _enqueue(operations: list[Operation]) -> None:
@@ -341,13 +386,17 @@ def instance_set_protection(
 
 
 __all__ = [
+    "NAME_MAX_LENGTH",
+    "ROOT_DISK_MAX_GIB",
     "ComputeRefused",
     "LaunchRequest",
     "PlacementDenied",
+    "Problem",
     "QuotaExceeded",
     "instance_action",
     "instance_launch",
     "instance_set_protection",
     "launch_names",
+    "launch_problems",
     "validate_launch",
 ]

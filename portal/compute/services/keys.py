@@ -10,7 +10,7 @@ from portal.audit.models import AuditAction
 from portal.compute.models import (
     SshKey,
 )
-from portal.compute.services.common import ComputeRefused, audit, label, lock_project
+from portal.compute.services.common import ComputeRefused, Problem, audit, label, lock_project
 from portal.compute.sshkeys import InvalidKey, parse_public_key
 from portal.tenancy.access import Access, Perm
 
@@ -28,11 +28,21 @@ def ssh_key_add(*, access: Access, name: str, public_key: str, request: HttpRequ
     the project already has: the message says which key it duplicates.
     """
     access.require(Perm.RESOURCE_CREATE)
+    problems = []
     try:
         parsed = parse_public_key(public_key)
     except InvalidKey as error:
-        raise ComputeRefused(str(error), "public_key") from None
-    name = label(name or parsed.comment[:80] or key_type_label(parsed.key_type), what="key", max_length=80)
+        parsed = None
+        problems.append(Problem("public_key", str(error)))
+    if name or parsed:
+        try:
+            name = label(
+                name or parsed.comment[:80] or key_type_label(parsed.key_type), what="key", max_length=80
+            )
+        except ComputeRefused as refused:
+            problems += refused.problems
+    if problems:
+        raise ComputeRefused.of(problems)
     with transaction.atomic():
         project = lock_project(access)
         same_key = SshKey.objects.filter(project=project, fingerprint=parsed.fingerprint).first()

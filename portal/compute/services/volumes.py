@@ -23,7 +23,7 @@ from portal.compute.models import (
     VolumeStatus,
 )
 from portal.compute.quota import check_quota
-from portal.compute.services.common import ComputeRefused, audit, lock_project
+from portal.compute.services.common import ComputeRefused, Problem, audit, lock_project
 from portal.metering.segments import sync_volume
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
@@ -34,7 +34,8 @@ VOLUME_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 VOLUME_NAME_RULE = (
     "Use lower-case letters, digits and hyphens (not at the start or end), at most 63 characters."
 )
-VOLUME_MAX_GIB = 16384
+VOLUME_NAME_MAX_LENGTH = 63
+VOLUME_MIN_GIB, VOLUME_MAX_GIB = 1, 16384
 ATTACHABLE = frozenset({InstanceStatus.RUNNING, InstanceStatus.STOPPED})
 
 
@@ -45,19 +46,22 @@ def volume_create(
     (audited). The policy is checked before the zone's status, so a forbidden zone is always audited."""
     access.require(Perm.RESOURCE_CREATE)
     name = (name or "").strip()
-    if not VOLUME_NAME_RE.match(name) or len(name) > 63:
-        raise ComputeRefused(VOLUME_NAME_RULE, "name")
-    if not 1 <= size_gib <= VOLUME_MAX_GIB:
-        raise ComputeRefused(f"A volume is 1 to {VOLUME_MAX_GIB} GiB.", "size_gib")
+    problems = []  # all at once, not one per attempt
+    if not VOLUME_NAME_RE.match(name) or len(name) > VOLUME_NAME_MAX_LENGTH:
+        problems.append(Problem("name", VOLUME_NAME_RULE))
+    if not VOLUME_MIN_GIB <= size_gib <= VOLUME_MAX_GIB:
+        problems.append(Problem("size_gib", f"A volume is {VOLUME_MIN_GIB} to {VOLUME_MAX_GIB} GiB."))
     if not zone.region.is_active:
-        raise ComputeRefused("Choose one of the zones listed.", "zone")
+        problems.append(Problem("zone", "Choose one of the zones listed."))
+    if problems:
+        raise ComputeRefused.of(problems)
     with transaction.atomic():
         project = lock_project(access)
         decision = placement_decision(project, zone, lock=True)
         if decision.allowed:
             if not zone.accepts_launches:
                 raise ComputeRefused(
-                    f"{zone.code} is {zone.get_status_display().lower()} right now; choose another zone.",
+                    zone.refusal,
                     "zone",
                     409,
                 )

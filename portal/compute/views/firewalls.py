@@ -15,6 +15,7 @@ from portal.compute.models import FirewallRule, FirewallRuleSet, Instance, Insta
 from portal.compute.presets import Preset, presets_for
 from portal.compute.services import ComputeRefused
 from portal.compute.services import firewalls as firewall_services
+from portal.compute.views.common import apply_problems, refusal_status
 from portal.tenancy.access import Access, Perm, project_access
 
 
@@ -34,15 +35,24 @@ class FirewallForm(forms.Form):
 
 class RuleForm(forms.Form):
     protocol = forms.ChoiceField(choices=Protocol.choices, initial=Protocol.TCP)
+    # The service checks the range (and says so for both ports at once); the inputs show it.
     port_from = forms.IntegerField(
         required=False,
         label="From port",
-        widget=forms.NumberInput(attrs={"min": 1, "max": 65535, "placeholder": "22"}),
+        widget=forms.NumberInput(
+            attrs={"min": firewall_services.PORT_MIN, "max": firewall_services.PORT_MAX, "placeholder": "22"}
+        ),
     )
     port_to = forms.IntegerField(
         required=False,
         label="To port",
-        widget=forms.NumberInput(attrs={"min": 1, "max": 65535, "placeholder": "same"}),
+        widget=forms.NumberInput(
+            attrs={
+                "min": firewall_services.PORT_MIN,
+                "max": firewall_services.PORT_MAX,
+                "placeholder": "same",
+            }
+        ),
     )
     source = forms.CharField(
         max_length=100,
@@ -54,7 +64,9 @@ class RuleForm(forms.Form):
         ),
     )
     description = forms.CharField(
-        required=False, max_length=120, widget=forms.TextInput(attrs={"placeholder": "SSH from the office"})
+        required=False,
+        max_length=firewall_services.DESCRIPTION_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "SSH from the office"}),
     )
 
 
@@ -66,8 +78,7 @@ def _get_rule_set(access: Access, firewall_id: int) -> FirewallRuleSet:
 
 
 def _refusal(form: forms.Form, refused: ComputeRefused) -> int:
-    form.add_error(refused.field if refused.field in form.fields else None, refused.message)
-    return refused.status
+    return refusal_status(form, refused)
 
 
 # --- The list ---------------------------------------------------------------------------------
@@ -207,6 +218,18 @@ def firewall_detail(request: HttpRequest, org_slug: str, project_slug: str, fire
                 project_slug=project_slug,
                 firewall_id=rule_set.pk,
             )
+    else:  # what did parse may be wrong too: say so now, not on the next attempt
+        data = form.cleaned_data
+        apply_problems(
+            form,
+            firewall_services.rule_problems(
+                data.get("protocol", Protocol.TCP),
+                data.get("port_from"),
+                data.get("port_to"),
+                data.get("source", ""),
+                data.get("description", ""),
+            ),
+        )
     return _detail_page(request, access, rule_set, form, status)
 
 

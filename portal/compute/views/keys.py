@@ -13,7 +13,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from portal.compute.models import InstanceStatus, SshKey
 from portal.compute.services import ComputeRefused
 from portal.compute.services import keys as key_services
-from portal.compute.sshkeys import MAX_KEY_LENGTH
+from portal.compute.sshkeys import (
+    MAX_KEY_LENGTH,
+    PRIVATE_KEY_MESSAGE,
+    InvalidKey,
+    looks_private,
+    parse_public_key,
+)
+from portal.compute.views.common import refusal_status
 from portal.tenancy.access import Access, Perm, project_access
 
 
@@ -77,6 +84,12 @@ def ssh_keys(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResp
         return _page(request, access, SshKeyForm())
     access.require(Perm.RESOURCE_CREATE)
     form = SshKeyForm(request.POST)
+    if looks_private(form.data.get("public_key", "")):
+        # Refused below as any bad key is, but never shown back: the page could be cached or shared.
+        form.data = form.data.copy()
+        form.data["public_key"] = ""
+        form.add_error("public_key", PRIVATE_KEY_MESSAGE)
+        return _page(request, access, form, 400)
     status = 400
     if form.is_valid():
         try:
@@ -87,11 +100,15 @@ def ssh_keys(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResp
                 request=request,
             )
         except ComputeRefused as refused:
-            form.add_error(refused.field if refused.field in form.fields else None, refused.message)
-            status = refused.status
+            status = refusal_status(form, refused)
         else:
             messages.success(request, f"Key “{key.name}” added. You can choose it when you launch servers.")
             return redirect("compute:ssh_keys", org_slug=org_slug, project_slug=project_slug)
+    elif "public_key" not in form.errors:  # the name is wrong: say at once if the key is too
+        try:
+            parse_public_key(form.cleaned_data["public_key"])
+        except InvalidKey as error:
+            form.add_error("public_key", str(error))
     return _page(request, access, form, status)
 
 

@@ -1,5 +1,8 @@
 """The launch wizard: one page, sections that validate as you go (htmx), a summary that always
-shows what you will get and what it costs, and a plain form that works without JavaScript."""
+shows what you will get and what it costs, and a plain form that works without JavaScript.
+
+Every problem is shown at once: the form parses, the service's `launch_problems` judges whatever
+parsed, and each message goes next to its field and into the list at the top of the page."""
 
 from __future__ import annotations
 
@@ -19,12 +22,17 @@ from portal.budgets.guard import budget_guard
 from portal.budgets.selectors import launch_budget_impact
 from portal.catalog.models import Flavor, Image, OsFamily
 from portal.compute import services
-from portal.compute.forms import LaunchForm, monthly, price_per_hour
+from portal.compute.forms import LaunchForm
 from portal.compute.presets import Preset, presets_for
+from portal.compute.pricing import default_disk_gib, launch_price, monthly, price_per_hour
 from portal.compute.quota import project_usage
+from portal.compute.views.common import apply_problems, refusal_status
 from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
 from portal.tenancy.access import Access, Perm, project_access
+
+# Names listed in the summary; a launch of more, or of longer names, says "name-1 … name-N".
+SUMMARY_NAMES, SUMMARY_NAMES_LENGTH = 5, 80
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,10 @@ def _form(request: HttpRequest, access: Access, data=None, files=None) -> Launch
 
 
 def _value(form: LaunchForm, name: str):
-    """The field's current value: cleaned when valid, else looked up from the raw input."""
+    """The field's current value if it is usable: cleaned when valid, None when it has an error
+    (a root disk of 10^30 GiB is reported, not priced), else looked up from the raw input."""
+    if form.is_bound and name in form.errors:
+        return None
     if form.is_bound and name in getattr(form, "cleaned_data", {}):
         return form.cleaned_data[name]
     field = form.fields[name]
@@ -63,6 +74,72 @@ def _value(form: LaunchForm, name: str):
         return None
 
 
+def _judge(project, form: LaunchForm) -> int:
+    """Parse the form and apply every rule to what parsed, so all the problems show at once; the
+    status to answer a refusal with (400 for bad input, 409 for a zone closed right now)."""
+    parsed = form.is_valid()
+    data = form.cleaned_data
+    firewall = data.get("firewall")
+    problems = services.launch_problems(
+        project,
+        name=data.get("name"),
+        count=data.get("count"),
+        zone=data.get("zone"),
+        flavor=data.get("flavor"),
+        image=data.get("image"),
+        root_disk_gib=data.get("root_disk_gib"),
+        user_data=data.get("user_data"),
+        ssh_keys=tuple(data.get("ssh_keys") or ()),
+        firewall=None if isinstance(firewall, Preset) else firewall,
+    )
+    apply_problems(form, problems)
+    if problems and parsed:
+        return services.ComputeRefused.of(problems).status
+    return 400
+
+
+def _summary_names(name: str | None, count: int) -> str:
+    if not name:
+        return ""
+    names = services.launch_names(name, count)
+    listed = ", ".join(names)
+    if count > SUMMARY_NAMES or len(listed) > SUMMARY_NAMES_LENGTH:
+        return f"{names[0]} … {names[-1]}"
+    return listed
+
+
+def _extras(flavor, image, price) -> list[str]:
+    """What the summary's price has on top of the size table's (the size with its included disk)."""
+    if price is None:
+        return []
+    extras = []
+    if price.disk_gib > flavor.root_disk_gib:
+        extras.append(f"{price.disk_gib - flavor.root_disk_gib} GiB more root disk")
+    if price.licence:
+        extras.append(f"the {image.name} licence")
+    return extras
+
+
+def _blockers(quota: list[QuotaImpact], guard, zone, decision) -> list[str]:
+    """Why the launch would be refused as it stands; the button is disabled while there is one.
+    The server still checks all of it again when the form is posted."""
+    reasons = []
+    if zone is not None and decision is not None and not decision.allowed:
+        reasons.append(decision.reason)
+    elif zone is not None and not zone.accepts_launches:
+        reasons.append(zone.refusal)
+    over = [q.label for q in quota if q.over]
+    if over:
+        reasons.append(f"Over the project's quota ({', '.join(over)}): launch fewer or smaller servers.")
+    if guard is not None and not guard.allowed:
+        reasons.append(
+            "Over the project's budget: only an owner may launch it."
+            if guard.needs_approval
+            else "Over the project's budget, and its guard blocks such launches."
+        )
+    return reasons
+
+
 def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone: str | None = None) -> dict:
     """What the wizard shows. `shown_zone` is the zone the page's image and size cards were drawn
     for (a check sends it); they are only read and drawn again for another zone."""
@@ -71,6 +148,8 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
     image = _value(form, "image")
     flavor = _value(form, "flavor")
     count = _value(form, "count") or 1
+    if not 1 <= count <= settings.COMPUTE_MAX_LAUNCH_COUNT:
+        count = 1
     disk = _value(form, "root_disk_gib")
     # Redrawn on every check, the cards were replaced under a click in progress: it was lost.
     redraw_sections = shown_zone != (str(zone.pk) if zone else "")
@@ -82,6 +161,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
             flavors = flavors.filter(zones=zone)
             images = images.filter(zones=zone)
     hourly = price_per_hour(flavor, image, disk)
+    price = launch_price(flavor, image, disk) if flavor is not None else None
     usage = project_usage(project)
     impact = []
     if flavor is not None:
@@ -93,33 +173,42 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
     by_family = {}
     for img in images:
         by_family.setdefault(OsFamily(img.os_family).label, []).append(img)
+    rules = PlacementRules.for_project(project)
+    decision = rules.decide(zone) if zone is not None else None
+    guard = budget_guard(project, hourly * count, request.user) if hourly is not None else None
+    field_errors = [
+        (form[name], error) for name, errors in form.errors.items() if name != "__all__" for error in errors
+    ]
     return {
         "access": access,
         "org": access.organization,
         "project": project,
         "form": form,
-        "picker": zone_picker(
-            rules=PlacementRules.for_project(project),
-            selected_zone_id=zone.pk if zone else None,
-            field_name="zone",
-        ),
+        "field_errors": field_errors,
+        "picker": zone_picker(rules=rules, selected_zone_id=zone.pk if zone else None, field_name="zone"),
         "redraw_sections": redraw_sections,
         "image_groups": sorted(by_family.items()),
-        "flavors": [(f, monthly(f.price_hourly)) for f in flavors],
+        # What a size costs with its included disk, as the summary charges it.
+        "flavors": [(f, launch_price(f).hourly, monthly(launch_price(f).hourly)) for f in flavors],
         "zone": zone,
         "image": image,
         "flavor": flavor,
         "count": count,
-        "names": services.launch_names(_value(form, "name") or "server", count) if count <= 50 else [],
-        "disk": disk or (max(flavor.root_disk_gib, image.min_disk_gib if image else 0) if flavor else None),
+        "names": _summary_names(_value(form, "name"), count),
+        "disk": price.disk_gib if price else (default_disk_gib(flavor, image) if flavor else None),
+        # The size's price as the size table shows it, and what this launch adds to it.
+        "size_monthly": monthly(launch_price(flavor).hourly) if flavor else None,
+        "extras": _extras(flavor, image, price),
         "hourly": hourly * count if hourly is not None else None,
         "monthly": monthly(hourly * count) if hourly is not None else None,
         "impact": impact,
         "budget": launch_budget_impact(project, hourly * count) if hourly is not None else None,
-        "guard": budget_guard(project, hourly * count, request.user) if hourly is not None else None,
+        "guard": guard,
+        "blockers": _blockers(impact, guard, zone, decision),
         "currency": settings.PORTAL_CURRENCY,
         "disk_price_month": f"{monthly(settings.PORTAL_DISK_PRICE_GIB_HOUR * 100)} {settings.PORTAL_CURRENCY} a month per 100 GiB",
         "max_count": settings.COMPUTE_MAX_LAUNCH_COUNT,
+        "max_disk": services.ROOT_DISK_MAX_GIB,
         "user_data_limit_kib": settings.COMPUTE_USER_DATA_MAX_BYTES // 1024,
     }
 
@@ -134,7 +223,7 @@ def _launch_request(form: LaunchForm) -> services.LaunchRequest:
         zone=data["zone"],
         flavor=flavor,
         image=image,
-        root_disk_gib=data["root_disk_gib"] or max(flavor.root_disk_gib, image.min_disk_gib),
+        root_disk_gib=data["root_disk_gib"] or default_disk_gib(flavor, image),
         ssh_keys=tuple(data["ssh_keys"]),
         firewall=None if isinstance(firewall, Preset) else firewall,
         firewall_preset=firewall if isinstance(firewall, Preset) else None,
@@ -151,13 +240,12 @@ def launch(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespon
     if request.method == "GET":
         return render(request, "compute/launch.html", _context(request, access, _form(request, access)))
     form = _form(request, access, request.POST, request.FILES)
-    status = 400
-    if form.is_valid():
+    status = _judge(access.project, form)
+    if not form.errors:
         try:
             batch = services.instance_launch(access=access, req=_launch_request(form), request=request)
         except services.ComputeRefused as refused:
-            form.add_error(refused.field if refused.field in form.fields else None, refused.message)
-            status = refused.status
+            status = refusal_status(form, refused)
         except services.QuotaExceeded as error:
             form.add_error(None, str(error))
             status = 403
@@ -183,14 +271,14 @@ def launch_check(request: HttpRequest, org_slug: str, project_slug: str) -> Http
     """Validate the wizard as it is filled in; answer the summary and each section's messages."""
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_CREATE)
     form = _form(request, access, request.POST)
-    if form.is_valid():
-        try:
-            services.validate_launch(access.project, _launch_request(form))
-        except services.ComputeRefused as refused:
-            form.add_error(refused.field if refused.field in form.fields else None, refused.message)
+    _judge(access.project, form)
     # Only speak about what has been filled in: an untouched section is not an error yet.
     for name in list(form.errors):
-        if name != "__all__" and form[name].value() in (None, "", []):
+        if (
+            name != "__all__"
+            and form[name].value() in (None, "", [])
+            and not (name == "new_ssh_key" and form.private_key_pasted)
+        ):
             del form.errors[name]
     context = _context(request, access, form, shown_zone=request.POST.get("sections_zone", ""))
     return render(request, "compute/launch_check.html", context)

@@ -15,6 +15,7 @@ from portal.compute.models import Instance, InstanceStatus, Volume
 from portal.compute.quota import QuotaExceeded, project_usage
 from portal.compute.services import ComputeRefused
 from portal.compute.services import volumes as volume_services
+from portal.compute.views.common import refusal_status
 from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
 from portal.residency.services import record_placement_denied
@@ -23,17 +24,16 @@ from portal.tenancy.access import Access, Perm, project_access
 
 class VolumeForm(forms.Form):
     name = forms.CharField(
-        max_length=63,
+        max_length=volume_services.VOLUME_NAME_MAX_LENGTH,
         validators=[RegexValidator(volume_services.VOLUME_NAME_RE, volume_services.VOLUME_NAME_RULE)],
         help_text="Lower-case letters, digits and hyphens.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "data-1"}),
     )
     size_gib = forms.IntegerField(
         label="Size (GiB)",
-        min_value=1,
+        min_value=volume_services.VOLUME_MIN_GIB,
         max_value=volume_services.VOLUME_MAX_GIB,
         initial=100,
-        widget=forms.NumberInput(attrs={"min": 1, "max": volume_services.VOLUME_MAX_GIB}),
     )
     # Every zone of an active region: the service decides (and audits) what the policy forbids.
     zone = forms.ModelChoiceField(
@@ -149,8 +149,7 @@ def volumes(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespo
             access=access, name=data["name"], zone=data["zone"], size_gib=data["size_gib"], request=request
         )
     except ComputeRefused as refused:
-        form.add_error(refused.field if refused.field in form.fields else None, refused.message)
-        status = refused.status
+        status = refusal_status(form, refused)
     except QuotaExceeded as error:
         form.add_error("size_gib", str(error))
         status = 403
