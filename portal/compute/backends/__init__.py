@@ -2,6 +2,7 @@
 one configured under that name in settings.COMPUTE_BACKENDS; a zone says which name serves it."""
 
 from portal.compute.backends.base import (
+    CAPABILITY_NAMES,
     BackendError,
     BackendState,
     Capability,
@@ -13,9 +14,22 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
     get_backend,
+    not_available,
+)
+from portal.compute.backends.storage import (
+    STORAGE_METADATA_KEY,
+    SnapshotCloudState,
+    SnapshotSource,
+    SnapshotSpec,
+    SnapshotState,
+    VolumeCloudState,
+    VolumeSpec,
+    VolumeState,
 )
 
 __all__ = [
+    "CAPABILITY_NAMES",
+    "STORAGE_METADATA_KEY",
     "BackendError",
     "BackendState",
     "Capability",
@@ -24,7 +38,15 @@ __all__ = [
     "Rejected",
     "ServerSpec",
     "ServerState",
+    "SnapshotCloudState",
+    "SnapshotSource",
+    "SnapshotSpec",
+    "SnapshotState",
     "Transient",
+    "VolumeCloudState",
+    "VolumeSpec",
+    "VolumeState",
     "ZoneCapacity",
     "get_backend",
+    "not_available",
 ]

@@ -18,6 +18,8 @@ from enum import StrEnum
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from portal.compute.backends.storage import SnapshotSpec, SnapshotState, VolumeSpec, VolumeState
+
 # Metadata key that carries the portal's instance UUID on every server we create.
 IDEMPOTENCY_METADATA_KEY = "portal-instance-id"
 
@@ -60,6 +62,25 @@ class Capability(StrEnum):
 
     FIREWALL = "firewall"  # the server's inbound firewall rules are enforced by the cloud
     LARGE_ROOT_DISK = "large_root_disk"  # a root disk larger than the size's own disk
+    VOLUMES = "volumes"  # volumes are created, attached to and detached from servers, deleted
+    VOLUME_EXTEND = "volume_extend"  # a volume grows
+    SERVER_SNAPSHOTS = "server_snapshots"  # a server's disk becomes an image new servers boot from
+    VOLUME_SNAPSHOTS = "volume_snapshots"  # a volume's content is kept, and new volumes made of it
+
+
+# What the customer reads when a zone cannot do something: "<name> are not available in <zone>".
+CAPABILITY_NAMES = {
+    Capability.FIREWALL: "Firewall rules",
+    Capability.LARGE_ROOT_DISK: "Root disks larger than the size's disk",
+    Capability.VOLUMES: "Volumes",
+    Capability.VOLUME_EXTEND: "Larger volumes",
+    Capability.SERVER_SNAPSHOTS: "Server snapshots",
+    Capability.VOLUME_SNAPSHOTS: "Volume snapshots",
+}
+
+
+def not_available(capability: Capability, zone: str) -> Rejected:
+    return Rejected(f"{CAPABILITY_NAMES[capability]} are not available in {zone}.")
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,7 @@ class ServerSpec:
     ssh_keys: tuple[str, ...] = ()
     user_data: str = ""
     firewall_rules: tuple[dict, ...] = ()
+    image_backend_id: str = ""  # boot this image of the cloud's (a server snapshot) instead of `image`
 
 
 @dataclass(frozen=True)
@@ -175,10 +197,58 @@ class ComputeBackend(ABC):
         return configured
 
     def capabilities(self, zone: str) -> set[Capability]:
-        """What `zone` can do (every capability unless the backend says otherwise). Cheap enough to
-        ask on every page: a backend that has to ask its cloud keeps the answer for a while. Raises
-        BackendError, like any call, when the cloud cannot be asked."""
-        return set(Capability)
+        """What `zone` can do: nothing beyond servers unless the backend declares it. Cheap enough
+        to ask on every page: a backend that has to ask its cloud keeps the answer for a while.
+        Raises BackendError, like any call, when the cloud cannot be asked."""
+        return set()
+
+    # --- storage (storage.py): a backend declares Capability.VOLUMES etc. and overrides these ---
+
+    def create_volume(self, spec: VolumeSpec) -> VolumeState:
+        raise not_available(Capability.VOLUMES, spec.zone)
+
+    def get_volume(self, backend_id: str) -> VolumeState:
+        raise NotFound(f"No volume {backend_id}.")
+
+    def find_volume(self, zone: str, idempotency_key: str) -> VolumeState | None:
+        """The volume created with this key, if any (to adopt it instead of creating a second)."""
+        return None
+
+    def list_volumes(self, zone: str) -> list[VolumeState]:
+        """Volumes in the zone that carry our metadata (for drift and orphan checks)."""
+        return []
+
+    def attach_volume(self, backend_id: str, server_id: str) -> None:
+        """Attach to a server, running (hot plug) or stopped; returns while it may still attach."""
+        raise Rejected("Volumes are not available in this zone.")
+
+    def detach_volume(self, backend_id: str, server_id: str) -> None:
+        """Detach; a volume that is not attached to that server is not an error."""
+        raise Rejected("Volumes are not available in this zone.")
+
+    def extend_volume(self, backend_id: str, size_gib: int) -> None:
+        raise Rejected("Larger volumes are not available in this zone.")
+
+    def delete_volume(self, backend_id: str) -> None:
+        """Delete; deleting a volume that is already gone is not an error."""
+        raise Rejected("Volumes are not available in this zone.")
+
+    def create_snapshot(self, spec: SnapshotSpec) -> SnapshotState:
+        capability = Capability.SERVER_SNAPSHOTS if spec.source == "server" else Capability.VOLUME_SNAPSHOTS
+        raise not_available(capability, spec.zone)
+
+    def get_snapshot(self, backend_id: str) -> SnapshotState:
+        raise NotFound(f"No snapshot {backend_id}.")
+
+    def find_snapshot(self, zone: str, idempotency_key: str) -> SnapshotState | None:
+        return None
+
+    def list_snapshots(self, zone: str) -> list[SnapshotState]:
+        return []
+
+    def delete_snapshot(self, backend_id: str) -> None:
+        """Delete; deleting a snapshot that is already gone is not an error."""
+        raise Rejected("Snapshots are not available in this zone.")
 
     def check_health(self, zone: str) -> str:
         """One line on how the zone's cloud answers ("2 hosts, 14 GiB free"); raises BackendError

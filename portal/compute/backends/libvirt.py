@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
     BackendState,
+    Capability,
     ComputeBackend,
     NotFound,
     Rejected,
@@ -82,6 +83,10 @@ class LibvirtBackend(ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         self.hosts = HostConnections()
+
+    def capabilities(self, zone: str) -> set[Capability]:
+        """Root disks of any size; firewall rules are not enforced on a libvirt host (yet)."""
+        return {Capability.LARGE_ROOT_DISK}
 
     # --- configuration -----------------------------------------------------------------------
 

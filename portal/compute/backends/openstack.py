@@ -467,7 +467,7 @@ class OpenStackBackend(ComputeBackend):
         if expires > time.monotonic():
             return set(known)
         conn = self._connection(zone)
-        found = set(Capability)
+        found = {Capability.FIREWALL, Capability.LARGE_ROOT_DISK}
         with self._cloud("capabilities", conn):
             if "security-group" not in {extension.alias for extension in conn.network.extensions()}:
                 found.discard(Capability.FIREWALL)

@@ -23,6 +23,7 @@ from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
     BackendError,
     BackendState,
+    Capability,
     ComputeBackend,
     NotFound,
     Rejected,
@@ -74,6 +75,9 @@ def _knobs():
 
 class SimulatedBackend(ComputeBackend):
     batch_size = 50  # creating or looking at servers is a few statements however many
+
+    def capabilities(self, zone: str) -> set[Capability]:
+        return {Capability.FIREWALL, Capability.LARGE_ROOT_DISK}
 
     def _call(self):
         """A call about one server: maybe slow, maybe a transient failure, as the knobs say."""
