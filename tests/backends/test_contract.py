@@ -20,23 +20,6 @@ B = BackendState
 SETTLED = {B.RUNNING, B.STOPPED, B.ERROR}
 
 
-@pytest.fixture
-def simulated_backend(catalog):
-    from portal.compute.backends.simulated import SimulatedBackend
-    from portal.compute.models import SimulatedKnobs
-
-    SimulatedKnobs.objects.create(boot_seconds=0.3, action_seconds=0.2, transient_error_rate=0)
-    return SimulatedBackend("simulated"), "fra1-a"
-
-
-BACKENDS = ["simulated_backend", "libvirt_backend", "openstack_backend"]
-
-
-@pytest.fixture(params=BACKENDS)
-def cloud(request):
-    return request.getfixturevalue(request.param)
-
-
 def spec(zone: str, name: str = "contract-vm", flavor: str = "s-1vcpu-1gb", key: str | None = None):
     return ServerSpec(
         idempotency_key=key or str(uuid.uuid4()),

@@ -1,0 +1,185 @@
+"""One storage lifecycle, every backend that declares it: volumes created, attached to a running
+server, extended, detached, snapshotted and deleted; a server's disk snapshotted into an image a new
+server boots from. The same fixtures as test_contract.py (conftest's `cloud` yields `(backend, zone_code)`),
+polling the way the runner does (no backend call waits).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from portal.compute.backends import (
+    BackendState,
+    Capability,
+    NotFound,
+    Rejected,
+    SnapshotCloudState,
+    SnapshotSource,
+    SnapshotSpec,
+    VolumeCloudState,
+    VolumeSpec,
+)
+from tests.backends.test_contract import settle, spec
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+V = VolumeCloudState
+S = SnapshotCloudState
+
+
+def volume_spec(
+    zone: str, size_gib: int = 1, key: str | None = None, source_snapshot: str = ""
+) -> VolumeSpec:
+    return VolumeSpec(
+        idempotency_key=key or str(uuid.uuid4()),
+        name="contract-data",
+        zone=zone,
+        size_gib=size_gib,
+        source_snapshot=source_snapshot,
+    )
+
+
+def until(look, want: set, timeout: float = 90):
+    """Poll `look()` until its `.state` is in `want`; fail with the states seen otherwise."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        state = look()
+        if not seen or seen[-1] != state.state:
+            seen.append(state.state)
+        if state.state in want:
+            return state
+        assert state.state not in {V.ERROR, S.ERROR} or V.ERROR in want, f"went to error: {state.fault}"
+        time.sleep(0.2)
+    pytest.fail(f"did not reach {want} within {timeout} s; went through {seen}")
+
+
+def gone(look, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            look()
+        except NotFound:
+            return
+        time.sleep(0.2)
+    pytest.fail("still there after delete")
+
+
+@pytest.fixture
+def storage_cloud(cloud):
+    backend, zone = cloud
+    capabilities = backend.capabilities(zone)
+    assert {Capability.VOLUMES, Capability.VOLUME_EXTEND} <= capabilities, (
+        f"{backend.name} declares {capabilities}: the storage contract needs volumes"
+    )
+    return backend, zone, capabilities
+
+
+def test_volume_lifecycle_on_a_running_server(storage_cloud):
+    backend, zone, _ = storage_cloud
+    asked = volume_spec(zone)
+    volume = backend.create_volume(asked)
+    assert volume.backend_id
+    until(lambda: backend.get_volume(volume.backend_id), {V.AVAILABLE})
+
+    # Idempotent: a retried create adopts the volume the first try made.
+    assert backend.create_volume(asked).backend_id == volume.backend_id
+    assert backend.find_volume(zone, asked.idempotency_key).backend_id == volume.backend_id
+    listed = {v.backend_id: v for v in backend.list_volumes(zone)}
+    assert listed[volume.backend_id].idempotency_key == asked.idempotency_key
+
+    server = backend.create_server(spec(zone, name="storage-vm"))
+    settle(backend, server.backend_id, BackendState.RUNNING)
+    try:
+        backend.attach_volume(volume.backend_id, server.backend_id)
+        attached = until(lambda: backend.get_volume(volume.backend_id), {V.IN_USE})
+        assert attached.attached_to == server.backend_id
+        assert attached.device.startswith("/dev/")
+
+        with pytest.raises(Rejected):  # an attached volume is not deleted out from under a server
+            backend.delete_volume(volume.backend_id)
+
+        backend.detach_volume(volume.backend_id, server.backend_id)
+        detached = until(lambda: backend.get_volume(volume.backend_id), {V.AVAILABLE})
+        assert detached.attached_to == ""
+        backend.detach_volume(volume.backend_id, server.backend_id)  # again: not an error
+
+        backend.extend_volume(volume.backend_id, 2)
+        grown = until(lambda: backend.get_volume(volume.backend_id), {V.AVAILABLE})
+        assert grown.size_gib == 2
+        with pytest.raises(Rejected):  # volumes only grow
+            backend.extend_volume(volume.backend_id, 1)
+    finally:
+        backend.delete_server(server.backend_id)
+
+    backend.delete_volume(volume.backend_id)
+    gone(lambda: backend.get_volume(volume.backend_id))
+    backend.delete_volume(volume.backend_id)  # already gone: not an error
+    assert backend.find_volume(zone, asked.idempotency_key) is None
+
+
+def test_unknown_volume_is_not_found(storage_cloud):
+    backend, zone, _ = storage_cloud
+    volume = backend.create_volume(volume_spec(zone))
+    tail = "1111" if volume.backend_id.endswith("0000") else "0000"
+    try:
+        with pytest.raises(NotFound):
+            backend.get_volume(volume.backend_id[:-4] + tail)
+    finally:
+        until(lambda: backend.get_volume(volume.backend_id), {V.AVAILABLE})
+        backend.delete_volume(volume.backend_id)
+
+
+def test_volume_snapshot_becomes_a_new_volume(storage_cloud):
+    backend, zone, capabilities = storage_cloud
+    if Capability.VOLUME_SNAPSHOTS not in capabilities:
+        with pytest.raises(Rejected, match="not available"):
+            backend.create_snapshot(SnapshotSpec(str(uuid.uuid4()), "s", zone, SnapshotSource.VOLUME, "x"))
+        return
+    volume = backend.create_volume(volume_spec(zone))
+    until(lambda: backend.get_volume(volume.backend_id), {V.AVAILABLE})
+    asked = SnapshotSpec(str(uuid.uuid4()), "contract-snap", zone, SnapshotSource.VOLUME, volume.backend_id)
+    snapshot = backend.create_snapshot(asked)
+    ready = until(lambda: backend.get_snapshot(snapshot.backend_id), {S.AVAILABLE})
+    assert ready.source == SnapshotSource.VOLUME and ready.size_gib >= 1
+    assert backend.create_snapshot(asked).backend_id == snapshot.backend_id  # idempotent
+    assert snapshot.backend_id in {s.backend_id for s in backend.list_snapshots(zone)}
+
+    copy = backend.create_volume(volume_spec(zone, source_snapshot=snapshot.backend_id))
+    until(lambda: backend.get_volume(copy.backend_id), {V.AVAILABLE})
+    for backend_id in (copy.backend_id, volume.backend_id):
+        backend.delete_volume(backend_id)
+        gone(lambda backend_id=backend_id: backend.get_volume(backend_id))
+    backend.delete_snapshot(snapshot.backend_id)
+    gone(lambda: backend.get_snapshot(snapshot.backend_id))
+    backend.delete_snapshot(snapshot.backend_id)  # already gone: not an error
+
+
+def test_server_snapshot_boots_a_new_server(storage_cloud):
+    backend, zone, capabilities = storage_cloud
+    if Capability.SERVER_SNAPSHOTS not in capabilities:
+        with pytest.raises(Rejected, match="not available"):
+            backend.create_snapshot(SnapshotSpec(str(uuid.uuid4()), "s", zone, SnapshotSource.SERVER, "x"))
+        return
+    server = backend.create_server(spec(zone, name="snap-source"))
+    settle(backend, server.backend_id, BackendState.RUNNING)
+    asked = SnapshotSpec(str(uuid.uuid4()), "contract-image", zone, SnapshotSource.SERVER, server.backend_id)
+    snapshot = backend.create_snapshot(asked)
+    ready = until(lambda: backend.get_snapshot(snapshot.backend_id), {S.AVAILABLE}, timeout=180)
+    assert ready.image_ref and ready.min_disk_gib >= 1
+    backend.delete_server(server.backend_id)
+
+    clone = backend.create_server(_from_image(spec(zone, name="from-snapshot"), ready.image_ref))
+    settle(backend, clone.backend_id, BackendState.RUNNING, timeout=180)
+    backend.delete_server(clone.backend_id)
+    backend.delete_snapshot(snapshot.backend_id)
+    gone(lambda: backend.get_snapshot(snapshot.backend_id))
+
+
+def _from_image(server_spec, image_ref: str):
+    from dataclasses import replace
+
+    return replace(server_spec, image_backend_id=image_ref)
