@@ -21,16 +21,10 @@ crash-consistent copy of the disk at that instant. `job.json` says which and whe
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import pwd
 import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from portal.compute.backends.base import (
@@ -42,6 +36,16 @@ from portal.compute.backends.base import (
     not_available,
 )
 from portal.compute.backends.libvirt_connection import host_key
+from portal.compute.backends.libvirt_files import (
+    GIB,
+    CopyJobs,
+    Record,
+    allocated_gib,
+    claim,
+    gib_of,
+    read_json,
+    virtual_size,
+)
 from portal.compute.backends.libvirt_host import embedded_root
 from portal.compute.backends.libvirt_xml import run_tool
 from portal.compute.backends.storage import (
@@ -54,7 +58,6 @@ from portal.compute.backends.storage import (
     VolumeState,
 )
 
-GIB = 1024**3
 STORAGE_NAMESPACE = uuid.UUID("5f0c9f0e-8d0c-4a58-9d9e-3c1f4b2a7e61")
 STORAGE_CAPABILITIES = {
     Capability.VOLUMES,
@@ -62,14 +65,6 @@ STORAGE_CAPABILITIES = {
     Capability.SERVER_SNAPSHOTS,
     Capability.VOLUME_SNAPSHOTS,
 }
-# Copies a disk in the background: flat qcow2, grown to the size asked, renamed once complete.
-COPY_SCRIPT = (
-    '( qemu-img convert -q -O qcow2 "$1" "$2.partial"'
-    ' && { [ -z "$4" ] || qemu-img resize -q "$2.partial" "$4"; }'
-    ' && mv -f "$2.partial" "$2" || echo failed > "$2.failed" ) </dev/null >"$3" 2>&1 & echo $!'
-)
-
-
 # PCI Express hot unplug: the guest waits 5 s for a second press of the slot's button (which cancels).
 REPRESS_SECONDS = 8
 
@@ -81,84 +76,7 @@ def storage_uuid_for(idempotency_key: str) -> str:
         return str(uuid.uuid5(STORAGE_NAMESPACE, idempotency_key))
 
 
-def _gib(size: int) -> int:
-    return -(-size // GIB)
-
-
-@dataclass(frozen=True)
-class Record:
-    """One volume's or snapshot's directory."""
-
-    directory: Path
-    disk_name: str
-
-    @property
-    def final(self) -> Path:
-        return self.directory / self.disk_name
-
-    @property
-    def partial(self) -> Path:
-        return self.directory / f"{self.disk_name}.partial"
-
-    @property
-    def failed(self) -> Path:
-        return self.directory / f"{self.disk_name}.failed"
-
-    @property
-    def job(self) -> dict | None:
-        return _read_json(self.directory / "job.json")
-
-    @property
-    def meta(self) -> dict | None:
-        return _read_json(self.directory / "meta.json")
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _claim(path: Path, data: dict) -> bool:
-    """Write `path` unless it exists (atomically: readers never see half of it); False if it did."""
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    scratch.write_text(json.dumps(data))
-    try:
-        os.link(scratch, path)
-    except FileExistsError:
-        return False
-    finally:
-        scratch.unlink()
-    return True
-
-
-def _rewrite(path: Path, data: dict) -> None:
-    scratch = path.with_name(f".{path.name}.{os.getpid()}")
-    scratch.write_text(json.dumps(data))
-    os.replace(scratch, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has finished
-
-
-def _virtual_size(path: Path) -> int:
-    info = json.loads(run_tool(["qemu-img", "info", "-U", "--output=json", str(path)]))
-    return int(info["virtual-size"])
-
-
-def _allocated_gib(path: Path) -> int:
-    with contextlib.suppress(OSError):
-        return max(1, _gib(path.stat().st_blocks * 512))
-    return 1
-
-
-class LibvirtStorage:
+class LibvirtStorage(CopyJobs):
     """Volumes and snapshots for `LibvirtBackend` (which this is mixed into: it uses its `_config`,
     `_host`, `_locate`, `_disk_dir`, `_surveys` and `_run_as`)."""
 
@@ -205,20 +123,6 @@ class LibvirtStorage:
             raise NotFound(f"The {kind} no longer exists in the cloud.", f"not a libvirt {kind} id") from None
         return zone, object_uuid
 
-    def _owner(self, config: dict) -> pwd.struct_passwd | None:
-        """Who QEMU runs as, when that is not us: the embedded driver's user, as root."""
-        run_as = self._run_as(config)
-        if run_as and os.geteuid() == 0 and embedded_root(config["hosts"][0]):
-            return pwd.getpwnam(run_as)
-        return None
-
-    def _prepare(self, config: dict, record: Record) -> None:
-        record.directory.mkdir(parents=True, exist_ok=True)
-        owner = self._owner(config)
-        if owner:
-            for path in (record.directory.parent, record.directory):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
-
     def _disk_users(self, config: dict, paths: list[str]) -> dict[str, tuple[str, dict]]:
         """{path: (host URI, use)} for the paths some domain on the zone's hosts uses. Every host
         must answer: a volume on a host that does not is not free."""
@@ -227,106 +131,6 @@ class LibvirtStorage:
             for path, use in self._host(config, uri, "disk_users", paths=paths).items():
                 users[path] = (uri, use)
         return users
-
-    # --- copies ------------------------------------------------------------------------------------
-
-    def _start_convert(self, config: dict, record: Record, source: Path, size_bytes: int = 0) -> None:
-        job = {"kind": "convert", "machine": socket.gethostname(), "started": time.time()}
-        if not _claim(record.directory / "job.json", job):
-            return  # another attempt started it
-        owner = self._owner(config)
-        command = [
-            "sh",
-            "-c",
-            COPY_SCRIPT,
-            "sh",
-            str(source),
-            str(record.final),
-            str(record.directory / "copy.log"),
-            str(size_bytes or ""),
-        ]
-        try:
-            started = subprocess.run(  # noqa: S603 — our own script, fixed arguments
-                command,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=True,
-                start_new_session=True,
-                user=owner.pw_uid if owner else None,
-                group=owner.pw_gid if owner else None,
-            )
-        except (OSError, subprocess.SubprocessError) as error:
-            (record.directory / "job.json").unlink(missing_ok=True)
-            raise Transient(
-                "The cloud can't copy the disk right now.", f"start qemu-img convert: {error}"
-            ) from None
-        _rewrite(record.directory / "job.json", job | {"pid": int(started.stdout.split()[0])})
-
-    def _start_mirror(self, config: dict, record: Record, uri: str, domain_uuid: str, path: str) -> None:
-        job = {"kind": "mirror", "host": uri, "domain": domain_uuid, "path": path}
-        if not _claim(record.directory / "job.json", job):
-            return
-        try:
-            # A blank flat qcow2 of the disk's size that QEMU fills (libvirt leaves it to us).
-            run_tool(
-                [
-                    "qemu-img",
-                    "create",
-                    "-q",
-                    "-f",
-                    "qcow2",
-                    str(record.partial),
-                    str(_virtual_size(Path(path))),
-                ]
-            )
-            owner = self._owner(config)
-            if owner:
-                os.chown(record.partial, owner.pw_uid, owner.pw_gid)
-            self._host(
-                config, uri, "copy_start", domain_uuid=domain_uuid, path=path, target=str(record.partial)
-            )
-        except BackendError:
-            (record.directory / "job.json").unlink(missing_ok=True)
-            raise
-
-    def _copy_state(self, config: dict, record: Record, *, cancel: bool = False) -> tuple[str, str]:
-        """("available" | "creating" | "error", fault) of a record's disk."""
-        if record.final.exists():
-            return "available", ""
-        if record.failed.exists():
-            return "error", "The copy could not be made."
-        job = record.job
-        if job is None:
-            return "creating", ""  # the attempt that claimed it has not started the copy yet
-        if job["kind"] == "convert":
-            pid = job.get("pid")
-            if job.get("machine") == socket.gethostname() and pid and not _alive(pid):
-                if record.final.exists():
-                    return "available", ""
-                return "error", "The copy was interrupted."
-            if cancel and pid and job.get("machine") == socket.gethostname():
-                with contextlib.suppress(OSError):
-                    os.killpg(os.getpgid(pid), signal.SIGTERM)  # its own session: the copy alone
-            return "creating", ""
-        answer = self._host(
-            config,
-            job["host"],
-            "copy_status",
-            domain_uuid=job["domain"],
-            path=job["path"],
-            target=str(record.partial),
-            final=str(record.final),
-            cancel=cancel,
-        )
-        if answer == "done":
-            return "available", ""
-        if answer == "gone":
-            record.failed.write_text("the mirror ended before it was in step\n")
-            return "error", "The copy was interrupted: the server stopped or was deleted meanwhile."
-        return "creating", ""
-
-    # --- volumes -----------------------------------------------------------------------------------
 
     def create_volume(self, spec: VolumeSpec) -> VolumeState:
         config = self._storage_config(spec.zone, Capability.VOLUMES)
@@ -341,7 +145,7 @@ class LibvirtStorage:
         volume_uuid = storage_uuid_for(spec.idempotency_key)
         record = self._volume_record(config, volume_uuid)
         self._prepare(config, record)
-        _claim(
+        claim(
             record.directory / "meta.json",
             {
                 "idempotency-key": spec.idempotency_key,
@@ -389,7 +193,7 @@ class LibvirtStorage:
         if copy == "error":
             state = VolumeCloudState.ERROR
         elif copy == "available":
-            size_gib = _gib(_virtual_size(record.final))
+            size_gib = gib_of(virtual_size(record.final))
             state = VolumeCloudState.AVAILABLE
             user = users.get(str(record.final))
             if user is not None:
@@ -450,8 +254,7 @@ class LibvirtStorage:
         config = self._storage_config(zone, Capability.VOLUMES)
         root = self._volume_record(config, "-").directory.parent
         records = [
-            (Record(path, "volume.qcow2"), _read_json(path / "meta.json"))
-            for path in sorted(root.glob("*-*"))
+            (Record(path, "volume.qcow2"), read_json(path / "meta.json")) for path in sorted(root.glob("*-*"))
         ]
         records = [(record, meta) for record, meta in records if meta and meta.get("zone") == zone]
         users = self._disk_users(config, [str(record.final) for record, _ in records]) if records else {}
@@ -542,7 +345,7 @@ class LibvirtStorage:
         except NotFound:
             raise Rejected(f"The {spec.source} to snapshot no longer exists.", spec.source_id) from None
         self._prepare(config, record)
-        _claim(
+        claim(
             record.directory / "meta.json",
             {
                 "idempotency-key": spec.idempotency_key,
@@ -550,7 +353,7 @@ class LibvirtStorage:
                 "zone": spec.zone,
                 "source": str(spec.source),
                 "source-id": spec.source_id,
-                "min-disk-gib": _gib(_virtual_size(Path(source))),
+                "min-disk-gib": gib_of(virtual_size(Path(source))),
             },
         )
         if running:
@@ -579,7 +382,7 @@ class LibvirtStorage:
         return SnapshotState(
             backend_id=backend_id,
             state=state,
-            size_gib=_allocated_gib(record.final if ready else record.partial),
+            size_gib=allocated_gib(record.final if ready else record.partial),
             source=source,
             image_ref=backend_id if ready and source == SnapshotSource.SERVER else "",
             min_disk_gib=int(meta["min-disk-gib"]),
@@ -605,7 +408,7 @@ class LibvirtStorage:
         root = self._snapshot_record(config, "-").directory.parent
         states = []
         for path in sorted(root.glob("*-*")):
-            meta = _read_json(path / "meta.json")
+            meta = read_json(path / "meta.json")
             if meta and meta.get("zone") == zone:
                 states.append(self._snapshot_state(config, zone, Record(path, "disk.qcow2"), meta))
         return states
