@@ -186,6 +186,7 @@ def backend_options(root: Path, guest: GuestFiles, zone: str, **zone_settings) -
         "initrd": str(guest.initrd),
         "cmdline": "console=ttyS0 panic=-1 quiet",
         "image_store": str(guest.image.parent),
+        "snapshot_store": str(root / "snapshots"),  # not beside the shared cache's image
         "images": images,
         "ram_mib_per_gib": 128,  # a 1 GiB flavor gets 128 MiB: the busybox guest needs ~60
         "max_ram_mib": 256,

@@ -506,3 +506,38 @@ def test_calls_from_two_processes_at_once_take_turns_on_the_embedded_root(libvir
 def host_survey(backend, zone: str) -> dict:
     config = backend._config(zone)
     return backend._host(config, config["hosts"][0], "survey")
+
+
+def test_storage_is_declared_where_disks_are_files_and_a_retried_create_adopts(make_backend, tmp_path):
+    from portal.compute.backends import Capability, VolumeCloudState, VolumeSpec
+
+    storage = {
+        Capability.VOLUMES,
+        Capability.VOLUME_EXTEND,
+        Capability.SERVER_SNAPSHOTS,
+        Capability.VOLUME_SNAPSHOTS,
+    }
+    backend = make_backend()
+    assert backend.capabilities(UNIT_ZONE) == storage | {Capability.LARGE_ROOT_DISK}
+    pool = make_backend(zone_settings={"storage_pool": "vms"})
+    assert pool.capabilities(UNIT_ZONE) == {Capability.LARGE_ROOT_DISK}
+    asked = VolumeSpec(str(uuid.uuid4()), "data", UNIT_ZONE, 1)
+    with pytest.raises(Rejected, match=f"Volumes are not available in {UNIT_ZONE}"):
+        pool.create_volume(asked)
+
+    # A worker died after recording the volume, before making its disk: the retry makes that one.
+    record = tmp_path / "disks" / "volumes" / asked.idempotency_key
+    record.mkdir(parents=True)
+    (record / "meta.json").write_text(
+        json.dumps(
+            {"idempotency-key": asked.idempotency_key, "name": "data", "zone": UNIT_ZONE, "size-gib": 1}
+        )
+    )
+    assert (
+        backend.get_volume(f"{UNIT_ZONE}/volume/{asked.idempotency_key}").state == VolumeCloudState.CREATING
+    )
+    made = backend.create_volume(asked)
+    assert made.state == VolumeCloudState.AVAILABLE and made.backend_id.endswith(asked.idempotency_key)
+    assert backend.create_volume(asked).backend_id == made.backend_id
+    assert [path.name for path in (tmp_path / "disks" / "volumes").iterdir()] == [asked.idempotency_key]
+    assert [v.backend_id for v in backend.list_volumes(UNIT_ZONE)] == [made.backend_id]

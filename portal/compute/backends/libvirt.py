@@ -39,9 +39,11 @@ from portal.compute.backends.base import (
     ServerState,
     Transient,
     ZoneCapacity,
+    not_available,
 )
-from portal.compute.backends.libvirt_connection import HostConnections
+from portal.compute.backends.libvirt_connection import HostConnections, host_key
 from portal.compute.backends.libvirt_host import HostError, embedded_root
+from portal.compute.backends.libvirt_storage import LibvirtStorage
 from portal.compute.backends.libvirt_xml import (
     Disks,
     build_seed_iso,
@@ -67,10 +69,6 @@ DEFAULTS = {
 INSTANCE_NAMESPACE = uuid.UUID("0b3a8f46-5a43-4c39-9a0e-2f6d2a8b1c55")
 
 
-def host_key(uri: str) -> str:
-    return urlsplit(uri).hostname or "localhost"
-
-
 def domain_uuid_for(idempotency_key: str) -> str:
     """The instance's UUID is the domain's; any other key maps to a stable UUID of its own."""
     try:
@@ -79,14 +77,15 @@ def domain_uuid_for(idempotency_key: str) -> str:
         return str(uuid.uuid5(INSTANCE_NAMESPACE, idempotency_key))
 
 
-class LibvirtBackend(ComputeBackend):
+class LibvirtBackend(LibvirtStorage, ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         self.hosts = HostConnections()
 
     def capabilities(self, zone: str) -> set[Capability]:
-        """Root disks of any size; firewall rules are not enforced on a libvirt host (yet)."""
-        return {Capability.LARGE_ROOT_DISK}
+        """Root disks of any size, and volumes and snapshots where disks are files (libvirt_storage);
+        firewall rules are not enforced on a libvirt host (yet)."""
+        return {Capability.LARGE_ROOT_DISK} | self._storage_capabilities(zone)
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -303,7 +302,10 @@ class LibvirtBackend(ComputeBackend):
     def _file_disks(
         self, config: dict, uri: str, directory: Path, spec: ServerSpec, domain_uuid: str
     ) -> tuple[Disks, str]:
-        image = Path(self._image_path(config, spec.image))
+        if spec.image_backend_id:
+            image = self._snapshot_image(spec.zone, spec.image_backend_id)
+        else:
+            image = Path(self._image_path(config, spec.image))
         if not image.is_file():
             raise Rejected(
                 f"The image {spec.image} is not available in zone {spec.zone}. Please choose another image.",
@@ -350,6 +352,8 @@ class LibvirtBackend(ComputeBackend):
         return disks, "qcow2"
 
     def _pool_disks(self, config: dict, uri: str, spec: ServerSpec, domain_uuid: str) -> tuple[Disks, str]:
+        if spec.image_backend_id:
+            raise not_available(Capability.SERVER_SNAPSHOTS, spec.zone)
         image = self._image_path(config, spec.image)
         image_format = "raw" if image.endswith((".raw", ".img")) else "qcow2"
         seed = build_seed_iso(seed_files(spec))

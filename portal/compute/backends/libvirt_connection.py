@@ -35,6 +35,11 @@ except ImportError:  # reported as a clear error when a zone uses this backend
 HELPER_TIMEOUT_SECONDS = 120
 
 
+def host_key(uri: str) -> str:
+    """The host part of a backend id: the URI's host name (`localhost` for local URIs)."""
+    return urlsplit(uri).hostname or "localhost"
+
+
 class HostConnections:
     """One backend's ways to its hosts, in this process."""
 

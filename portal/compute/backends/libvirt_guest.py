@@ -4,8 +4,9 @@
 The kernel comes from Debian's `linux-image-cloud-amd64` (downloaded with `apt-get download` and
 unpacked with `dpkg-deb -x`, never installed), pruned to the few modules the guest loads. The
 initramfs's `/init` reads the NoCloud seed the backend attaches, prints
-`PORTAL-VM-BOOTED <hostname> <instance-id>` on the serial console, powers off on the ACPI power
-button and otherwise idles. The root disk is a blank qcow2: the guest runs from its initramfs.
+`PORTAL-VM-BOOTED <hostname> <instance-id>` on the serial console, runs user data that is a shell
+script (its output on the console too), powers off on the ACPI power button and otherwise idles.
+The root disk is a blank qcow2: the guest runs from its initramfs.
 
 Everything is built once into a cache directory (`guest_files(cache)`); the
 `libvirt_dev_zone` command uses `var/libvirt/guest/`, the test suite `var/test-cache/libvirt/`.
@@ -83,6 +84,15 @@ case " $(cat /proc/cmdline) " in
     *) acpid -c /etc/acpi -l /dev/null -p /run/acpid.pid ;;
 esac
 echo "PORTAL-VM-BOOTED $name $instance" > /dev/ttyS0
+# User data that is a shell script (a MIME part, as the backend sends it; plain ASCII) runs in the
+# background, printing to the serial console.
+if [ -f /seed/user-data ]; then
+    awk '/^Content-Type: text\/x-shellscript/ {part = 1; next}
+         part == 1 && /^$/ {part = 2; next}
+         part == 2 && /^--=+/ {exit}
+         part == 2 {print}' /seed/user-data > /run/user-script
+    if [ -s /run/user-script ]; then sh /run/user-script > /dev/ttyS0 2>&1 & fi
+fi
 while true; do sleep 3600; done
 """
 

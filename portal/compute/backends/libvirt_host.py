@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import io
 import json
 import os
@@ -478,6 +479,20 @@ HOST_OPS = {
     "delete": op_delete,
     "create_volumes": op_create_volumes,
 }
+
+
+def _load_disk_ops() -> dict:
+    """Volumes' and snapshots' operations, from libvirt_host_disks.py beside this file. Loaded by
+    path and handed this module, since the helper process can't import the portal package."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libvirt_host_disks.py")
+    spec = importlib.util.spec_from_file_location("portal_libvirt_host_disks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.host = sys.modules[__name__]
+    return module.OPS
+
+
+HOST_OPS.update(_load_disk_ops())
 
 
 def embedded_root(uri: str) -> str | None:

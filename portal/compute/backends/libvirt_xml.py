@@ -114,6 +114,7 @@ def domain_xml(
         "name": spec.name,
         "flavor": spec.flavor,
         "image": spec.image,
+        "image-ref": spec.image_backend_id,  # a snapshot it boots from (its root disk sits on it)
         "root-disk": disks.root,
         "seed": disks.seed,
         "console-log": disks.console_log,
@@ -173,6 +174,11 @@ def domain_xml(
     console = ET.SubElement(devices, "console", type="pty")
     ET.SubElement(console, "target", type="serial", port="0")
     ET.SubElement(devices, "controller", type="usb", model="none")
+    if "q35" in config.get("machine", ""):
+        # PCI Express has no hot plug on the root bus: empty root ports for volumes attached later.
+        ET.SubElement(devices, "controller", type="pci", index="0", model="pcie-root")
+        for _ in range(int(config.get("hotplug_ports", 4))):
+            ET.SubElement(devices, "controller", type="pci", model="pcie-root-port")
     ET.SubElement(devices, "memballoon", model="none")
     ET.register_namespace(METADATA_PREFIX, METADATA_NS)
     return ET.tostring(domain, encoding="unicode")
