@@ -15,80 +15,17 @@ import itertools
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 
+from tests.backends.fake_openstack.nova_server import (
+    NOVA_MAX_MICROVERSION,
+    Server,
+    nova_error,
+    request_microversion,
+    version_tuple,
+)
 from tests.backends.fake_openstack.server import HttpError, Service, now_iso
 
-NOVA_MAX_MICROVERSION = "2.96"
 NOT_FOUND = "The resource could not be found."
-
-# Nova's status for a (vm_state, task_state), as nova.api.openstack.common maps them.
-_STATUS = {
-    "building": {"default": "BUILD"},
-    "active": {
-        "default": "ACTIVE",
-        "rebooting": "REBOOT",
-        "reboot_started": "REBOOT",
-        "rebooting_hard": "HARD_REBOOT",
-        "reboot_started_hard": "HARD_REBOOT",
-        "resize_prep": "RESIZE",
-        "resize_migrating": "RESIZE",
-        "resize_finish": "RESIZE",
-    },
-    "stopped": {
-        "default": "SHUTOFF",
-        "rebooting_hard": "HARD_REBOOT",
-        "resize_prep": "RESIZE",
-        "resize_migrating": "RESIZE",
-        "resize_finish": "RESIZE",
-    },
-    "resized": {"default": "VERIFY_RESIZE"},
-    "suspended": {"default": "SUSPENDED"},
-    "paused": {"default": "PAUSED"},
-    "shelved_offloaded": {"default": "SHELVED_OFFLOADED"},
-    "error": {"default": "ERROR"},
-}
-
-
-def nova_error(status: int, message: str) -> HttpError:
-    key = {
-        400: "badRequest",
-        403: "forbidden",
-        404: "itemNotFound",
-        409: "conflictingRequest",
-    }.get(status, "computeFault")
-    return HttpError(status, {key: {"code": status, "message": message}})
-
-
-@dataclass
-class Server:
-    id: str
-    name: str
-    flavor: dict
-    image_id: str
-    metadata: dict
-    tags: list
-    key_name: str | None
-    security_groups: list
-    availability_zone: str
-    addresses: dict
-    user_data: str | None
-    block_device_mapping: list = field(default_factory=list)
-    vm_state: str = "building"
-    task_state: str | None = "spawning"
-    fault: dict | None = None
-    created: str = field(default_factory=now_iso)
-    # A transition in flight: when it lands (monotonic time) and what it does then.
-    lands_at: float = 0.0
-    landing: object = None
-    old_flavor: dict | None = None
-    stopped_before_resize: bool = False
-    console: list = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        states = _STATUS[self.vm_state]
-        return states.get(self.task_state or "", states["default"])
 
 
 class Compute(Service):
@@ -212,7 +149,7 @@ class Compute(Service):
         status, payload, extra = answer
         extra = {
             **extra,
-            "OpenStack-API-Version": f"compute {_microversion(headers)}",
+            "OpenStack-API-Version": f"compute {request_microversion(headers)}",
             "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
         }
         return status, payload, extra
@@ -225,7 +162,7 @@ class Compute(Service):
         route = rest[1:]
         if method == "GET" and not route:
             return 200, {"version": self._nova_version("v2.1")}, {}
-        microversion = _microversion(headers)
+        microversion = request_microversion(headers)
         match (method, route):
             case ("GET", ["flavors"]) | ("GET", ["flavors", "detail"]):
                 return 200, {"flavors": [self._flavor_view(f) for f in self.flavors.values()]}, {}
@@ -255,7 +192,7 @@ class Compute(Service):
                 }
                 return 200, {"limits": {"rate": [], "absolute": absolute}}, {}
             case ("GET", ["os-hypervisors", "statistics"]):
-                if _version_tuple(microversion) >= (2, 88):
+                if version_tuple(microversion) >= (2, 88):
                     raise nova_error(404, NOT_FOUND)
                 if self.hypervisor_statistics is None:
                     raise nova_error(
@@ -349,7 +286,7 @@ class Compute(Service):
             except ValueError:
                 raise nova_error(400, "User data needs to be valid base 64.") from None
         networks = data.get("networks")
-        if networks is None and _version_tuple(microversion) >= (2, 37):
+        if networks is None and version_tuple(microversion) >= (2, 37):
             raise nova_error(400, "Invalid input for field/attribute networks. Value: None.")
         addresses = {}
         for network in networks if isinstance(networks, list) else [{"uuid": "auto"}]:
@@ -444,7 +381,7 @@ class Compute(Service):
         return 202, {"server": view}, {}
 
     def _server_view(self, server: Server, microversion: str) -> dict:
-        if _version_tuple(microversion) >= (2, 47):
+        if version_tuple(microversion) >= (2, 47):
             flavor_view = {
                 "original_name": server.flavor["name"],
                 "vcpus": server.flavor["vcpus"],
@@ -569,17 +506,3 @@ class Compute(Service):
             case _:
                 raise nova_error(400, f"There is no such action: {action}")
         return 202, None, {}
-
-
-def _microversion(headers) -> str:
-    value = headers.get("OpenStack-API-Version", "")
-    if value.startswith("compute "):
-        return value.split()[1]
-    return headers.get("X-OpenStack-Nova-API-Version") or "2.1"
-
-
-def _version_tuple(version: str) -> tuple[int, int]:
-    if version == "latest":
-        version = NOVA_MAX_MICROVERSION
-    major, minor = version.split(".")
-    return int(major), int(minor)
