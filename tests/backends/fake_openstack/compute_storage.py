@@ -17,6 +17,9 @@ import uuid
 from tests.backends.fake_openstack.nova_server import Server, nova_error, version_tuple
 from tests.backends.fake_openstack.server import now_iso
 
+# The vm_states Nova attaches a volume or takes an image in.
+SETTLED = ("active", "stopped", "paused", "suspended")
+
 
 class NovaStorage:
     def __init__(self, compute) -> None:
@@ -52,14 +55,16 @@ class NovaStorage:
                 return self._detach(self.compute.server(server_id), volume_id)
         return None
 
-    def _refuse(self, server: Server, action: str):
+    def _check_state(self, server: Server, action: str, vm_states: tuple = SETTLED) -> None:
+        """nova.compute.api.check_instance_state: the vm_state first, then no task under way."""
+        if server.vm_state not in vm_states:
+            raise nova_error(
+                409, f"Cannot '{action}' instance {server.id} while it is in vm_state {server.vm_state}"
+            )
         if server.task_state is not None:
-            return nova_error(
+            raise nova_error(
                 409, f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}"
             )
-        return nova_error(
-            409, f"Cannot '{action}' instance {server.id} while it is in vm_state {server.vm_state}"
-        )
 
     def _attachment(self, server: Server, volume_id: str) -> dict:
         for attachment in server.volumes:
@@ -75,11 +80,7 @@ class NovaStorage:
                 f"Invalid input for field/attribute volumeAttachment. Value: {data}. 'volumeId' is a required property",
             )
         volume_id = data["volumeId"]
-        if (
-            server.vm_state not in ("active", "stopped", "paused", "suspended")
-            or server.task_state is not None
-        ):
-            raise self._refuse(server, "attach_volume")
+        self._check_state(server, "attach_volume")
         cinder = self.cloud.volume
         volume = cinder.volume(volume_id)  # 404 as Cinder words it, which Nova passes on
         if any(a["volume_id"] == volume_id for a in server.volumes):
@@ -119,8 +120,7 @@ class NovaStorage:
 
     def _detach(self, server: Server, volume_id: str):
         attachment = self._attachment(server, volume_id)
-        if server.task_state is not None:
-            raise self._refuse(server, "detach_volume")
+        self._check_state(server, "detach_volume", (*SETTLED, "resized"))
         cinder = self.cloud.volume
         volume = cinder.volumes.get(volume_id)
         if volume is None or volume.status != "in-use":
@@ -182,11 +182,7 @@ class NovaStorage:
             not isinstance(v, str) or len(k) > 255 or len(v) > 255 for k, v in metadata.items()
         ):
             raise nova_error(400, "Invalid input for field/attribute metadata.")
-        if (
-            server.vm_state not in ("active", "stopped", "paused", "suspended")
-            or server.task_state is not None
-        ):
-            raise self._refuse(server, "createImage")
+        self._check_state(server, "createImage")
         glance = self.cloud.image
         source = glance.images.get(server.image_id) or {}
         # Nova keeps max(the image's min_disk, the flavor's root disk) and hands it on to the snapshot.
