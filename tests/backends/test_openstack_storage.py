@@ -331,6 +331,29 @@ def test_snapshots_created_before_a_crash_are_adopted(openstack_backend, fake_op
     assert image[STORAGE_METADATA_KEY] == asked.idempotency_key and image["image_type"] == "snapshot"
 
 
+def test_a_racing_server_snapshot_adopts_the_one_nova_is_taking(
+    openstack_backend, fake_openstack, monkeypatch
+):
+    backend, zone = openstack_backend
+    server = running_server(backend, zone)
+    asked = SnapshotSpec(str(uuid.uuid4()), "img", zone, SnapshotSource.SERVER, server.backend_id)
+    with fake_openstack.frozen():
+        first = backend.create_snapshot(asked)
+        # The race: a second delivery looked before the first's image existed, so it asks Nova too.
+        find, missed = backend._find_snapshot, []
+
+        def find_late(*args):
+            if not missed:
+                missed.append(True)
+                return None
+            return find(*args)
+
+        monkeypatch.setattr(backend, "_find_snapshot", find_late)
+        assert backend.create_snapshot(asked).backend_id == first.backend_id  # Nova's 409, then adopted
+    assert fake_openstack.calls("POST", rf"/servers/{nova_id(server.backend_id)}/action$") == 2
+    assert len([i for i in fake_openstack.image.images.values() if i.get("image_type") == "snapshot"]) == 1
+
+
 def test_a_second_snapshot_while_nova_takes_one_is_refused_in_plain_words(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
     server = running_server(backend, zone)
@@ -338,7 +361,7 @@ def test_a_second_snapshot_while_nova_takes_one_is_refused_in_plain_words(openst
         backend.create_snapshot(
             SnapshotSpec(str(uuid.uuid4()), "a", zone, SnapshotSource.SERVER, server.backend_id)
         )
-        with pytest.raises(Rejected, match="The server is being snapshotted already right now"):
+        with pytest.raises(Rejected, match="The server is already being snapshotted right now"):
             backend.create_snapshot(
                 SnapshotSpec(str(uuid.uuid4()), "b", zone, SnapshotSource.SERVER, server.backend_id)
             )

@@ -435,7 +435,7 @@ class OpenStackStorage:
                 server = self._fetch(conn, nova_id)
                 state = server_state(server.status or "", server.task_state)
                 if (server.task_state or "").startswith("image_"):
-                    doing = "being snapshotted already"
+                    doing = "already being snapshotted"
                 else:
                     doing = "busy" if state in (B.RUNNING, B.STOPPED) else IS_DOING[state]
                 raise _busy("server", doing, "it can't be snapshotted") from None
