@@ -1,4 +1,5 @@
-"""OpenStack clouds through openstacksdk: Nova servers, Glance images, Neutron networks and groups.
+"""OpenStack clouds through openstacksdk: Nova servers, Glance images, Neutron networks and groups,
+and storage (Cinder volumes and snapshots, server snapshots as Glance images: `openstack_storage`).
 
 Each zone names a cloud, a region and an availability zone (`zone_settings`); a server's
 `backend_id` is `"<zone>:<nova server id>"` so that later calls, which get no zone, find the right
@@ -62,19 +63,24 @@ from portal.compute.backends.openstack_mapping import (
     translated_error,
     user_data_with_keys,
 )
+from portal.compute.backends.openstack_storage import ZONE_METADATA_KEY, OpenStackStorage
 
 log = logging.getLogger(__name__)
 B = BackendState
 
-ZONE_METADATA_KEY = "portal-zone"
-SERVICES = ("compute", "image", "network", "identity")
+SERVICES = ("compute", "image", "network", "identity", "block_storage")
+# What a zone can do only with Cinder in the catalog, and only with Glance.
+CINDER_CAPABILITIES = frozenset(
+    {Capability.LARGE_ROOT_DISK, Capability.VOLUMES, Capability.VOLUME_EXTEND, Capability.VOLUME_SNAPSHOTS}
+)
+GLANCE_CAPABILITIES = frozenset({Capability.SERVER_SNAPSHOTS})
 # How long what a cloud can do (`capabilities`) is believed before it is asked again.
 CAPABILITIES_SECONDS = 300.0
 # Hypervisor statistics were removed from Nova's API at microversion 2.88.
 HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
-class OpenStackBackend(ComputeBackend):
+class OpenStackBackend(OpenStackStorage, ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         # One connection per (cloud, region) per process: keystoneauth keeps the token and the
@@ -141,16 +147,19 @@ class OpenStackBackend(ComputeBackend):
             connection.close()
 
     @contextmanager
-    def _cloud(self, what: str, conn, server_id: str = "") -> Iterator[None]:
+    def _cloud(self, what: str, conn, server_id: str = "", *, gone=(), fault=plain_fault) -> Iterator[None]:
         """Turn what openstacksdk and keystoneauth raise into the portal's three kinds of error
-        (`server_id`: the server the call is about, whose 404 alone means it is gone)."""
+        (`server_id`: the server the call is about, whose 404 alone means it is gone; `gone`: the
+        same for a volume or snapshot, as (collection, id, message); `fault`: words a refusal)."""
         try:
             yield
         except BackendError:
             raise
         except (sdk_exceptions.SDKException, ks_exceptions.ClientException) as error:
             auth_url = str(conn.config.config.get("auth", {}).get("auth_url", ""))
-            raise translated_error(what, error, auth_url=auth_url, server_id=server_id) from error
+            raise translated_error(
+                what, error, auth_url=auth_url, server_id=server_id, gone=gone, fault=fault
+            ) from error
         except requests.exceptions.InvalidJSONError as error:
             # openstacksdk reads an answer that is not JSON (a web page where an API should be) here.
             raise Rejected(
@@ -241,7 +250,10 @@ class OpenStackBackend(ComputeBackend):
                     "This zone cannot apply firewall rules. Launch without a firewall, or choose another zone.",
                     f"zone {spec.zone}: Neutron has no security-group extension",
                 )
-            image_id = lookups.image_id(conn, self._mapping("images", settings), spec.image)
+            if spec.image_backend_id:  # a server snapshot of ours: a Glance image id, checked active
+                image_id = lookups.image_id(conn, {}, spec.image_backend_id)
+            else:
+                image_id = lookups.image_id(conn, self._mapping("images", settings), spec.image)
             network_id = lookups.network_id(conn, settings)
             keys = [key.strip() for key in spec.ssh_keys if key.strip()]
             attrs = {
@@ -457,8 +469,9 @@ class OpenStackBackend(ComputeBackend):
         return capacity, notes
 
     def capabilities(self, zone: str) -> set[Capability]:
-        """FIREWALL needs Neutron's `security-group` extension, LARGE_ROOT_DISK a Cinder in the
-        catalog (the root disk is then a volume). Asked once per cloud and region every
+        """FIREWALL needs Neutron's `security-group` extension; LARGE_ROOT_DISK (the root disk is
+        then a volume), VOLUMES, VOLUME_EXTEND and VOLUME_SNAPSHOTS a Cinder (`block-storage`) in the
+        catalog; SERVER_SNAPSHOTS a Glance (`image`). Asked once per cloud and region every
         CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand."""
         settings = self._zone(zone)
         key = self._key(settings)
@@ -467,12 +480,14 @@ class OpenStackBackend(ComputeBackend):
         if expires > time.monotonic():
             return set(known)
         conn = self._connection(zone)
-        found = {Capability.FIREWALL, Capability.LARGE_ROOT_DISK}
+        found = {Capability.FIREWALL, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
         with self._cloud("capabilities", conn):
             if "security-group" not in {extension.alias for extension in conn.network.extensions()}:
                 found.discard(Capability.FIREWALL)
             if not conn.has_service("block-storage"):
-                found.discard(Capability.LARGE_ROOT_DISK)
+                found -= CINDER_CAPABILITIES
+            if not conn.has_service("image"):
+                found -= GLANCE_CAPABILITIES
         with self._lock:
             self._capabilities[key] = (time.monotonic() + CAPABILITIES_SECONDS, frozenset(found))
         return found
@@ -491,7 +506,9 @@ class OpenStackBackend(ComputeBackend):
                 "(launches that ask for them are refused)"
             )
         if Capability.LARGE_ROOT_DISK not in capabilities:
-            notes.append("no Cinder: a root disk can be no larger than its flavor's disk")
+            notes.append("no Cinder: a root disk can be no larger than its flavor's disk, and no volumes")
+        if Capability.SERVER_SNAPSHOTS not in capabilities:
+            notes.append("no Glance: no server snapshots")
         where = (
             settings.get("cloud") or urlsplit(conn.config.config.get("auth", {}).get("auth_url", "")).hostname
         )

@@ -1,5 +1,5 @@
 """What the OpenStack backend reads off the cloud's answers, without calling it: Nova's states and
-faults in the portal's terms, openstacksdk's and keystoneauth's exceptions as Transient, Rejected or
+faults in the portal's terms, Cinder's and Glance's states for volumes and snapshots, openstacksdk's and keystoneauth's exceptions as Transient, Rejected or
 NotFound, and the names, rules and user data the backend asks for (docs/backends/openstack.md).
 """
 
@@ -18,8 +18,11 @@ from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 
 from portal.compute.backends.base import BackendError, BackendState, NotFound, Rejected, Transient
+from portal.compute.backends.storage import SnapshotCloudState, VolumeCloudState
 
 B = BackendState
+V = VolumeCloudState
+S = SnapshotCloudState
 
 TAG_PREFIX = "portal-"
 
@@ -27,6 +30,8 @@ NOT_CONNECTED = "This zone is not connected to a cloud right now. Please choose 
 BUSY = "The cloud is busy right now; we will try again."
 NO_CAPACITY = "This zone has no capacity for that size right now — try another size or zone."
 GONE = "The server no longer exists in the cloud."
+VOLUME_GONE = "The volume no longer exists in the cloud."
+SNAPSHOT_GONE = "The snapshot no longer exists in the cloud."
 GENERIC_FAULT = "The cloud could not complete this for the server. Please try again; if it keeps failing, contact support."
 
 # Nova's fault and error messages, in the customer's words. First match wins; the raw text goes to
@@ -40,7 +45,7 @@ FAULTS = (
         "Try another zone, or contact support.",
     ),
     (
-        r"disk is too small|smaller than the image|image.*larger than",
+        r"disk is too small|smaller than the image|image.*larger than|smaller than the minimum size",
         "That size's disk is too small for the chosen image. Pick a larger size or root disk.",
     ),
     (
@@ -248,20 +253,33 @@ def answered_by_the_api(error: Exception) -> bool:
     return "json" in (response.headers.get("Content-Type") or "").lower()
 
 
-def server_is_gone(error: Exception, server_id: str) -> bool:
-    """A 404 from Nova for the server itself (GET/POST/DELETE …/servers/{id}…): the server no longer
-    exists. A 404 anywhere else — another route, or a web page where Nova should be — is not that."""
-    if not server_id or _status_code(error) != 404 or not answered_by_the_api(error):
+def is_gone(error: Exception, collection: str, thing_id: str) -> bool:
+    """A 404 from the API for the thing itself (GET/POST/DELETE …/<collection>/{id}…): it no longer
+    exists. A 404 anywhere else — another route, or a web page where the API should be — is not that."""
+    if not thing_id or _status_code(error) != 404 or not answered_by_the_api(error):
         return False
     path = urlsplit(getattr(error, "url", None) or "").path
-    return re.search(rf"/servers/{re.escape(server_id)}(/|$)", path) is not None
+    return re.search(rf"/{collection}/{re.escape(thing_id)}(/|$)", path) is not None
 
 
-def translated_error(what: str, error: Exception, *, auth_url: str = "", server_id: str = "") -> BackendError:
+def server_is_gone(error: Exception, server_id: str) -> bool:
+    return is_gone(error, "servers", server_id)
+
+
+def translated_error(
+    what: str,
+    error: Exception,
+    *,
+    auth_url: str = "",
+    server_id: str = "",
+    gone: tuple[str, str, str] = (),
+    fault=plain_fault,
+) -> BackendError:
     """What openstacksdk or keystoneauth raised, as one of the portal's three kinds of error.
 
     `auth_url` tells Keystone's answers from the other services'; `server_id` is the server the call
-    was about, the only thing whose 404 means NotFound. A wrong URL (a 404, a web page, no version
+    was about, the only thing whose 404 means NotFound (or `gone`: the collection, id and message of
+    another thing, a volume or a snapshot); `fault` words a refusal for the customer. A wrong URL (a 404, a web page, no version
     document) is a configuration error: Rejected as "not connected", with a `detail` that tells the
     operator what to fix, instead of being retried as if the cloud were busy."""
     if type(error) is sdk_exceptions.SDKException and isinstance(
@@ -310,10 +328,148 @@ def translated_error(what: str, error: Exception, *, auth_url: str = "", server_
     if status == 404:
         if server_is_gone(error, server_id):
             return NotFound(GONE, detail)
+        if gone and is_gone(error, gone[0], gone[1]):
+            return NotFound(gone[2], detail)
         method = getattr(error, "method", None) or ""
         if answered_by_the_api(error):
             why = "the cloud does not have this call (an API extension or route missing)"
         else:
             why = "a web page, not the API, answered: check this service's endpoint in the cloud's catalog"
         return Rejected(NOT_CONNECTED, f"{what}: {method} {url} answered 404: {why}")
-    return Rejected(plain_fault(text), detail)
+    return Rejected(fault(text), detail)
+
+
+# --- storage: Cinder volumes and snapshots, Glance images made of servers ---------------------------
+
+STORAGE_FAULT = (
+    "The cloud could not complete this for the volume or snapshot. Please try again; if it keeps "
+    "failing, contact support."
+)
+# Cinder's, Nova's and Glance's refusals of a storage request, in the customer's words (first match).
+STORAGE_FAULTS = (
+    (
+        r"quota|exceeds allowed|over ?limit|storage limit",
+        "This zone has reached its storage limit for our account. Delete volumes or snapshots you no "
+        "longer need, try another zone, or contact support.",
+    ),
+    (
+        r"smaller than the snapshot|>= original snapshot size",
+        "A volume made from a snapshot must be at least as large as the snapshot.",
+    ),
+    (
+        r"new size for extend must be greater",
+        "A volume can only grow: choose a size larger than its current one.",
+    ),
+    (
+        r"not in the same availability.?zone|same availability zone as the snapshot",
+        "The volume and the server are in different parts of the zone's cloud, so it cannot be attached "
+        "there. Contact support.",
+    ),
+    (r"availability zone", "Volumes cannot be made in this zone right now. Try another zone."),
+    (r"volume type", "This zone's kind of volume is not available right now. Please contact support."),
+)
+
+# Cinder's volume statuses (cinder.objects.fields.VolumeStatus). Statuses the portal does not cause
+# (backing-up, uploading, retyping, maintenance…) keep the volume where it was: `volume_state` reads
+# them by its attachments.
+VOLUME_STATES = {
+    "creating": V.CREATING,
+    "downloading": V.CREATING,  # made from an image
+    "restoring-backup": V.CREATING,
+    "available": V.AVAILABLE,
+    "reserved": V.ATTACHING,
+    "attaching": V.ATTACHING,
+    "in-use": V.IN_USE,
+    "detaching": V.DETACHING,
+    "extending": V.EXTENDING,
+    "deleting": V.DELETING,
+    "error": V.ERROR,
+    "error_deleting": V.ERROR,
+    "error_extending": V.ERROR,
+    "error_restoring": V.ERROR,
+    "error_managing": V.ERROR,
+}
+VOLUME_FAULTS = {
+    "error": "The volume could not be created. Delete it and try again; if it keeps failing, contact support.",
+    "error_deleting": "The volume could not be deleted. Please try again; if it keeps failing, contact support.",
+    "error_extending": "The volume could not be made larger; its data is unchanged. Please contact support.",
+    "error_restoring": "The volume could not be restored. Please contact support.",
+    "error_managing": "The volume could not be taken over. Please contact support.",
+}
+# Why a volume refuses a request, by the status it is in (for "…right now, so it can't be …").
+VOLUME_BUSY = {
+    V.CREATING: "still being created",
+    V.ATTACHING: "being attached",
+    V.IN_USE: "attached to a server",
+    V.DETACHING: "being detached",
+    V.EXTENDING: "being made larger",
+    V.DELETING: "being deleted",
+    V.ERROR: "in an error state",
+    V.AVAILABLE: "busy in the cloud",
+}
+
+# Cinder's snapshot statuses (cinder.objects.fields.SnapshotStatus).
+CINDER_SNAPSHOT_STATES = {
+    "creating": S.CREATING,
+    "available": S.AVAILABLE,
+    "backing-up": S.AVAILABLE,
+    "restoring": S.AVAILABLE,
+    "deleting": S.DELETING,
+    "deleted": S.DELETING,
+    "unmanaging": S.DELETING,
+    "error": S.ERROR,
+    "error_deleting": S.ERROR,
+}
+# Glance's image statuses: a server snapshot is queued, then saving (Nova uploads the disk), then
+# active. `killed` is an upload that failed; `deactivated` is an image an operator took away.
+IMAGE_SNAPSHOT_STATES = {
+    "queued": S.CREATING,
+    "saving": S.CREATING,
+    "uploading": S.CREATING,
+    "importing": S.CREATING,
+    "active": S.AVAILABLE,
+    "pending_delete": S.DELETING,
+    "deleted": S.DELETING,
+    "killed": S.ERROR,
+    "deactivated": S.ERROR,
+}
+SNAPSHOT_FAULT = (
+    "The snapshot could not be made. Delete it and try again; if it keeps failing, contact support."
+)
+
+
+def storage_fault(message: str) -> str:
+    """A customer sentence for Cinder's, Nova's or Glance's refusal of a storage request."""
+    lowered = message.lower()
+    for pattern, sentence in STORAGE_FAULTS:
+        if re.search(pattern, lowered):
+            return sentence
+    return STORAGE_FAULT
+
+
+def volume_state(status: str, attached: bool) -> V:
+    """The portal's state for a Cinder volume status (`attached`: its attachments are not empty)."""
+    state = VOLUME_STATES.get(status)
+    if state is not None:
+        return state
+    if not status:
+        raise Transient(BUSY, "a volume without a status")
+    return V.IN_USE if attached else V.AVAILABLE
+
+
+def volume_fault(status: str) -> str:
+    return VOLUME_FAULTS.get(status, VOLUME_FAULTS["error"]) if VOLUME_STATES.get(status) == V.ERROR else ""
+
+
+def snapshot_state(status: str, *, image: bool) -> S:
+    """The portal's state for a Glance image's status (`image`) or a Cinder snapshot's."""
+    states = IMAGE_SNAPSHOT_STATES if image else CINDER_SNAPSHOT_STATES
+    state = states.get(status)
+    if state is None:
+        raise Transient(BUSY, f"snapshot status {status!r}")
+    return state
+
+
+def gib_up(size_bytes: int | None) -> int:
+    """Bytes as whole GiB, rounded up (what a snapshot occupies, for billing)."""
+    return -(-int(size_bytes or 0) // 1024**3)

@@ -2,7 +2,9 @@
 
 It speaks just enough Keystone v3 (`identity.py`), Nova v2.1 (`compute.py`), Glance v2
 (`image.py`), Neutron v2.0 (`network.py`) and Cinder v3 (`volume.py`) for openstacksdk to discover
-the services, sign in and drive servers through their life. `server.py` is the plumbing: the HTTP
+the services, sign in and drive servers through their life, and storage: Cinder's volumes and
+snapshots (`volume.py`), Nova's volume attachments and `createImage` (`compute_storage.py`), the
+snapshot images in Glance. `server.py` is the plumbing: the HTTP
 server, the router and the knobs that inject faults: `fail_next(n)` answers the next n requests
 with a 503 from the "load balancer", `stall_next(n, s)` holds them for s seconds, `revoke_tokens()`
 makes every issued token invalid (as a Keystone restart with new fernet keys would), `frozen()`
@@ -11,11 +13,12 @@ own 404, as a cloud without that API or extension does).
 
 Other ways a cloud differs, set on its services: `cloud.identity.catalog_urls` (a wrong endpoint in
 the catalog), `cloud.image.ignores_filters` (a list that ignores `name=`), `cloud.network.extensions`
-(Neutron without `security-group`). A cloud without a service (no Cinder):
+(Neutron without `security-group`), `cloud.volume.availability_zones` and `cloud.volume.quota_gigabytes`,
+`cloud.compute.storage.cross_az_attach`. A cloud without a service (no Cinder):
 `@pytest.mark.parametrize("fake_openstack", [{"without": ["volume"]}], indirect=True)`.
 
 Each service keeps its own state and is an attribute of the cloud: `cloud.compute.servers`,
-`cloud.image.images`, `cloud.network.security_groups`. Another service is a module with a
+`cloud.image.images`, `cloud.network.security_groups`, `cloud.volume.volumes`, `cloud.volume.snapshots`. Another service is a module with a
 `Service` subclass, listed in `SERVICES` below; Keystone's catalog then lists it.
 
 Fixtures: `fake_openstack` (a fresh cloud per test) and `openstack_backend`, which yields

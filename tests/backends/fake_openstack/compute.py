@@ -15,80 +15,18 @@ import itertools
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 
+from tests.backends.fake_openstack.compute_storage import NovaStorage
+from tests.backends.fake_openstack.nova_server import (
+    NOVA_MAX_MICROVERSION,
+    Server,
+    nova_error,
+    request_microversion,
+    version_tuple,
+)
 from tests.backends.fake_openstack.server import HttpError, Service, now_iso
 
-NOVA_MAX_MICROVERSION = "2.96"
 NOT_FOUND = "The resource could not be found."
-
-# Nova's status for a (vm_state, task_state), as nova.api.openstack.common maps them.
-_STATUS = {
-    "building": {"default": "BUILD"},
-    "active": {
-        "default": "ACTIVE",
-        "rebooting": "REBOOT",
-        "reboot_started": "REBOOT",
-        "rebooting_hard": "HARD_REBOOT",
-        "reboot_started_hard": "HARD_REBOOT",
-        "resize_prep": "RESIZE",
-        "resize_migrating": "RESIZE",
-        "resize_finish": "RESIZE",
-    },
-    "stopped": {
-        "default": "SHUTOFF",
-        "rebooting_hard": "HARD_REBOOT",
-        "resize_prep": "RESIZE",
-        "resize_migrating": "RESIZE",
-        "resize_finish": "RESIZE",
-    },
-    "resized": {"default": "VERIFY_RESIZE"},
-    "suspended": {"default": "SUSPENDED"},
-    "paused": {"default": "PAUSED"},
-    "shelved_offloaded": {"default": "SHELVED_OFFLOADED"},
-    "error": {"default": "ERROR"},
-}
-
-
-def nova_error(status: int, message: str) -> HttpError:
-    key = {
-        400: "badRequest",
-        403: "forbidden",
-        404: "itemNotFound",
-        409: "conflictingRequest",
-    }.get(status, "computeFault")
-    return HttpError(status, {key: {"code": status, "message": message}})
-
-
-@dataclass
-class Server:
-    id: str
-    name: str
-    flavor: dict
-    image_id: str
-    metadata: dict
-    tags: list
-    key_name: str | None
-    security_groups: list
-    availability_zone: str
-    addresses: dict
-    user_data: str | None
-    block_device_mapping: list = field(default_factory=list)
-    vm_state: str = "building"
-    task_state: str | None = "spawning"
-    fault: dict | None = None
-    created: str = field(default_factory=now_iso)
-    # A transition in flight: when it lands (monotonic time) and what it does then.
-    lands_at: float = 0.0
-    landing: object = None
-    old_flavor: dict | None = None
-    stopped_before_resize: bool = False
-    console: list = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        states = _STATUS[self.vm_state]
-        return states.get(self.task_state or "", states["default"])
 
 
 class Compute(Service):
@@ -127,6 +65,7 @@ class Compute(Service):
         self.hypervisor_statistics: dict | None = None
         self.actions: list[tuple[str, str]] = []  # (server id, action) as asked, refused or not
         self._addresses = itertools.count(10)
+        self.storage = NovaStorage(self)  # volume attachments and createImage
 
     def add_server(
         self, name: str, *, vm_state: str = "active", metadata: dict | None = None, tags: list | None = None
@@ -158,7 +97,7 @@ class Compute(Service):
 
     # --- state -------------------------------------------------------------------------------
 
-    def _transition(self, server: Server, seconds: float, landing) -> None:
+    def later(self, server: Server, seconds: float, landing) -> None:
         server.lands_at = time.monotonic() + seconds
         server.landing = landing
 
@@ -178,7 +117,7 @@ class Compute(Service):
                 self.servers.pop(server_id, None)
                 del self.deleted[server_id]
 
-    def _server(self, server_id: str) -> Server:
+    def server(self, server_id: str) -> Server:
         self.settle()
         server = self.servers.get(server_id)
         if server is None:
@@ -212,7 +151,7 @@ class Compute(Service):
         status, payload, extra = answer
         extra = {
             **extra,
-            "OpenStack-API-Version": f"compute {_microversion(headers)}",
+            "OpenStack-API-Version": f"compute {request_microversion(headers)}",
             "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
         }
         return status, payload, extra
@@ -225,7 +164,7 @@ class Compute(Service):
         route = rest[1:]
         if method == "GET" and not route:
             return 200, {"version": self._nova_version("v2.1")}, {}
-        microversion = _microversion(headers)
+        microversion = request_microversion(headers)
         match (method, route):
             case ("GET", ["flavors"]) | ("GET", ["flavors", "detail"]):
                 return 200, {"flavors": [self._flavor_view(f) for f in self.flavors.values()]}, {}
@@ -255,7 +194,7 @@ class Compute(Service):
                 }
                 return 200, {"limits": {"rate": [], "absolute": absolute}}, {}
             case ("GET", ["os-hypervisors", "statistics"]):
-                if _version_tuple(microversion) >= (2, 88):
+                if version_tuple(microversion) >= (2, 88):
                     raise nova_error(404, NOT_FOUND)
                 if self.hypervisor_statistics is None:
                     raise nova_error(
@@ -276,17 +215,21 @@ class Compute(Service):
                     views = [{"id": v["id"], "name": v["name"], "links": v["links"]} for v in views]
                 return 200, {"servers": views}, {}
             case ("GET", ["servers", server_id]):
-                return 200, {"server": self._server_view(self._server(server_id), microversion)}, {}
+                return 200, {"server": self._server_view(self.server(server_id), microversion)}, {}
             case ("DELETE", ["servers", server_id]):
-                server = self._server(server_id)
+                server = self.server(server_id)
                 if server_id not in self.deleted:
                     server.task_state, server.landing = "deleting", None
+                    self.storage.server_deleted(server)
                     self.deleted[server_id] = time.monotonic() + self.delete_seconds
                     self.settle()
                 return 204, None, {}
             case ("POST", ["servers", server_id, "action"]):
-                return self._server_action(self._server(server_id), body)
-        raise nova_error(404, NOT_FOUND)
+                return self._server_action(self.server(server_id), body, microversion)
+        answer = self.storage.route(method, route, body, microversion)
+        if answer is None:
+            raise nova_error(404, NOT_FOUND)
+        return answer
 
     def _flavor_view(self, flavor: dict) -> dict:
         return {
@@ -332,6 +275,7 @@ class Compute(Service):
             raise nova_error(400, f"Image {image_id} could not be found.")
         if self.cloud.image.images[image_id]["status"] != "active":
             raise nova_error(400, f"Image {image_id} is not active.")
+        _check_min_disk(self.cloud.image.images[image_id], flavor, mappings)
         if data.get("key_name") and data["key_name"] not in self.keypairs:
             raise nova_error(400, "Invalid key_name provided.")
         for group in data.get("security_groups") or []:
@@ -349,7 +293,7 @@ class Compute(Service):
             except ValueError:
                 raise nova_error(400, "User data needs to be valid base 64.") from None
         networks = data.get("networks")
-        if networks is None and _version_tuple(microversion) >= (2, 37):
+        if networks is None and version_tuple(microversion) >= (2, 37):
             raise nova_error(400, "Invalid input for field/attribute networks. Value: None.")
         addresses = {}
         for network in networks if isinstance(networks, list) else [{"uuid": "auto"}]:
@@ -423,7 +367,7 @@ class Compute(Service):
                     "details": 'Traceback (most recent call last):\n  File "nova/conductor/manager.py" ...',
                 }
 
-            self._transition(server, self.boot_seconds, fail)
+            self.later(server, self.boot_seconds, fail)
         else:
 
             def booted(s: Server) -> None:
@@ -433,7 +377,7 @@ class Compute(Service):
                     f"{s.name} login: ",
                 ]
 
-            self._transition(server, self.boot_seconds, booted)
+            self.later(server, self.boot_seconds, booted)
         view = {
             "id": server.id,
             "links": [{"rel": "self", "href": f"{self.cloud.url}/compute/v2.1/servers/{server.id}"}],
@@ -444,7 +388,7 @@ class Compute(Service):
         return 202, {"server": view}, {}
 
     def _server_view(self, server: Server, microversion: str) -> dict:
-        if _version_tuple(microversion) >= (2, 47):
+        if version_tuple(microversion) >= (2, 47):
             flavor_view = {
                 "original_name": server.flavor["name"],
                 "vcpus": server.flavor["vcpus"],
@@ -482,14 +426,16 @@ class Compute(Service):
             "config_drive": "",
             "locked": False,
             "description": None,
-            "os-extended-volumes:volumes_attached": [],
+            "os-extended-volumes:volumes_attached": [
+                {"id": a["volume_id"], "delete_on_termination": False} for a in server.volumes
+            ],
             "links": [{"rel": "self", "href": f"{self.cloud.url}/compute/v2.1/servers/{server.id}"}],
         }
         if server.fault is not None:
             view["fault"] = server.fault
         return view
 
-    def _server_action(self, server: Server, body: dict):
+    def _server_action(self, server: Server, body: dict, microversion: str):
         (action, args), *_ = body.items()
         self.actions.append((server.id, action))
 
@@ -517,19 +463,19 @@ class Compute(Service):
                 if server.vm_state != "stopped" or server.task_state is not None:
                     raise refuse("start")
                 server.task_state = "powering-on"
-                self._transition(server, self.action_seconds, lands("active"))
+                self.later(server, self.action_seconds, lands("active"))
             case "os-stop":
                 if server.vm_state not in ("active", "error") or server.task_state is not None:
                     raise refuse("stop")
                 server.task_state = "powering-off"
-                self._transition(server, self.action_seconds, lands("stopped"))
+                self.later(server, self.action_seconds, lands("stopped"))
             case "reboot":
                 hard = (args or {}).get("type", "").upper() == "HARD"
                 allowed = ("active", "stopped", "error", "paused", "suspended") if hard else ("active",)
                 if server.vm_state not in allowed or (server.task_state is not None and not hard):
                     raise refuse("reboot")
                 server.task_state = "rebooting_hard" if hard else "rebooting"
-                self._transition(server, self.action_seconds, lands("active"))
+                self.later(server, self.action_seconds, lands("active"))
             case "resize":
                 flavor = self.flavors.get(str((args or {}).get("flavorRef", "")))
                 if flavor is None:
@@ -544,13 +490,13 @@ class Compute(Service):
                     s.old_flavor, s.flavor = s.flavor, flavor
                     s.vm_state, s.task_state = "resized", None
 
-                self._transition(server, self.action_seconds, migrated)
+                self.later(server, self.action_seconds, migrated)
             case "confirmResize":
                 if server.vm_state != "resized":
                     raise refuse("confirmResize")
                 if server.landing is not None:  # a confirmation is already on its way
                     raise nova_error(400, "Instance has not been resized.")
-                self._transition(
+                self.later(
                     server,
                     self.action_seconds / 2,
                     lands("stopped" if server.stopped_before_resize else "active"),
@@ -565,21 +511,27 @@ class Compute(Service):
                 if server.vm_state != "shelved_offloaded":
                     raise refuse("unshelve")
                 server.task_state = "unshelving"
-                self._transition(server, self.action_seconds, lands("active"))
+                self.later(server, self.action_seconds, lands("active"))
+            case "createImage":
+                return self.storage.create_image(server, args, microversion)
             case _:
                 raise nova_error(400, f"There is no such action: {action}")
         return 202, None, {}
 
 
-def _microversion(headers) -> str:
-    value = headers.get("OpenStack-API-Version", "")
-    if value.startswith("compute "):
-        return value.split()[1]
-    return headers.get("X-OpenStack-Nova-API-Version") or "2.1"
-
-
-def _version_tuple(version: str) -> tuple[int, int]:
-    if version == "latest":
-        version = NOVA_MAX_MICROVERSION
-    major, minor = version.split(".")
-    return int(major), int(minor)
+def _check_min_disk(image: dict, flavor: dict, mappings: list) -> None:
+    """Nova refuses a root disk smaller than the image's `min_disk` (a snapshot's is its server's)."""
+    min_disk, gib = image.get("min_disk") or 0, 1024**3
+    volume = next((m for m in mappings if m.get("destination_type") == "volume"), None)
+    if volume is not None and (volume.get("volume_size") or 0) < min_disk:
+        raise nova_error(
+            400,
+            "Volume is smaller than the minimum size specified in image metadata. Volume size is "
+            f"{(volume.get('volume_size') or 0) * gib} bytes, minimum size is {min_disk * gib} bytes.",
+        )
+    if volume is None and 0 < flavor["disk"] < min_disk:
+        raise nova_error(
+            400,
+            "Flavor's disk is smaller than the minimum size specified in image metadata. Flavor disk is "
+            f"{flavor['disk'] * gib} bytes, minimum size is {min_disk * gib} bytes.",
+        )
