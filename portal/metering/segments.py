@@ -44,8 +44,13 @@ def wanted_for_instance(instance) -> list[Wanted]:
     return wanted
 
 
+# A volume is billed while it exists in the cloud: from the cloud's confirmation that it was made
+# until its confirmation that it is gone (not while being created, nor after a failure).
+VOLUME_EXISTING = {"available", "attaching", "in_use", "detaching", "extending", "deleting"}
+
+
 def wanted_for_volume(volume) -> list[Wanted]:
-    if volume.status == "deleted":
+    if volume.status not in VOLUME_EXISTING:
         return []
     return [Wanted(Meter.VOLUME, Decimal(volume.size_gib), settings.PORTAL_VOLUME_PRICE_GIB_HOUR)]
 
