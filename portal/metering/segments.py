@@ -121,8 +121,17 @@ def sync_instances(instances, at=None) -> None:
 
 
 def sync_volume(volume, at=None) -> None:
+    sync_volumes([volume], at)
+
+
+def sync_volumes(volumes, at=None) -> None:
+    """`sync_volume` for many, in a fixed number of statements."""
     _sync_all(
-        [_Resource(ResourceType.VOLUME, volume, volume.project, volume.zone_id, wanted_for_volume(volume))], at
+        [
+            _Resource(ResourceType.VOLUME, volume, volume.project, volume.zone_id, wanted_for_volume(volume))
+            for volume in volumes
+        ],
+        at,
     )
 
 

@@ -19,10 +19,10 @@ from portal.compute.models.simulated import (
 from portal.compute.models.volumes import VOLUME_SETTLED, VOLUME_TRANSITIONAL, Volume, VolumeStatus
 
 __all__ = [
-    "VOLUME_SETTLED",
-    "VOLUME_TRANSITIONAL",
     "ACTIONS",
     "ACTIVE_STATES",
+    "VOLUME_SETTLED",
+    "VOLUME_TRANSITIONAL",
     "Action",
     "BackendOrphan",
     "FirewallRule",
