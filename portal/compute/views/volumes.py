@@ -202,7 +202,11 @@ def extend_options(volume: Volume, left_gib: int) -> list[dict]:
     sizes = sorted({volume.size_gib + 10, volume.size_gib * 2, volume.size_gib * 4})
     limit = min(volume_services.VOLUME_MAX_GIB, volume.size_gib + left_gib)
     return [
-        {"size_gib": size, "delta": volume_services.extend_price_delta(volume, size)}
+        {
+            "size_gib": size,
+            "delta": volume_services.extend_price_delta(volume, size),
+            "monthly": monthly(size * settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
+        }
         for size in sizes
         if volume.size_gib < size <= limit
     ]
