@@ -5,6 +5,7 @@ error is retried, a refusal is shown in the customer's words and leaves what the
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from portal.compute.models import Operation, SimulatedServer, SimulatedVolume, Volume
 from portal.compute.services import volumes as volume_services
@@ -181,3 +182,16 @@ def test_terminating_the_server_keeps_its_volumes(access, volume, server, django
     volume.refresh_from_db()
     assert (volume.status, volume.attached_to, volume.device) == ("available", None, "")
     assert SimulatedVolume.objects.get(backend_id=volume.backend_id).attached_to == ""
+
+
+def test_a_volume_the_cloud_is_still_making_is_neither_available_nor_billed(create, knobs):
+    knobs.action_seconds = 600
+    knobs.save()
+    op = create()
+    step(op)  # submitted
+    step(op)  # looked: the cloud says creating
+    volume = _refresh(op.volume)
+    assert volume.status == "creating" and _refresh(op).state == "running" and _segments(volume) == []
+    SimulatedVolume.objects.filter(backend_id=volume.backend_id).update(transition_until=timezone.now())
+    drive(op)
+    assert _refresh(volume).status == "available" and len(_segments(volume)) == 1

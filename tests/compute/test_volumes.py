@@ -351,3 +351,67 @@ def test_another_projects_volume_is_404(org, project, member, outsider, client_a
     assert client_as(outsider).post(_url(project, "compute:volume_delete", volume.pk)).status_code == 404
     volume.refresh_from_db()
     assert volume.status == VolumeStatus.AVAILABLE
+
+
+# --- The volumes made before they reached the cloud ---------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_turns_record_only_volumes_into_errors_no_longer_billed(catalog):
+    """Rows that no cloud ever held: errors that say so, detached, their billing closed; deleted
+    ones and their history stay as they were."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before, after = ("compute", "0005_firewall_rule_unique"), ("compute", "0007_record_only_volumes_to_error")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    apps = executor.loader.project_state([before]).apps
+    project = ProjectFactory()
+    OldVolume = apps.get_model("compute", "Volume")
+    from portal.metering.models import UsageSegment as Segment  # its table is not changed here
+    zone = catalog["fra1-a"]
+    server = InstanceFactory(project=project, zone=zone)
+    attached = OldVolume.objects.create(
+        project_id=project.pk,
+        name="a",
+        zone_id=zone.pk,
+        size_gib=10,
+        status="in_use",
+        attached_to_id=server.pk,
+    )
+    gone = OldVolume.objects.create(
+        project_id=project.pk, name="g", zone_id=zone.pk, size_gib=5, status="deleted"
+    )
+    for volume, ended in ((attached, None), (gone, timezone.now())):
+        Segment.objects.create(
+            organization_id=project.organization_id,
+            project_id=project.pk,
+            resource_type="volume",
+            resource_id=volume.pk,
+            resource_name=volume.name,
+            zone_id=zone.pk,
+            meter="volume",
+            quantity=volume.size_gib,
+            unit_price="0.000137",
+            started_at=timezone.now(),
+            ended_at=ended,
+        )
+
+    MigrationExecutor(connection).migrate([after])
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())  # the rest of the way, for the next tests
+    migrated = Volume.objects.get(pk=attached.pk)
+    assert (migrated.status, migrated.attached_to, migrated.fault_message) == (
+        "error",
+        None,
+        "This volume was never created in the cloud; it is no longer billed.",
+    )
+    assert Volume.objects.get(pk=gone.pk).status == "deleted"
+    from portal.metering.models import UsageSegment
+
+    assert not UsageSegment.objects.filter(ended_at=None).exists()
+    from portal.compute.quota import project_usage
+
+    assert project_usage(project).volume_gib == 0
