@@ -22,7 +22,6 @@ from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
 from portal.compute.selectors import instance_tombstone
-from portal.compute.services.volumes import zone_refusal
 from portal.compute.views.common import get_instance
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm, project_access
@@ -222,7 +221,6 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
         "instance": instance,
         "operations": instance.operations.select_related("requested_by")[:20],
         "volumes": volumes,
-        "volume_refusal": "" if volumes else zone_refusal(instance.zone),
         "can_operate": access.can(Perm.RESOURCE_OPERATE),
         "resize_options": resize_options(instance) if instance.allows(Action.RESIZE) else [],
         "confirm_resize": confirm_resize,
