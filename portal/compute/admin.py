@@ -225,7 +225,16 @@ class SimulatedServerAdmin(admin.ModelAdmin):
 
 @admin.register(SimulatedVolume)
 class SimulatedVolumeAdmin(admin.ModelAdmin):
-    list_display = ["name", "backend_id", "zone_code", "state", "size_gib", "attached_to", "device", "deleted"]
+    list_display = [
+        "name",
+        "backend_id",
+        "zone_code",
+        "state",
+        "size_gib",
+        "attached_to",
+        "device",
+        "deleted",
+    ]
     list_filter = ["state", "zone_code", "deleted"]
     search_fields = ["name", "backend_id", "idempotency_key"]
     readonly_fields = [f.name for f in SimulatedVolume._meta.fields]

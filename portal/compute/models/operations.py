@@ -60,9 +60,7 @@ class OperationQuerySet(models.QuerySet["Operation"]):
             self.active().filter(pk__in=ids, step_token=token).update(step_token=new, next_check_at=lease)
         claimed = self.select_related(
             "instance__zone", "instance__flavor", "instance__image", "volume__zone", "volume__project"
-        ).filter(
-            pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new
-        )
+        ).filter(pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new)
         return new, list(claimed.order_by("pk"))
 
     def start(self, operations: list[Operation]) -> list[Operation]:
