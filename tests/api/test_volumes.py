@@ -117,3 +117,26 @@ def test_the_schema_documents_the_new_fields(owner_api):
     assert {"status", "device", "fault_message", "operation"} <= set(schema["VolumeOut"]["properties"])
     assert "extend" in schema["VolumeActionIn"]["properties"]["action"]["enum"]
     assert {"volume", "volume_url"} <= set(schema["OperationOut"]["properties"])
+
+
+def test_the_list_names_each_volumes_latest_operation_in_a_fixed_number_of_queries(owner_api, project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def listed() -> tuple[int, list]:
+        with CaptureQueriesContext(connection) as queries:
+            items = owner_api.get("volumes").json()["items"]
+        return len(queries), items
+
+    def create(name):
+        return owner_api.post(
+            "volumes", {"project": project.pk, "name": name, "zone": "fra1-a", "size_gib": 1}
+        ).json()
+
+    first = create("a")
+    few, items = listed()
+    assert [item["operation"]["id"] for item in items] == [first["operation"]["id"]]
+    for name in ("b", "c", "d"):
+        create(name)
+    many, items = listed()
+    assert many == few and len(items) == 4 and all(item["operation"] for item in items)

@@ -2,19 +2,21 @@
 
 from uuid import UUID
 
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from portal.api.access import find_project, token_org_access, token_project_access, token_projects
 from portal.api.errors import ApiProblem
 from portal.api.idempotency import idempotency_claim
-from portal.api.routers.common import api_url, operation_ref, token_of, zone_by_code
+from portal.api.routers.common import api_url, token_of, zone_by_code
 from portal.api.schemas import (
     FirewallIn,
     FirewallList,
     FirewallOut,
     FirewallRuleIn,
     FirewallRuleOut,
+    OperationRef,
     Problem,
     SshKeyIn,
     SshKeyList,
@@ -247,9 +249,19 @@ def _volume_operations(request: HttpRequest):
     return Operation.objects.select_related("volume__zone").filter(volume__project__in=projects)
 
 
-def volume_out(request: HttpRequest, volume: Volume, operation: Operation | None = None) -> VolumeOut:
-    if operation is None:
-        operation = volume.operations.order_by("-created_at").first()
+def _volumes_with_latest_operation(queryset):
+    """Each volume with the id of its latest operation: one query for a list of any length."""
+    latest = Operation.objects.filter(volume=OuterRef("pk")).order_by("-created_at").values("pk")[:1]
+    return queryset.annotate(latest_operation=Subquery(latest))
+
+
+def volume_out(request: HttpRequest, volume: Volume, operation_id=None) -> VolumeOut:
+    """The volume, with the operation this answer is about (by default its latest)."""
+    if operation_id is None:
+        if hasattr(volume, "latest_operation"):
+            operation_id = volume.latest_operation
+        else:
+            operation_id = volume.operations.order_by("-created_at").values_list("pk", flat=True).first()
     return VolumeOut(
         id=volume.pk,
         project=volume.project_id,
@@ -260,7 +272,9 @@ def volume_out(request: HttpRequest, volume: Volume, operation: Operation | None
         attached_to=volume.attached_to_id,
         device=volume.device,
         fault_message=volume.fault_message,
-        operation=operation_ref(request, operation) if operation else None,
+        operation=OperationRef(id=operation_id, url=api_url(request, f"operations/{operation_id}"))
+        if operation_id
+        else None,
         created_at=volume.created_at,
         url=api_url(request, f"volumes/{volume.pk}"),
     )
@@ -268,12 +282,13 @@ def volume_out(request: HttpRequest, volume: Volume, operation: Operation | None
 
 def _accepted(request: HttpRequest, operation: Operation):
     volume = Volume.objects.select_related("zone").get(pk=operation.volume_id)
-    return Status(202, volume_out(request, volume, operation))
+    return Status(202, volume_out(request, volume, operation.pk))
 
 
 @volumes.get("/volumes", response={200: VolumeList, **ERRORS}, summary="List volumes")
 def list_volumes(request: HttpRequest, project: str | None = None):
     rows = _scoped(request, Volume, project).existing().select_related("zone").order_by("project", "name")
+    rows = _volumes_with_latest_operation(rows)
     return VolumeList(items=[volume_out(request, v) for v in rows])
 
 
