@@ -301,6 +301,8 @@ COMPUTE_STEP_LEASE_SECONDS = env_int("COMPUTE_STEP_LEASE_SECONDS", 150)
 # Fault tests only: see portal/compute/crashpoints.py. Unset in production.
 COMPUTE_CRASH_FILE = env_str("COMPUTE_CRASH_FILE", "")
 COMPUTE_MAX_LAUNCH_COUNT = env_int("COMPUTE_MAX_LAUNCH_COUNT", 20)
+# Data volumes one server takes (virtio disks vdb…vdi); the simulated cloud has the same limit.
+COMPUTE_VOLUMES_PER_SERVER = env_int("COMPUTE_VOLUMES_PER_SERVER", 8)
 COMPUTE_USER_DATA_MAX_BYTES = env_int("COMPUTE_USER_DATA_MAX_BYTES", 16 * 1024)
 
 # --- Public API --------------------------------------------------------------------------------

@@ -135,8 +135,14 @@ def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
 
 def refused(request: HttpRequest, exc: ComputeRefused) -> HttpResponse:
     status = status_for(exc)  # invalid values are 422 like schema errors; rules keep 403, 409
-    errors = [{"field": p.field, "message": p.message} for p in exc.problems if p.field]
-    detail = exc.message if len(exc.problems) == 1 else "Some fields are missing or invalid; see errors."
+    # Every problem, also those about the request as a whole (field null): all reasons at once.
+    errors = [{"field": p.field, "message": p.message} for p in exc.problems]
+    if len(exc.problems) == 1:
+        detail = exc.message
+    elif status == 422:
+        detail = "Some fields are missing or invalid; see errors."
+    else:
+        detail = " ".join(p.message for p in exc.problems)
     kind = "refused" if status != 422 else "invalid-request"
     return problem(status, detail, kind=kind, errors=errors or None)
 

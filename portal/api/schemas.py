@@ -86,7 +86,7 @@ class Problem(Schema):
 
 
 class FieldError(Schema):
-    field: str
+    field: str | None = Field(description="The field it is about; null: the request as a whole.")
     message: str
 
 
@@ -200,8 +200,10 @@ class OperationOut(Schema):
     id: UUID
     action: str
     state: Literal["pending", "running", "succeeded", "failed"]
-    instance: UUID
-    instance_url: str
+    instance: UUID | None = Field(description="The server it changes (null for a volume's operation).")
+    instance_url: str | None
+    volume: UUID | None = Field(description="The volume it changes (null for a server's operation).")
+    volume_url: str | None
     created_at: datetime
     finished_at: datetime | None
     error_message: str
@@ -365,8 +367,23 @@ class VolumeOut(Schema):
     name: str
     zone: str
     size_gib: int
-    status: str
+    status: Literal[
+        "creating",
+        "available",
+        "attaching",
+        "in_use",
+        "detaching",
+        "extending",
+        "deleting",
+        "deleted",
+        "error",
+    ] = Field(description="What the cloud confirmed, or the request under way (creating, attaching…).")
     attached_to: UUID | None
+    device: str = Field(description="The device its server sees, e.g. /dev/vdb (empty until attached).")
+    fault_message: str = Field(description="Why it is in error, in plain words.")
+    operation: OperationRef | None = Field(
+        description="The request this answer is about, or the volume's latest: poll it until it is finished."
+    )
     created_at: datetime
     url: str
 
@@ -376,8 +393,13 @@ class VolumeList(Schema):
 
 
 class VolumeActionIn(InputSchema):
-    action: Literal["attach", "detach"]
+    action: Literal["attach", "detach", "extend"]
     instance: UUID | None = Field(None, strict=False, description="For attach: the server's id.")
+    size_gib: int | None = Field(
+        None,
+        **_bounds(minimum=VOLUME_MIN_GIB, maximum=VOLUME_MAX_GIB),
+        description="For extend: the new size, larger than the current one (volumes only grow).",
+    )
 
 
 # --- usage and budgets ------------------------------------------------------------------------

@@ -29,6 +29,8 @@ class AuditAction(models.TextChoices):
     VOLUME_DELETED = "volume.deleted", "Volume deleted"
     VOLUME_ATTACHED = "volume.attached", "Volume attached"
     VOLUME_DETACHED = "volume.detached", "Volume detached"
+    VOLUME_EXTENDED = "volume.extended", "Volume extended"
+    VOLUME_CHANGED_OUTSIDE = "volume.changed_outside", "Volume changed outside the portal"
     SSH_KEY_ADDED = "sshkey.added", "SSH key added"
     SSH_KEY_DELETED = "sshkey.deleted", "SSH key deleted"
     FIREWALL_CREATED = "firewall.created", "Firewall created"

@@ -14,6 +14,7 @@ from portal.compute.models import (
     Operation,
     SimulatedKnobs,
     SimulatedServer,
+    SimulatedVolume,
     SshKey,
     Volume,
 )
@@ -90,8 +91,16 @@ class InstanceAdmin(admin.ModelAdmin):
 class OperationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "action", "state", "attempts", "created_at", "finished_at", "error_message"]
     list_filter = ["state", "action", "created_at"]
-    search_fields = ["pk", "instance__name", "instance__pk", "error_message", "error_detail"]
-    list_select_related = ["instance"]
+    search_fields = [
+        "pk",
+        "instance__name",
+        "instance__pk",
+        "volume__name",
+        "volume__pk",
+        "error_message",
+        "error_detail",
+    ]
+    list_select_related = ["instance", "volume"]
     readonly_fields = [f.name for f in Operation._meta.fields]
     actions = ["retry", "mark_failed"]
 
@@ -106,7 +115,7 @@ class OperationAdmin(admin.ModelAdmin):
         with transaction.atomic():
             for op in (
                 queryset.select_for_update(of=("self",))
-                .select_related("instance__zone")
+                .select_related("instance__zone", "volume__zone")
                 .active()
                 .order_by("pk")  # the order every multi-row lock on operations takes
             ):
@@ -122,7 +131,7 @@ class OperationAdmin(admin.ModelAdmin):
     @admin.action(description="Mark the selected operations failed")
     def mark_failed(self, request, queryset) -> None:
         failed = 0
-        for op in queryset.active().select_related("instance__zone"):
+        for op in queryset.active().select_related("instance__zone", "volume__zone"):
             runner.fail_operation(
                 op, "Stopped by an operator. Please try again.", f"marked failed by {request.user.email}"
             )
@@ -132,11 +141,21 @@ class OperationAdmin(admin.ModelAdmin):
 
 @admin.register(Volume)
 class VolumeAdmin(admin.ModelAdmin):
-    list_display = ["name", "project", "zone", "size_gib", "status", "attached_to", "created_at"]
+    list_display = ["name", "project", "zone", "size_gib", "status", "attached_to", "device", "created_at"]
     list_filter = ["status", "zone"]
-    search_fields = ["name", "project__name", "project__organization__name"]
+    search_fields = ["name", "backend_id", "project__name", "project__organization__name"]
     list_select_related = ["project", "zone", "attached_to"]
-    readonly_fields = ["project", "zone", "attached_to", "created_by", "created_at", "deleted_at"]
+    readonly_fields = [
+        "project",
+        "zone",
+        "backend_id",
+        "attached_to",
+        "device",
+        "created_by",
+        "created_at",
+        "deleted_at",
+    ]
+    inlines = [OperationInline]
 
 
 @admin.register(SshKey)
@@ -204,10 +223,28 @@ class SimulatedServerAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in SimulatedServer._meta.fields]
 
 
+@admin.register(SimulatedVolume)
+class SimulatedVolumeAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "backend_id",
+        "zone_code",
+        "state",
+        "size_gib",
+        "attached_to",
+        "device",
+        "deleted",
+    ]
+    list_filter = ["state", "zone_code", "deleted"]
+    search_fields = ["name", "backend_id", "idempotency_key"]
+    readonly_fields = [f.name for f in SimulatedVolume._meta.fields]
+
+
 @admin.register(BackendOrphan)
 class BackendOrphanAdmin(admin.ModelAdmin):
     list_display = [
         "backend_id",
+        "kind",
         "backend",
         "zone_code",
         "name",
@@ -215,6 +252,6 @@ class BackendOrphanAdmin(admin.ModelAdmin):
         "first_seen_at",
         "resolved",
     ]
-    list_filter = ["resolved", "backend", "zone_code"]
+    list_filter = ["resolved", "kind", "backend", "zone_code"]
     list_editable = ["resolved"]
     search_fields = ["backend_id", "name", "idempotency_key"]

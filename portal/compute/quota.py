@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Sum
 
-from portal.compute.models import Instance, Volume
+from portal.compute.models import Action, Instance, Operation, Volume
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,17 @@ def project_usage(project) -> Usage:
         .holding_quota()
         .aggregate(instances=Count("pk"), vcpus=Sum("flavor__vcpus"), ram=Sum("flavor__ram_gib"))
     )
-    volumes = Volume.objects.filter(project=project).existing().aggregate(size=Sum("size_gib"))
-    return Usage(counted["instances"], counted["vcpus"] or 0, counted["ram"] or 0, volumes["size"] or 0)
+    volumes = Volume.objects.filter(project=project).holding_quota().aggregate(size=Sum("size_gib"))
+    # A volume being extended holds its new size already (it is billed at it only once it has it).
+    growing = sum(
+        max(0, params["size_gib"] - size)
+        for params, size in Operation.objects.active()
+        .filter(volume__project=project, action=Action.VOLUME_EXTEND)
+        .values_list("params", "volume__size_gib")
+    )
+    return Usage(
+        counted["instances"], counted["vcpus"] or 0, counted["ram"] or 0, (volumes["size"] or 0) + growing
+    )
 
 
 def check_quota(

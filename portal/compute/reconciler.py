@@ -4,6 +4,8 @@
 - operations past their deadline are failed with a reason;
 - a server changed outside the portal (stopped from inside, deleted by an operator) is recorded;
 - servers carrying our metadata without an instance row are flagged for operators;
+- volumes likewise: one changed outside the portal (deleted, broken, attached elsewhere, grown)
+  is recorded, and one with our key but no row is flagged;
 - zones' free capacity is refreshed from the backend.
 Running it twice, or on two machines at once, changes nothing more than running it once.
 """
@@ -18,24 +20,35 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
 from portal.catalog.models import Zone
 from portal.compute import notify, runner
-from portal.compute.backends import BackendError, get_backend
+from portal.compute.backends import (
+    STORAGE_METADATA_KEY,
+    BackendError,
+    Capability,
+    VolumeCloudState,
+    VolumeState,
+    get_backend,
+)
 from portal.compute.backends.base import IDEMPOTENCY_METADATA_KEY
 from portal.compute.models import (
     ACTIVE_STATES,
+    VOLUME_SETTLED,
     BackendOrphan,
     Instance,
     InstanceStatus,
     LaunchBatch,
     Operation,
+    Volume,
+    VolumeStatus,
 )
 from portal.compute.operations import STATUS_FOR
-from portal.metering.segments import sync_instance
+from portal.metering.segments import sync_instance, sync_volume
 
 log = logging.getLogger(__name__)
 S = InstanceStatus
@@ -80,7 +93,7 @@ def _claim_lost_work(now, report: Report) -> None:
     )
     report.lost = list(
         Operation.objects.filter(pk__in=candidates, step_token=token).values_list(
-            "pk", "step_token", "instance__zone__backend"
+            "pk", "step_token", Coalesce("instance__zone__backend", "volume__zone__backend")
         )
     )
 
@@ -93,7 +106,11 @@ def release(lost: list[tuple]) -> None:
 
 
 def _fail_stuck(now, report: Report) -> None:
-    for op in Operation.objects.active().filter(deadline__lte=now).select_related("instance__zone")[:500]:
+    for op in (
+        Operation.objects.active()
+        .filter(deadline__lte=now)
+        .select_related("instance__zone", "volume__zone")[:500]
+    ):
         runner.fail_operation(op, runner.DEADLINE_MESSAGE, "deadline passed (reconciler)")
         report.timed_out.append(str(op.pk))
 
@@ -171,6 +188,7 @@ def _per_zone(report: Report) -> None:
             backend_error="",
         )
         _fix_drift(zone, {server.backend_id: server for server in servers}, report)
+        _volumes(zone, backend, report)
         keys = {server.metadata.get(IDEMPOTENCY_METADATA_KEY, "") for server in servers} - {""}
         known = {
             str(pk)
@@ -184,7 +202,128 @@ def _per_zone(report: Report) -> None:
                 _, created = BackendOrphan.objects.get_or_create(
                     backend=zone.backend,
                     backend_id=server.backend_id,
-                    defaults={"zone_code": zone.code, "idempotency_key": key, "name": server.name},
+                    defaults={"zone_code": zone.code, "idempotency_key": key, "name": server.name[:63]},
                 )
                 if created:
                     report.orphans.append(server.backend_id)
+
+
+# --- volumes ----------------------------------------------------------------------------------
+
+
+def _volumes(zone, backend, report: Report) -> None:
+    """Volume drift and orphans of one zone, from one listing (a zone without volumes has none)."""
+    try:
+        if Capability.VOLUMES not in backend.capabilities(zone.code):
+            return
+        listed = backend.list_volumes(zone.code)
+    except Exception:  # the servers of this zone were reconciled; its volumes wait for the next run
+        log.warning("reconcile: volumes unreachable", extra={"zone": zone.code}, exc_info=True)
+        return
+    _fix_volume_drift(zone, {volume.backend_id: volume for volume in listed}, report)
+    _flag_volume_orphans(zone, listed, report)
+
+
+def _observed(volume: Volume, state: VolumeState | None, servers: dict) -> dict | None:
+    """What the cloud's answer makes of a settled volume (the fields to write), or None: the same,
+    or the cloud is busy with it (the next run looks again)."""
+    V = VolumeCloudState
+    if state is None:
+        return {
+            "status": VolumeStatus.ERROR,
+            "fault_message": "The volume disappeared from the cloud.",
+            "backend_id": "",
+            "attached_to_id": None,
+            "device": "",
+        }
+    if state.state == V.ERROR:
+        return {
+            "status": VolumeStatus.ERROR,
+            "fault_message": (state.fault or "The cloud reports an error.")[:500],
+        }
+    if state.state not in (V.AVAILABLE, V.IN_USE):
+        return None
+    changes = {}
+    if state.size_gib > volume.size_gib:
+        changes["size_gib"] = state.size_gib
+    if state.state == V.AVAILABLE and volume.status == VolumeStatus.IN_USE:
+        changes |= {"status": VolumeStatus.AVAILABLE, "attached_to_id": None, "device": ""}
+    elif state.state == V.IN_USE:
+        server = servers.get(state.attached_to)
+        if server is None or server.project_id != volume.project_id:
+            changes |= {
+                "status": VolumeStatus.ERROR,
+                "fault_message": "The volume was attached to a server outside this project, in the cloud.",
+            }
+        elif (volume.status, volume.attached_to_id, volume.device) != (
+            VolumeStatus.IN_USE,
+            server.pk,
+            state.device,
+        ):
+            changes |= {"status": VolumeStatus.IN_USE, "attached_to_id": server.pk, "device": state.device}
+    return changes or None
+
+
+def _fix_volume_drift(zone, listed: dict, report: Report) -> None:
+    settled = (
+        Volume.objects.filter(zone=zone, status__in=VOLUME_SETTLED)
+        .exclude(backend_id="")
+        .exclude(operations__state__in=ACTIVE_STATES)
+        .select_related("project__organization")
+    )
+    servers = {
+        server.backend_id: server
+        for server in Instance.objects.filter(zone=zone)
+        .exclude(backend_id="")
+        .exclude(status=S.TERMINATED)
+        .only("pk", "backend_id", "project_id", "name")
+    }
+    for volume in settled.iterator(chunk_size=500):
+        changes = _observed(volume, listed.get(volume.backend_id), servers)
+        if not changes:
+            continue
+        with transaction.atomic():
+            # Only if nothing changed it meanwhile (a request sets another status with its operation).
+            if not Volume.objects.filter(pk=volume.pk, status=volume.status).update(
+                **changes, updated_at=timezone.now()
+            ):
+                continue
+            old = volume.status
+            for name, value in changes.items():
+                setattr(volume, name, value)
+            sync_volume(volume)
+            audit_record(
+                action=AuditAction.VOLUME_CHANGED_OUTSIDE,
+                organization=volume.project.organization,
+                project=volume.project,
+                target=volume,
+                changes={"status": [old, volume.status]}
+                | ({"size": [None, f"{volume.size_gib} GiB"]} if "size_gib" in changes else {}),
+            )
+            report.drifted.append(str(volume.pk))
+
+
+def _flag_volume_orphans(zone, listed: list[VolumeState], report: Report) -> None:
+    keyed = {volume.backend_id: volume.metadata.get(STORAGE_METADATA_KEY, "") for volume in listed}
+    ids = set()
+    for key in set(keyed.values()) - {""}:
+        try:
+            ids.add(uuid.UUID(key))
+        except ValueError:
+            continue  # not a key of ours: flagged below
+    known = {str(pk) for pk in Volume.objects.filter(pk__in=ids).existing().values_list("pk", flat=True)}
+    for volume in listed:
+        key = keyed[volume.backend_id]
+        if key and key not in known:
+            _, created = BackendOrphan.objects.get_or_create(
+                backend=zone.backend,
+                backend_id=volume.backend_id,
+                defaults={
+                    "kind": "volume",
+                    "zone_code": zone.code,
+                    "idempotency_key": key,
+                    "name": volume.name[:63],
+                },
+            )
+            if created:
+                report.orphans.append(volume.backend_id)

@@ -44,8 +44,13 @@ def wanted_for_instance(instance) -> list[Wanted]:
     return wanted
 
 
+# A volume is billed while it exists in the cloud: from the cloud's confirmation that it was made
+# until its confirmation that it is gone (not while being created, nor after a failure).
+VOLUME_EXISTING = {"available", "attaching", "in_use", "detaching", "extending", "deleting"}
+
+
 def wanted_for_volume(volume) -> list[Wanted]:
-    if volume.status == "deleted":
+    if volume.status not in VOLUME_EXISTING:
         return []
     return [Wanted(Meter.VOLUME, Decimal(volume.size_gib), settings.PORTAL_VOLUME_PRICE_GIB_HOUR)]
 
@@ -116,8 +121,17 @@ def sync_instances(instances, at=None) -> None:
 
 
 def sync_volume(volume, at=None) -> None:
+    sync_volumes([volume], at)
+
+
+def sync_volumes(volumes, at=None) -> None:
+    """`sync_volume` for many, in a fixed number of statements."""
     _sync_all(
-        [_Resource(ResourceType.VOLUME, volume, volume.project, volume.zone_id, wanted_for_volume(volume))], at
+        [
+            _Resource(ResourceType.VOLUME, volume, volume.project, volume.zone_id, wanted_for_volume(volume))
+            for volume in volumes
+        ],
+        at,
     )
 
 

@@ -41,7 +41,7 @@ def _volume(project):
 
 def _attach(project):
     volume = Volume.objects.create(
-        project=project, name="data", zone=Zone.objects.get(code="fra1-a"), size_gib=5
+        project=project, name="data", zone=Zone.objects.get(code="fra1-a"), size_gib=5, status="available"
     )
     server = InstanceFactory(project=project)
     return f"volumes/{volume.pk}/actions", {"action": "attach", "instance": str(server.pk)}

@@ -176,7 +176,7 @@ def test_uuids_and_amounts_are_strings_in_json(owner_api, project, world):
     attached = owner_api.post(
         f"volumes/{world['volume']}/actions", {"action": "attach", "instance": str(world["instance"])}
     )
-    assert attached.status_code == 200, attached.content
+    assert attached.status_code == 202, attached.content
     refused = owner_api.put(f"projects/{project.pk}/budget", {"amount": True})
     assert [e["field"] for e in assert_problem(refused, 422)["errors"]] == ["amount"]
 

@@ -38,7 +38,9 @@ def build_world(project) -> dict:
         "rule": FirewallRule.objects.create(
             rule_set=firewall, port_from=22, port_to=22, source="0.0.0.0/0"
         ).pk,
-        "volume": Volume.objects.create(project=project, name="data", zone=instance.zone, size_gib=10).pk,
+        "volume": Volume.objects.create(
+            project=project, name="data", zone=instance.zone, size_gib=10, status="available"
+        ).pk,
     }
 
 

@@ -1,4 +1,6 @@
-"""Volumes: create under residency policy and quota, attach in the same zone, detach, delete, roles."""
+"""Volume pages: create under residency policy and quota, attach in the same zone, detach, extend,
+delete, roles. Each accepted request is an operation (driven in test_volume_pipeline.py); a refused
+one changes nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.models import Jurisdiction
-from portal.compute.models import Volume, VolumeStatus
+from portal.compute.models import Operation, Volume, VolumeStatus
 from portal.residency.models import ResidencyPolicy
 from tests.factories import InstanceFactory, ProjectFactory
 
@@ -29,7 +31,15 @@ def fra(catalog):
 
 @pytest.fixture
 def volume(project, fra, owner):
-    return Volume.objects.create(project=project, name="data", zone=fra, size_gib=100, created_by=owner)
+    return Volume.objects.create(
+        project=project,
+        name="data",
+        zone=fra,
+        size_gib=100,
+        created_by=owner,
+        status="available",
+        backend_id="v-1",
+    )
 
 
 @pytest.fixture
@@ -39,6 +49,13 @@ def server(project, fra):
 
 def _attach(client, project, volume, instance):
     return client.post(_url(project, "compute:volume_attach", volume.pk), {"instance": str(instance.pk)})
+
+
+def _attached(volume, instance):
+    """What a finished attach leaves (the pipeline's part is test_volume_pipeline.py's)."""
+    Volume.objects.filter(pk=volume.pk).update(status="in_use", attached_to=instance, device="/dev/vdb")
+    Operation.objects.filter(volume=volume).update(state="succeeded")
+    volume.refresh_from_db()
 
 
 # --- Creating ---------------------------------------------------------------------------------
@@ -52,8 +69,9 @@ def test_create_a_volume(project, member, client_as, fra):
         "data-1",
         200,
         fra,
-        VolumeStatus.AVAILABLE,
+        VolumeStatus.CREATING,
     )
+    assert Operation.objects.get(volume=volume).action == "volume_create"
     event = AuditEvent.objects.get(action=AuditAction.VOLUME_CREATED)
     assert event.actor == member and event.changes["zone"] == [None, "fra1-a"]
 
@@ -121,6 +139,7 @@ def test_over_quota_nothing_is_created(project, member, client_as, fra, volume):
     assert "volume storage: needs 60 GiB, 50 GiB left of 150 GiB" in response.content.decode()
     assert list(Volume.objects.values_list("name", flat=True)) == ["data"]
     assert not AuditEvent.objects.filter(action=AuditAction.VOLUME_CREATED).exists()
+    assert not Operation.objects.exists()
 
 
 def test_deleted_volumes_free_their_quota(project, member, client_as, fra, volume):
@@ -128,6 +147,7 @@ def test_deleted_volumes_free_their_quota(project, member, client_as, fra, volum
     project.save()
     client = client_as(member)
     client.post(_url(project, "compute:volume_delete", volume.pk))
+    Volume.objects.filter(pk=volume.pk).update(status="deleted")  # once the cloud confirmed
     assert client.post(_url(project), {"name": "more", "size_gib": "150", "zone": fra.pk}).status_code == 302
 
 
@@ -163,10 +183,21 @@ def test_attach_to_a_server_in_the_same_zone_and_again_is_a_no_op(project, membe
     client = client_as(member)
     assert _attach(client, project, volume, server).status_code == 302
     volume.refresh_from_db()
-    assert volume.status == VolumeStatus.IN_USE and volume.attached_to == server
-    assert _attach(client, project, volume, server).status_code == 302
+    assert volume.status == VolumeStatus.ATTACHING and volume.attached_to == server
+    op = Operation.objects.get(volume=volume)
+    assert (op.action, op.params["instance_id"]) == ("volume_attach", str(server.pk))
+    assert _attach(client, project, volume, server).status_code == 302  # under way: the same operation
+    assert Operation.objects.filter(volume=volume).count() == 1
     assert AuditEvent.objects.filter(action=AuditAction.VOLUME_ATTACHED).count() == 1
     assert "web-1" in client.get(_url(project)).content.decode()
+
+
+def test_attaching_a_volume_already_attached_there_is_a_409(project, member, client_as, volume, server):
+    _attached(volume, server)
+    response = _attach(client_as(member), project, volume, server)
+    assert response.status_code == 409
+    assert "data is already attached to web-1." in response.content.decode()
+    assert Operation.objects.filter(volume=volume, state="pending").count() == 0
 
 
 def test_attach_only_in_the_same_zone(project, member, client_as, volume, catalog):
@@ -197,7 +228,7 @@ def test_attach_to_a_stopped_server(project, member, client_as, volume, fra):
 def test_a_volume_attached_elsewhere_must_be_detached_first(project, member, client_as, volume, server, fra):
     other = InstanceFactory(project=project, name="web-2", zone=fra, status="running")
     client = client_as(member)
-    _attach(client, project, volume, server)
+    _attached(volume, server)
     response = _attach(client, project, volume, other)
     assert response.status_code == 409
     assert "data is attached to web-1: detach it first." in response.content.decode()
@@ -220,7 +251,7 @@ def test_attach_is_refused_when_the_policy_no_longer_allows_the_zone(
     org, project, member, client_as, catalog
 ):
     iad = catalog["iad1-a"]
-    volume = Volume.objects.create(project=project, name="us-data", zone=iad, size_gib=10)
+    volume = Volume.objects.create(project=project, name="us-data", zone=iad, size_gib=10, status="available")
     server = InstanceFactory(project=project, zone=iad, status="running")
     _eu_only(org)  # tightened after both were placed
     response = _attach(client_as(member), project, volume, server)
@@ -236,25 +267,23 @@ def test_attach_is_refused_when_the_policy_no_longer_allows_the_zone(
 
 def test_detach_and_detach_again_is_a_no_op(project, member, client_as, volume, server):
     client = client_as(member)
-    _attach(client, project, volume, server)
+    _attached(volume, server)
     url = _url(project, "compute:volume_detach", volume.pk)
     assert client.get(url).status_code == 405
     assert client.post(url).status_code == 302
     volume.refresh_from_db()
-    assert volume.status == VolumeStatus.AVAILABLE and volume.attached_to is None
-    assert client.post(url).status_code == 302
+    assert volume.status == VolumeStatus.DETACHING and volume.attached_to == server
+    op = Operation.objects.get(volume=volume, action="volume_detach")
+    assert client.post(url).status_code == 302  # under way: the same operation
+    assert list(Operation.objects.filter(volume=volume, action="volume_detach")) == [op]
     assert AuditEvent.objects.filter(action=AuditAction.VOLUME_DETACHED).count() == 1
 
 
-def test_a_volume_of_a_terminated_server_can_be_detached(project, member, client_as, volume, server):
-    client = client_as(member)
-    _attach(client, project, volume, server)
-    server.status = "terminated"
-    server.save()
-    assert "(terminated)" in client.get(_url(project)).content.decode()
-    assert client.post(_url(project, "compute:volume_detach", volume.pk)).status_code == 302
-    volume.refresh_from_db()
-    assert volume.status == VolumeStatus.AVAILABLE
+def test_detaching_a_volume_that_is_not_attached_is_a_409(project, member, client_as, volume):
+    response = client_as(member).post(_url(project, "compute:volume_detach", volume.pk))
+    assert response.status_code == 409
+    assert "data is not attached to a server." in response.content.decode()
+    assert not Operation.objects.exists()
 
 
 # --- Deleting ---------------------------------------------------------------------------------
@@ -262,7 +291,7 @@ def test_a_volume_of_a_terminated_server_can_be_detached(project, member, client
 
 def test_delete_is_refused_while_attached(project, member, client_as, volume, server):
     client = client_as(member)
-    _attach(client, project, volume, server)
+    _attached(volume, server)
     response = client.post(_url(project, "compute:volume_delete", volume.pk))
     assert response.status_code == 409
     assert "data is attached to web-1: detach it first." in response.content.decode()
@@ -270,14 +299,17 @@ def test_delete_is_refused_while_attached(project, member, client_as, volume, se
     assert volume.status == VolumeStatus.IN_USE and volume.deleted_at is None
 
 
-def test_delete_marks_it_deleted_and_again_is_404(project, member, client_as, volume):
+def test_delete_asks_the_cloud_and_once_deleted_is_404(project, member, client_as, volume):
     client = client_as(member)
     url = _url(project, "compute:volume_delete", volume.pk)
     assert client.get(url).status_code == 405
     assert client.post(url).status_code == 302
     volume.refresh_from_db()
-    assert volume.status == VolumeStatus.DELETED and volume.deleted_at is not None
+    assert volume.status == VolumeStatus.DELETING and volume.deleted_at is None  # until the cloud says
+    assert client.post(url).status_code == 302  # under way: the same operation
+    assert Operation.objects.filter(volume=volume, action="volume_delete").count() == 1
     assert AuditEvent.objects.filter(action=AuditAction.VOLUME_DELETED, target_repr="data").count() == 1
+    Volume.objects.filter(pk=volume.pk).update(status="deleted")  # what the finished operation leaves
     assert client.post(url).status_code == 404
     assert client.post(_url(project, "compute:volume_detach", volume.pk)).status_code == 404
     assert "No volumes yet" in client.get(_url(project)).content.decode()
@@ -294,17 +326,23 @@ def test_viewer_sees_volumes_without_forms_and_may_not_change_them(
     assert page.status_code == 200
     body = page.content.decode().split('id="main"')[1]
     assert "data" in body and "<form" not in body and "New volume" not in body
+    detail = (
+        client.get(_url(project, "compute:volume_detail", volume.pk)).content.decode().split('id="main"')[1]
+    )
+    assert "data" in detail and "<form" not in detail
     for url, data in (
         (_url(project), {"name": "mine", "size_gib": "1", "zone": server.zone_id}),
         (_url(project, "compute:volume_attach", volume.pk), {"instance": str(server.pk)}),
         (_url(project, "compute:volume_detach", volume.pk), {}),
         (_url(project, "compute:volume_delete", volume.pk), {}),
+        (_url(project, "compute:volume_extend", volume.pk), {"size_gib": "200"}),
     ):
         response = client.post(url, data)
         assert response.status_code == 403, url
         assert b"Viewer" in response.content
     volume.refresh_from_db()
     assert volume.status == VolumeStatus.AVAILABLE and Volume.objects.count() == 1
+    assert not Operation.objects.exists()
 
 
 def test_another_projects_volume_is_404(org, project, member, outsider, client_as, volume):
@@ -313,3 +351,67 @@ def test_another_projects_volume_is_404(org, project, member, outsider, client_a
     assert client_as(outsider).post(_url(project, "compute:volume_delete", volume.pk)).status_code == 404
     volume.refresh_from_db()
     assert volume.status == VolumeStatus.AVAILABLE
+
+
+# --- The volumes made before they reached the cloud ---------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_turns_record_only_volumes_into_errors_no_longer_billed(catalog):
+    """Rows that no cloud ever held: errors that say so, detached, their billing closed; deleted
+    ones and their history stay as they were."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before, after = ("compute", "0005_firewall_rule_unique"), ("compute", "0007_record_only_volumes_to_error")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    apps = executor.loader.project_state([before]).apps
+    project = ProjectFactory()
+    OldVolume = apps.get_model("compute", "Volume")
+    from portal.metering.models import UsageSegment as Segment  # its table is not changed here
+    zone = catalog["fra1-a"]
+    server = InstanceFactory(project=project, zone=zone)
+    attached = OldVolume.objects.create(
+        project_id=project.pk,
+        name="a",
+        zone_id=zone.pk,
+        size_gib=10,
+        status="in_use",
+        attached_to_id=server.pk,
+    )
+    gone = OldVolume.objects.create(
+        project_id=project.pk, name="g", zone_id=zone.pk, size_gib=5, status="deleted"
+    )
+    for volume, ended in ((attached, None), (gone, timezone.now())):
+        Segment.objects.create(
+            organization_id=project.organization_id,
+            project_id=project.pk,
+            resource_type="volume",
+            resource_id=volume.pk,
+            resource_name=volume.name,
+            zone_id=zone.pk,
+            meter="volume",
+            quantity=volume.size_gib,
+            unit_price="0.000137",
+            started_at=timezone.now(),
+            ended_at=ended,
+        )
+
+    MigrationExecutor(connection).migrate([after])
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())  # the rest of the way, for the next tests
+    migrated = Volume.objects.get(pk=attached.pk)
+    assert (migrated.status, migrated.attached_to, migrated.fault_message) == (
+        "error",
+        None,
+        "This volume was never created in the cloud; it is no longer billed.",
+    )
+    assert Volume.objects.get(pk=gone.pk).status == "deleted"
+    from portal.metering.models import UsageSegment
+
+    assert not UsageSegment.objects.filter(ended_at=None).exists()
+    from portal.compute.quota import project_usage
+
+    assert project_usage(project).volume_gib == 0

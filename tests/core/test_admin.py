@@ -175,6 +175,7 @@ def _compute_rows(project, owner) -> None:
         Operation,
         SimulatedKnobs,
         SimulatedServer,
+        SimulatedVolume,
         SshKey,
         Volume,
     )
@@ -207,6 +208,9 @@ def _compute_rows(project, owner) -> None:
         state="running",
     )
     BackendOrphan.objects.create(backend="simulated", zone_code="fra1-a", backend_id="sim-2")
+    SimulatedVolume.objects.create(
+        backend_id="simvol-1", idempotency_key="k", zone_code="fra1-a", name="v", size_gib=1, state="available"
+    )
 
 
 def _admin_url(model, view: str, *args) -> str:

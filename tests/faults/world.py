@@ -46,7 +46,9 @@ def celery(env: dict, *args: str) -> subprocess.Popen:
 
 
 def solo_worker(env: dict) -> subprocess.Popen:
-    return celery(env, "worker", "--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle")
+    return celery(
+        env, "worker", "--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle"
+    )
 
 
 def world(quota: int = 500):

@@ -71,6 +71,7 @@ VIEWER_MAY_GET = {
     "compute:firewalls",
     "compute:firewall_detail",
     "compute:volumes",
+    "compute:volume_detail",
     "metering:project_usage",
     "metering:project_usage_json",
     "metering:project_usage_csv",

@@ -73,7 +73,11 @@ def operation_out(request: HttpRequest, operation: Operation) -> OperationOut:
         action=operation.action,
         state=operation.state,
         instance=operation.instance_id,
-        instance_url=api_url(request, f"instances/{operation.instance_id}"),
+        instance_url=api_url(request, f"instances/{operation.instance_id}")
+        if operation.instance_id
+        else None,
+        volume=operation.volume_id,
+        volume_url=api_url(request, f"volumes/{operation.volume_id}") if operation.volume_id else None,
         created_at=operation.created_at,
         finished_at=operation.finished_at,
         error_message=operation.error_message,

@@ -301,14 +301,16 @@ def update_instance(request: HttpRequest, instance_id: UUID, body: ProtectionIn)
     "/operations/{operation_id}", response={200: OperationOut, **ERRORS}, summary="Get an operation"
 )
 def get_operation(request: HttpRequest, operation_id: UUID):
-    """Poll this until `state` is succeeded or failed (every 2 to 5 s is plenty)."""
+    """Poll this until `state` is succeeded or failed (every 2 to 5 s is plenty). A server's
+    operation names its `instance`, a volume's its `volume`."""
     token = token_of(request)
+    projects = token_projects(token)
     operation = (
-        Operation.objects.select_related("instance__project")
-        .filter(pk=operation_id, instance__project__in=token_projects(token))
+        Operation.objects.select_related("instance__project", "volume__project")
+        .filter(Q(instance__project__in=projects) | Q(volume__project__in=projects), pk=operation_id)
         .first()
     )
     if operation is None:
         raise Http404("No such operation.")
-    token_project_access(token, operation.instance.project)
+    token_project_access(token, operation.target.project)
     return operation_out(request, operation)

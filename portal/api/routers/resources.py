@@ -2,6 +2,7 @@
 
 from uuid import UUID
 
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Router, Status
 
@@ -15,6 +16,7 @@ from portal.api.schemas import (
     FirewallOut,
     FirewallRuleIn,
     FirewallRuleOut,
+    OperationRef,
     Problem,
     SshKeyIn,
     SshKeyList,
@@ -25,7 +27,15 @@ from portal.api.schemas import (
     VolumeOut,
 )
 from portal.audit.services import client_ip
-from portal.compute.models import FirewallRule, FirewallRuleSet, Instance, InstanceStatus, SshKey, Volume
+from portal.compute.models import (
+    FirewallRule,
+    FirewallRuleSet,
+    Instance,
+    InstanceStatus,
+    Operation,
+    SshKey,
+    Volume,
+)
 from portal.compute.services import firewalls as firewall_services
 from portal.compute.services import keys as key_services
 from portal.compute.services import volumes as volume_services
@@ -225,14 +235,33 @@ def delete_rule(request: HttpRequest, firewall_id: int, rule_id: int):
     return Status(204, None)
 
 
-# --- volumes ----------------------------------------------------------------------------------
+# --- volumes ---------------------------------------------------------------------------------
 
 
 def _volumes():
     return Volume.objects.existing().select_related("zone")
 
 
-def volume_out(request: HttpRequest, volume: Volume) -> VolumeOut:
+def _volume_operations(request: HttpRequest):
+    """Operations on volumes of the projects the token reaches: where a replayed request finds
+    the operation it started."""
+    projects = token_projects(token_of(request))
+    return Operation.objects.select_related("volume__zone").filter(volume__project__in=projects)
+
+
+def _volumes_with_latest_operation(queryset):
+    """Each volume with the id of its latest operation: one query for a list of any length."""
+    latest = Operation.objects.filter(volume=OuterRef("pk")).order_by("-created_at").values("pk")[:1]
+    return queryset.annotate(latest_operation=Subquery(latest))
+
+
+def volume_out(request: HttpRequest, volume: Volume, operation_id=None) -> VolumeOut:
+    """The volume, with the operation this answer is about (by default its latest)."""
+    if operation_id is None:
+        if hasattr(volume, "latest_operation"):
+            operation_id = volume.latest_operation
+        else:
+            operation_id = volume.operations.order_by("-created_at").values_list("pk", flat=True).first()
     return VolumeOut(
         id=volume.pk,
         project=volume.project_id,
@@ -241,25 +270,38 @@ def volume_out(request: HttpRequest, volume: Volume) -> VolumeOut:
         size_gib=volume.size_gib,
         status=volume.status,
         attached_to=volume.attached_to_id,
+        device=volume.device,
+        fault_message=volume.fault_message,
+        operation=OperationRef(id=operation_id, url=api_url(request, f"operations/{operation_id}"))
+        if operation_id
+        else None,
         created_at=volume.created_at,
         url=api_url(request, f"volumes/{volume.pk}"),
     )
 
 
+def _accepted(request: HttpRequest, operation: Operation):
+    volume = Volume.objects.select_related("zone").get(pk=operation.volume_id)
+    return Status(202, volume_out(request, volume, operation.pk))
+
+
 @volumes.get("/volumes", response={200: VolumeList, **ERRORS}, summary="List volumes")
 def list_volumes(request: HttpRequest, project: str | None = None):
     rows = _scoped(request, Volume, project).existing().select_related("zone").order_by("project", "name")
+    rows = _volumes_with_latest_operation(rows)
     return VolumeList(items=[volume_out(request, v) for v in rows])
 
 
-@volumes.post("/volumes", response={201: VolumeOut, **ERRORS}, summary="Create a volume")
+@volumes.post("/volumes", response={202: VolumeOut, **ERRORS}, summary="Create a volume")
 def create_volume(request: HttpRequest, response: HttpResponse, body: VolumeIn):
-    """Same rules as the volumes page: placement policy (403 with the reason), quota, zone status."""
+    """Same rules as the volumes page: placement policy (403 with the reason), quota, zone status,
+    a zone that has volumes (409 "Volumes are not available in …"). Answered at once with status
+    `creating` and the operation; the volume is `available` (and billed) once the cloud made it."""
     with idempotency_claim(request, response) as claim:
-        volume = claim.replayed(_reachable(request, _volumes()))
-        if volume is None:
+        operation = claim.replayed(_volume_operations(request))
+        if operation is None:
             access = _create_access(request, body.project)
-            volume = claim.remember(
+            operation = claim.remember(
                 volume_services.volume_create(
                     access=access,
                     name=body.name,
@@ -268,7 +310,7 @@ def create_volume(request: HttpRequest, response: HttpResponse, body: VolumeIn):
                     request=request,
                 )
             )
-    return Status(201, volume_out(request, volume))
+    return _accepted(request, operation)
 
 
 @volumes.get("/volumes/{volume_id}", response={200: VolumeOut, **ERRORS}, summary="Get a volume")
@@ -277,19 +319,30 @@ def get_volume(request: HttpRequest, volume_id: UUID):
     return volume_out(request, volume)
 
 
-@volumes.post("/volumes/{volume_id}/actions", response={200: VolumeOut, **ERRORS}, summary="Attach or detach")
+@volumes.post(
+    "/volumes/{volume_id}/actions", response={202: VolumeOut, **ERRORS}, summary="Attach, detach or extend"
+)
 def volume_action(request: HttpRequest, response: HttpResponse, volume_id: UUID, body: VolumeActionIn):
+    """`attach` (to a running or stopped server in the volume's zone), `detach`, or `extend` to a
+    larger `size_gib`. 202 with the status under way and the operation; every reason a request
+    is refused comes at once (409), and a refused request changes nothing."""
     with idempotency_claim(request, response) as claim:
-        volume = claim.replayed(_reachable(request, _volumes()))
-        if volume is None:
-            volume = claim.remember(_attach_or_detach(request, volume_id, body))
-    return Status(200, volume_out(request, volume))
+        operation = claim.replayed(_volume_operations(request))
+        if operation is None:
+            operation = claim.remember(_act_on_volume(request, volume_id, body))
+    return _accepted(request, operation)
 
 
-def _attach_or_detach(request: HttpRequest, volume_id: UUID, body: VolumeActionIn) -> Volume:
+def _act_on_volume(request: HttpRequest, volume_id: UUID, body: VolumeActionIn) -> Operation:
     volume, access = _get(request, _volumes(), volume_id, "volume", Perm.RESOURCE_OPERATE)
     if body.action == "detach":
         return volume_services.volume_detach(access=access, volume=volume, request=request)
+    if body.action == "extend":
+        if body.size_gib is None:
+            raise _invalid("size_gib", "Give the new size in GiB.")
+        return volume_services.volume_extend(
+            access=access, volume=volume, size_gib=body.size_gib, request=request
+        )
     instance = (
         Instance.objects.filter(project=access.project, pk=body.instance)
         .exclude(status=InstanceStatus.TERMINATED)
@@ -298,18 +351,17 @@ def _attach_or_detach(request: HttpRequest, volume_id: UUID, body: VolumeActionI
         else None
     )
     if instance is None:
-        raise ApiProblem(
-            422,
-            "Choose one of the project's servers.",
-            kind="invalid-request",
-            errors=[{"field": "instance", "message": "Choose one of the project's servers."}],
-        )
+        raise _invalid("instance", "Choose one of the project's servers.")
     return volume_services.volume_attach(access=access, volume=volume, instance=instance, request=request)
 
 
-@volumes.delete("/volumes/{volume_id}", response={204: None, **ERRORS}, summary="Delete a volume")
+def _invalid(field: str, message: str) -> ApiProblem:
+    return ApiProblem(422, message, kind="invalid-request", errors=[{"field": field, "message": message}])
+
+
+@volumes.delete("/volumes/{volume_id}", response={202: VolumeOut, **ERRORS}, summary="Delete a volume")
 def delete_volume(request: HttpRequest, volume_id: UUID):
-    """409 while it is attached: detach it first."""
+    """409 while it is attached: detach it first. 202 with status `deleting`; billed until the
+    cloud confirms it is gone, then `deleted` (and no longer listed)."""
     volume, access = _get(request, _volumes(), volume_id, "volume", Perm.RESOURCE_OPERATE)
-    volume_services.volume_delete(access=access, volume=volume, request=request)
-    return Status(204, None)
+    return _accepted(request, volume_services.volume_delete(access=access, volume=volume, request=request))

@@ -23,7 +23,6 @@ from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
     BackendError,
     BackendState,
-    Capability,
     ComputeBackend,
     NotFound,
     Rejected,
@@ -32,6 +31,7 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
 )
+from portal.compute.backends.simulated_storage import SimulatedStorage
 
 B = BackendState
 # Where a transition lands once its time is up.
@@ -73,11 +73,11 @@ def _knobs():
     return SimulatedKnobs.objects.first() or SimulatedKnobs.from_settings()
 
 
-class SimulatedBackend(ComputeBackend):
-    batch_size = 50  # creating or looking at servers is a few statements however many
+class SimulatedBackend(SimulatedStorage, ComputeBackend):
+    """Every capability (`capabilities` in simulated_storage.py: a zone's settings may declare
+    some absent); volumes and snapshots are simulated_storage.py's."""
 
-    def capabilities(self, zone: str) -> set[Capability]:
-        return {Capability.FIREWALL, Capability.LARGE_ROOT_DISK}
+    batch_size = 50  # creating or looking at servers is a few statements however many
 
     def _call(self):
         """A call about one server: maybe slow, maybe a transient failure, as the knobs say."""
@@ -241,6 +241,12 @@ class SimulatedBackend(ComputeBackend):
             addresses = iter(self._free_addresses(zone, len(specs)))
             made = []
             for n, spec in zip(numbers, specs, strict=True):
+                if spec.image_backend_id:
+                    try:
+                        self._image_for(spec.image_backend_id, zone)
+                    except Rejected as refused:
+                        results[n] = refused
+                        continue
                 if used_vcpus + spec.vcpus > total.free_vcpus or used_ram + spec.ram_gib > total.free_ram_gib:
                     results[n] = Rejected(
                         f"Zone {zone} is sold out for this size right now. Try a smaller size or another zone.",
@@ -271,6 +277,8 @@ class SimulatedBackend(ComputeBackend):
                             target_state=B.ERROR if failing else B.RUNNING,
                             transition_until=timezone.now() + timedelta(seconds=knobs.boot_seconds),
                             address=address,
+                            root_disk_gib=spec.root_disk_gib,
+                            image_ref=spec.image_backend_id,
                             fault="The image failed to boot (kernel panic during start-up)."
                             if failing
                             else "",
@@ -400,7 +408,9 @@ class SimulatedBackend(ComputeBackend):
         from portal.compute.models import SimulatedServer
 
         self._call()
-        SimulatedServer.objects.filter(backend_id=backend_id).update(deleted=True, address=None)
+        with transaction.atomic():
+            SimulatedServer.objects.filter(backend_id=backend_id).update(deleted=True, address=None)
+            self._detach_from_deleted_server(backend_id)
 
     def zone_capacity(self, zone: str) -> ZoneCapacity:
         self._call()

@@ -8,12 +8,21 @@ from portal.compute.models.instances import (
 )
 from portal.compute.models.keys import SshKey
 from portal.compute.models.operations import ACTIVE_STATES, Operation, OperationState
-from portal.compute.models.simulated import BackendOrphan, SimulatedKnobs, SimulatedServer, SimulatedZone
-from portal.compute.models.volumes import Volume, VolumeStatus
+from portal.compute.models.simulated import (
+    BackendOrphan,
+    SimulatedKnobs,
+    SimulatedServer,
+    SimulatedSnapshot,
+    SimulatedVolume,
+    SimulatedZone,
+)
+from portal.compute.models.volumes import VOLUME_SETTLED, VOLUME_TRANSITIONAL, Volume, VolumeStatus
 
 __all__ = [
     "ACTIONS",
     "ACTIVE_STATES",
+    "VOLUME_SETTLED",
+    "VOLUME_TRANSITIONAL",
     "Action",
     "BackendOrphan",
     "FirewallRule",
@@ -26,6 +35,8 @@ __all__ = [
     "Protocol",
     "SimulatedKnobs",
     "SimulatedServer",
+    "SimulatedSnapshot",
+    "SimulatedVolume",
     "SimulatedZone",
     "SshKey",
     "Volume",

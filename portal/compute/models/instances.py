@@ -55,6 +55,12 @@ class Action(models.TextChoices):
     HARD_REBOOT = "hard_reboot", "Hard reboot"
     RESIZE = "resize", "Resize"
     TERMINATE = "terminate", "Terminate"
+    # Volumes (their operations' target is `Operation.volume`; see compute/operations/volumes.py).
+    VOLUME_CREATE = "volume_create", "Create volume"
+    VOLUME_ATTACH = "volume_attach", "Attach volume"
+    VOLUME_DETACH = "volume_detach", "Detach volume"
+    VOLUME_EXTEND = "volume_extend", "Extend volume"
+    VOLUME_DELETE = "volume_delete", "Delete volume"
 
 
 @dataclass(frozen=True)

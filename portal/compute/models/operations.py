@@ -58,9 +58,9 @@ class OperationQuerySet(models.QuerySet["Operation"]):
             by_token[token].append(operation_id)
         for token, ids in by_token.items():
             self.active().filter(pk__in=ids, step_token=token).update(step_token=new, next_check_at=lease)
-        claimed = self.select_related("instance__zone", "instance__flavor", "instance__image").filter(
-            pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new
-        )
+        claimed = self.select_related(
+            "instance__zone", "instance__flavor", "instance__image", "volume__zone", "volume__project"
+        ).filter(pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new)
         return new, list(claimed.order_by("pk"))
 
     def start(self, operations: list[Operation]) -> list[Operation]:
@@ -100,7 +100,13 @@ class Operation(models.Model):
     """One request to the cloud, from the click to its outcome; what the worker picks up."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    instance = models.ForeignKey("compute.Instance", on_delete=models.CASCADE, related_name="operations")
+    # The target: a server, or (for the volume_* kinds) a volume; exactly one of the two.
+    instance = models.ForeignKey(
+        "compute.Instance", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
+    )
+    volume = models.ForeignKey(
+        "compute.Volume", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
+    )
     action = models.CharField(max_length=16, choices=Action.choices)
     state = models.CharField(
         max_length=16, choices=OperationState.choices, default=OperationState.PENDING, db_index=True
@@ -130,9 +136,21 @@ class Operation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "next_check_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(instance__isnull=False, volume__isnull=True)
+                | models.Q(instance__isnull=True, volume__isnull=False),
+                name="operation_has_one_target",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} {self.instance}"
+        return f"{self.get_action_display()} {self.target}"
+
+    @property
+    def target(self):
+        """What the operation changes: its server or its volume."""
+        return self.instance if self.instance_id else self.volume
 
     @property
     def is_final(self) -> bool:
@@ -141,7 +159,7 @@ class Operation(models.Model):
     @property
     def zone(self):
         """Where the operation happens: its backend is the zone's."""
-        return self.instance.zone
+        return self.target.zone
 
     @property
     def duration(self) -> str:

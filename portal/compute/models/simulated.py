@@ -21,6 +21,8 @@ class SimulatedServer(models.Model):
     transition_until = models.DateTimeField(null=True, blank=True)
     address = models.GenericIPAddressField(null=True, blank=True)
     fault = models.CharField(max_length=300, blank=True)
+    root_disk_gib = models.PositiveIntegerField(default=0)
+    image_ref = models.CharField(max_length=64, blank=True, help_text="The server snapshot it boots from.")
     metadata = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
     deleted = models.BooleanField(default=False, db_index=True)
@@ -33,6 +35,51 @@ class SimulatedServer(models.Model):
                 name="simulated_address_unique",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
+class SimulatedVolume(models.Model):
+    """A volume of the simulated cloud. Like a server, a transition lands when its time is up."""
+
+    backend_id = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(max_length=64, db_index=True)  # not unique, as in a cloud
+    zone_code = models.CharField(max_length=24, db_index=True)
+    name = models.CharField(max_length=63)
+    size_gib = models.PositiveIntegerField()
+    state = models.CharField(max_length=16)
+    target_state = models.CharField(max_length=16, blank=True)
+    transition_until = models.DateTimeField(null=True, blank=True)
+    attached_to = models.CharField(max_length=64, blank=True, help_text="The server's backend id.")
+    device = models.CharField(max_length=32, blank=True)
+    fault = models.CharField(max_length=300, blank=True)
+    metadata = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted = models.BooleanField(default=False, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
+class SimulatedSnapshot(models.Model):
+    """A snapshot of a simulated server (an image it boots from: `image_ref`) or volume."""
+
+    backend_id = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(max_length=64, db_index=True)
+    zone_code = models.CharField(max_length=24, db_index=True)
+    name = models.CharField(max_length=63)
+    source = models.CharField(max_length=8)  # server or volume
+    source_id = models.CharField(max_length=64)
+    size_gib = models.PositiveIntegerField()
+    min_disk_gib = models.PositiveIntegerField(default=0)
+    image_ref = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=16)
+    target_state = models.CharField(max_length=16, blank=True)
+    transition_until = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted = models.BooleanField(default=False, db_index=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.state})"
@@ -83,9 +130,11 @@ class SimulatedKnobs(models.Model):
 
 
 class BackendOrphan(models.Model):
-    """A server in the cloud that carries our metadata but has no instance row: for an operator to look at."""
+    """A server or volume in the cloud that carries our metadata but has no row in the portal: for
+    an operator to look at."""
 
     backend = models.CharField(max_length=32)
+    kind = models.CharField(max_length=8, default="server", help_text="server or volume")
     zone_code = models.CharField(max_length=24)
     backend_id = models.CharField(max_length=128)
     idempotency_key = models.CharField(max_length=64, blank=True)

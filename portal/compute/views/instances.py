@@ -114,10 +114,9 @@ def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, inst
             },
         )
     if request.htmx:
-        response = render(
-            request, "compute/instance_detail.html#instance-live", _detail_context(access, instance)
-        )
-        return response if instance.is_transitional else _stop_polling(response)
+        context = _detail_context(access, instance)
+        response = render(request, "compute/instance_detail.html#instance-live", context)
+        return response if context["polling"] else _stop_polling(response)
     return _detail_page(request, access, instance)
 
 
@@ -214,18 +213,19 @@ def what_shrinks(current: Flavor, new: Flavor) -> str:
 
 
 def _detail_context(access: Access, instance, confirm_resize: int | None = None) -> dict:
+    volumes = list(instance.volumes.existing().select_related("project__organization"))
     return {
         "access": access,
         "org": access.organization,
         "project": access.project,
         "instance": instance,
         "operations": instance.operations.select_related("requested_by")[:20],
-        "volumes": instance.volumes.all(),
+        "volumes": volumes,
         "can_operate": access.can(Perm.RESOURCE_OPERATE),
         "resize_options": resize_options(instance) if instance.allows(Action.RESIZE) else [],
         "confirm_resize": confirm_resize,
         "currency": settings.PORTAL_CURRENCY,
-        "polling": instance.is_transitional,
+        "polling": instance.is_transitional or any(v.is_transitional for v in volumes),
     }
 
 

@@ -1,17 +1,22 @@
-"""Volumes: list and create in an allowed zone, attach to a server in the same zone, detach, delete."""
+"""Volumes: list and create in an allowed zone, a page per volume (live status, device, how to mount
+it), attach to a server in the same zone, detach, extend, delete. Every change is an operation."""
 
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.validators import RegexValidator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from portal.catalog.models import Zone
-from portal.compute.models import Instance, InstanceStatus, Volume
+from portal.compute.backends import Capability
+from portal.compute.models import VOLUME_TRANSITIONAL, Instance, InstanceStatus, Volume
+from portal.compute.pricing import monthly
 from portal.compute.quota import QuotaExceeded, project_usage
 from portal.compute.services import ComputeRefused
 from portal.compute.services import volumes as volume_services
@@ -55,6 +60,15 @@ class AttachForm(forms.Form):
         self.fields["instance"].queryset = Instance.objects.filter(project=project).visible()
 
 
+class ExtendForm(forms.Form):
+    size_gib = forms.IntegerField(
+        label="New size (GiB)",
+        min_value=volume_services.VOLUME_MIN_GIB,
+        max_value=volume_services.VOLUME_MAX_GIB,
+        error_messages={"required": "Choose the new size."},
+    )
+
+
 def _get_volume(access: Access, volume_id) -> Volume:
     volume = (
         Volume.objects.existing()
@@ -64,63 +78,80 @@ def _get_volume(access: Access, volume_id) -> Volume:
     )
     if volume is None:
         raise Http404("No such volume.")
+    volume.project = access.project
     return volume
 
 
-def _zone_choices(access: Access, selected_id: int | None) -> tuple[list[dict], int, int]:
+def _zone_choices(access: Access, selected_id: int | None) -> tuple[list[dict], int, int, list[str]]:
     """Zones a volume may go to now, grouped by jurisdiction; how many the policy forbids; how many
-    it allows but are closed (maintenance, sold out)."""
+    it allows but are closed (maintenance, sold out); why the allowed zones left out cannot take
+    volumes ("Volumes are not available in ams1-b.")."""
     picker = zone_picker(rules=PlacementRules.for_project(access.project), selected_zone_id=selected_id)
-    groups = []
+    groups, without = [], []
     for group in picker.groups:
-        options = [o for region in group.regions for o in region.options if o.selectable]
+        options = []
+        for region in group.regions:
+            for option in region.options:
+                if not option.selectable:
+                    continue
+                if refusal := volume_services.zone_refusal(option.zone):
+                    without.append(refusal)
+                else:
+                    options.append(option)
         if options:
             groups.append({"label": group.jurisdiction.name, "options": options})
     forbidden = sum(1 for o in picker.options if o.state == "forbidden")
     closed = sum(1 for o in picker.options if o.state == "unavailable")
-    return groups, forbidden, closed
+    return groups, forbidden, closed, without
+
+
+def _polled(request: HttpRequest, response: HttpResponse, polling: bool) -> HttpResponse:
+    """An htmx poll's answer; once nothing changes any more, one that stops the polling."""
+    if not request.htmx or polling:
+        return response
+    stopped = HttpResponseStopPolling(response.content)
+    for header, value in response.items():
+        stopped[header] = value
+    return stopped
 
 
 def _page(request: HttpRequest, access: Access, form: VolumeForm, status: int = 200) -> HttpResponse:
     project = access.project
     volumes = list(
-        Volume.objects.existing().filter(project=project).select_related("zone__region", "attached_to")
+        Volume.objects.existing()
+        .filter(project=project)
+        .select_related("zone__region", "attached_to", "project__organization")
     )
-    attachable: dict[int, list[Instance]] = {}
-    for instance in Instance.objects.filter(project=project, status__in=volume_services.ATTACHABLE).order_by(
-        "name"
-    ):
-        attachable.setdefault(instance.zone_id, []).append(instance)
-    for volume in volumes:
-        volume.candidates = attachable.get(volume.zone_id, [])
     selected = form["zone"].value() if form.is_bound else project.default_zone_id
     try:
         selected_id = int(selected) if selected else None
     except (TypeError, ValueError):
         selected_id = None
-    zone_groups, zones_forbidden, zones_closed = _zone_choices(access, selected_id)
+    zone_groups, zones_forbidden, zones_closed, zones_without = _zone_choices(access, selected_id)
     usage = project_usage(project)
-    return render(
-        request,
-        "compute/volumes.html",
-        {
-            "access": access,
-            "org": access.organization,
-            "project": project,
-            "volumes": volumes,
-            "form": form,
-            "zone_groups": zone_groups,
-            "zones_forbidden": zones_forbidden,
-            "zones_closed": zones_closed,
-            "used_gib": usage.volume_gib,
-            "quota_gib": project.quota_volume_gib,
-            "left_gib": max(0, project.quota_volume_gib - usage.volume_gib),
-            "can_create": access.can(Perm.RESOURCE_CREATE),
-            "can_operate": access.can(Perm.RESOURCE_OPERATE),
-            "terminated": InstanceStatus.TERMINATED,
-        },
-        status=status,
-    )
+    polling = any(v.status in VOLUME_TRANSITIONAL for v in volumes)
+    context = {
+        "access": access,
+        "org": access.organization,
+        "project": project,
+        "volumes": volumes,
+        "polling": polling,
+        "form": form,
+        "zone_groups": zone_groups,
+        "zones_forbidden": zones_forbidden,
+        "zones_closed": zones_closed,
+        "zones_without": zones_without,
+        "used_gib": usage.volume_gib,
+        "quota_gib": project.quota_volume_gib,
+        "left_gib": max(0, project.quota_volume_gib - usage.volume_gib),
+        "can_create": access.can(Perm.RESOURCE_CREATE),
+        "can_operate": access.can(Perm.RESOURCE_OPERATE),
+        "gib_month": monthly(settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
+        "currency": settings.PORTAL_CURRENCY,
+    }
+    if request.htmx and request.method == "GET":
+        return _polled(request, render(request, "compute/volumes.html#volume-table", context), polling)
+    return render(request, "compute/volumes.html", context, status=status)
 
 
 @login_required
@@ -145,7 +176,7 @@ def volumes(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespo
         return _page(request, access, form, status)
     data = form.cleaned_data
     try:
-        volume = volume_services.volume_create(
+        op = volume_services.volume_create(
             access=access, name=data["name"], zone=data["zone"], size_gib=data["size_gib"], request=request
         )
     except ComputeRefused as refused:
@@ -157,16 +188,87 @@ def volumes(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespo
         form.add_error("zone", denied.decision.reason)
         status = 403
     else:
+        volume = op.volume
         messages.success(
-            request, f"Volume {volume.name} ({volume.size_gib} GiB) created in {volume.zone.code}."
+            request,
+            f"Creating {volume.name} ({volume.size_gib} GiB) in {volume.zone.code}: it is ready in a moment.",
         )
         return redirect("compute:volumes", org_slug=org_slug, project_slug=project_slug)
     return _page(request, access, form, status)
 
 
-def _refused(request: HttpRequest, access: Access, message: str, status: int) -> HttpResponse:
+def extend_options(volume: Volume, left_gib: int) -> list[dict]:
+    """A few larger sizes, each with what it adds per month, that fit the quota left."""
+    sizes = sorted({volume.size_gib + 10, volume.size_gib * 2, volume.size_gib * 4})
+    limit = min(volume_services.VOLUME_MAX_GIB, volume.size_gib + left_gib)
+    return [
+        {
+            "size_gib": size,
+            "delta": volume_services.extend_price_delta(volume, size),
+            "monthly": monthly(size * settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
+        }
+        for size in sizes
+        if volume.size_gib < size <= limit
+    ]
+
+
+def _detail(request: HttpRequest, access: Access, volume: Volume, *, extend_form=None, status=200):
+    project = access.project
+    usage = project_usage(project)
+    left = max(0, project.quota_volume_gib - usage.volume_gib)
+    candidates = []
+    if volume.status == "available":
+        candidates = list(
+            Instance.objects.filter(
+                project=project, zone=volume.zone, status__in=volume_services.ATTACHABLE
+            ).order_by("name")
+        )
+    context = {
+        "access": access,
+        "org": access.organization,
+        "project": project,
+        "volume": volume,
+        "polling": volume.is_transitional,
+        "operations": volume.operations.select_related("requested_by")[:20],
+        "candidates": candidates,
+        "zone_refusal": volume_services.zone_refusal(volume.zone),
+        "extend_refusal": volume_services.zone_refusal(volume.zone, Capability.VOLUME_EXTEND),
+        "extend_options": extend_options(volume, left),
+        "extend_form": extend_form or ExtendForm(),
+        "left_gib": left,
+        "gib_month": monthly(settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
+        "month_now": monthly(volume.size_gib * settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
+        "currency": settings.PORTAL_CURRENCY,
+        "can_operate": access.can(Perm.RESOURCE_OPERATE),
+        "terminated": InstanceStatus.TERMINATED,
+    }
+    if request.htmx and request.method == "GET":
+        response = render(request, "compute/volume_detail.html#volume-live", context)
+        return _polled(request, response, volume.is_transitional)
+    return render(request, "compute/volume_detail.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET"])
+def volume_detail(request: HttpRequest, org_slug: str, project_slug: str, volume_id) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug)
+    return _detail(request, access, _get_volume(access, volume_id))
+
+
+def _refused(request: HttpRequest, access: Access, volume: Volume, message: str, status: int) -> HttpResponse:
     messages.error(request, message)
-    return _page(request, access, VolumeForm(), status)
+    volume = _get_volume(access, volume.pk)
+    return _detail(request, access, volume, status=status)
+
+
+def _all(refused: ComputeRefused) -> str:
+    return " ".join(problem.message for problem in refused.problems)
+
+
+def _to_detail(volume: Volume, org_slug: str, project_slug: str) -> HttpResponse:
+    return redirect(
+        "compute:volume_detail", org_slug=org_slug, project_slug=project_slug, volume_id=volume.pk
+    )
 
 
 @login_required
@@ -176,16 +278,16 @@ def volume_attach(request: HttpRequest, org_slug: str, project_slug: str, volume
     volume = _get_volume(access, volume_id)
     form = AttachForm(request.POST, project=access.project)
     if not form.is_valid():
-        return _refused(request, access, " ".join(form.errors["instance"]), 400)
+        return _refused(request, access, volume, " ".join(form.errors["instance"]), 400)
     instance = form.cleaned_data["instance"]
     try:
         volume_services.volume_attach(access=access, volume=volume, instance=instance, request=request)
     except ComputeRefused as refused:
-        return _refused(request, access, refused.message, refused.status)
+        return _refused(request, access, volume, _all(refused), refused.status)
     except PlacementDenied as denied:
-        return _refused(request, access, denied.decision.reason, 403)
-    messages.success(request, f"{volume.name} is attached to {instance.name}.")
-    return redirect("compute:volumes", org_slug=org_slug, project_slug=project_slug)
+        return _refused(request, access, volume, denied.decision.reason, 403)
+    messages.success(request, f"Attaching {volume.name} to {instance.name}…")
+    return _to_detail(volume, org_slug, project_slug)
 
 
 @login_required
@@ -196,9 +298,29 @@ def volume_detach(request: HttpRequest, org_slug: str, project_slug: str, volume
     try:
         volume_services.volume_detach(access=access, volume=volume, request=request)
     except ComputeRefused as refused:
-        return _refused(request, access, refused.message, refused.status)
-    messages.success(request, f"{volume.name} is detached.")
-    return redirect("compute:volumes", org_slug=org_slug, project_slug=project_slug)
+        return _refused(request, access, volume, _all(refused), refused.status)
+    messages.success(request, f"Detaching {volume.name}…")
+    return _to_detail(volume, org_slug, project_slug)
+
+
+@login_required
+@require_POST
+def volume_extend(request: HttpRequest, org_slug: str, project_slug: str, volume_id) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
+    volume = _get_volume(access, volume_id)
+    form = ExtendForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, access, volume, extend_form=form, status=400)
+    size = form.cleaned_data["size_gib"]
+    try:
+        volume_services.volume_extend(access=access, volume=volume, size_gib=size, request=request)
+    except ComputeRefused as refused:
+        return _detail(request, access, volume, extend_form=form, status=refusal_status(form, refused))
+    except QuotaExceeded as error:
+        form.add_error("size_gib", str(error))
+        return _detail(request, access, volume, extend_form=form, status=403)
+    messages.success(request, f"Extending {volume.name} to {size} GiB…")
+    return _to_detail(volume, org_slug, project_slug)
 
 
 @login_required
@@ -209,6 +331,6 @@ def volume_delete(request: HttpRequest, org_slug: str, project_slug: str, volume
     try:
         volume_services.volume_delete(access=access, volume=volume, request=request)
     except ComputeRefused as refused:
-        return _refused(request, access, refused.message, refused.status)
-    messages.success(request, f"Volume {volume.name} deleted.")
+        return _refused(request, access, volume, _all(refused), refused.status)
+    messages.success(request, f"Deleting {volume.name}…")
     return redirect("compute:volumes", org_slug=org_slug, project_slug=project_slug)

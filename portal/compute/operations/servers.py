@@ -1,18 +1,9 @@
-"""What each kind of operation asks the cloud, how its end is recognised, and what it leaves.
-
-`OPERATIONS` has one `Kind` per `Operation.action`. The runner (`portal.compute.runner`) knows
-nothing else about a kind: it claims operations, groups them by backend, kind and phase, and
-calls the entry's functions with lists (one operation is a list of one). Adding a kind of
-operation is an entry here and the backend calls it makes; see docs/architecture.md.
-"""
+"""The kinds of operation that change servers: launch, start, stop, reboot, resize, terminate."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 
 from django.db import transaction
 from django.utils import timezone
@@ -40,6 +31,7 @@ from portal.compute.models import (
     Volume,
     VolumeStatus,
 )
+from portal.compute.operations.kinds import Answers, Kind, Progress, each
 from portal.metering.segments import sync_instance, sync_instances
 
 log = logging.getLogger(__name__)
@@ -58,65 +50,6 @@ STATUS_FOR = {
     B.DELETING: S.TERMINATING,
     B.ERROR: S.ERROR,
 }
-
-
-class Progress(StrEnum):
-    WAITING = "waiting"
-    DONE = "done"
-    FAILED = "failed"
-
-
-# Per operation, in the order given: what the cloud answered, or the error for that one alone.
-Answers = list[object]
-
-
-def _nothing(*args) -> None:
-    return None
-
-
-def _never(op: Operation) -> bool:
-    return False
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind of operation. Every function takes a list of operations of this kind in one zone
-    (or one operation, where it says so) and answers one item per operation, in order."""
-
-    # Ask the cloud; an answer per operation (an error is that operation's alone).
-    submit: Callable[[ComputeBackend, list[Operation]], Answers]
-    # Look at how it is going: the target's state in the cloud per operation.
-    look: Callable[[ComputeBackend, list[Operation]], Answers]
-    # One operation and what `look` answered for it: done, still waiting, or failed (with why).
-    progress: Callable[[Operation, object], tuple[Progress, str]]
-    # Finish those done, with what `look` answered: close them and change their targets, in one
-    # transaction (`Operation.objects.close_open` tells which another delivery closed first).
-    succeed: Callable[[list[tuple[Operation, object]]], None]
-    # Finish one that failed, with the customer's message and the operator's detail.
-    fail: Callable[[Operation, str, str], None]
-    # Before the first step: e.g. a new server shows "provisioning".
-    started: Callable[[list[Operation]], None] = _nothing
-    # The cloud accepted these (with its answers): e.g. record the new server's id.
-    submitted: Callable[[list[tuple[Operation, object]]], None] = _nothing
-    # The target went away while this was under way (a server terminated while being created) ...
-    cancelled: Callable[[Operation], bool] = _never
-    # ... then, instead of the next step: undo what reached the cloud, and close the operation.
-    cancel: Callable[[ComputeBackend, Operation], None] = _nothing
-    # NotFound from `look` means the operation is finished (a delete), not that it failed.
-    gone_is_done: bool = False
-    gone_message: str = "The server no longer exists in the cloud."
-
-
-def each(operations: Sequence[Operation], call: Callable[[Operation], object]) -> Answers:
-    """`call` for every operation in turn, an error being that operation's answer: the default
-    way to make a list of single calls for a cloud without bulk ones."""
-    answers: Answers = []
-    for op in operations:
-        try:
-            answers.append(call(op))
-        except BackendError as error:
-            answers.append(error)
-    return answers
 
 
 # --- Servers ----------------------------------------------------------------------------------
@@ -317,10 +250,12 @@ def _servers_succeeded(finished: list[tuple[Operation, ServerState | None]]) -> 
             Instance.objects.bulk_update(changed, sorted(fields))
         terminated = [i.pk for i in changed if i.status == S.TERMINATED]
         if terminated:
-            # Volumes outlive their server: they are detached and kept.
-            Volume.objects.filter(attached_to__in=terminated).update(
-                attached_to=None, status=VolumeStatus.AVAILABLE
-            )
+            # Volumes outlive their server: the cloud let go of them with it, and they are kept.
+            attached = Volume.objects.filter(attached_to__in=terminated)
+            attached.filter(
+                status__in=[VolumeStatus.IN_USE, VolumeStatus.ATTACHING, VolumeStatus.DETACHING]
+            ).update(status=VolumeStatus.AVAILABLE)
+            attached.update(attached_to=None, device="", updated_at=now)
         sync_instances(changed, at=now)
         notify.after_operations(done)
 
@@ -388,7 +323,7 @@ def _server_kind(submit, progress, **extra) -> Kind:
     )
 
 
-OPERATIONS: dict[str, Kind] = {
+SERVER_OPERATIONS: dict[str, Kind] = {
     Action.CREATE: _server_kind(
         _create,
         _running,
