@@ -15,6 +15,7 @@ from portal.compute.models import (
     SimulatedKnobs,
     SimulatedServer,
     SimulatedVolume,
+    Snapshot,
     SshKey,
     Volume,
 )
@@ -151,6 +152,29 @@ class VolumeAdmin(admin.ModelAdmin):
         "backend_id",
         "attached_to",
         "device",
+        "created_by",
+        "created_at",
+        "deleted_at",
+    ]
+    inlines = [OperationInline]
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "project", "zone", "status", "size_gib", "created_at"]
+    list_filter = ["kind", "status", "zone"]
+    search_fields = ["name", "backend_id", "project__name", "project__organization__name"]
+    list_select_related = ["project", "zone"]
+    readonly_fields = [
+        "project",
+        "zone",
+        "kind",
+        "source_instance",
+        "source_volume",
+        "schedule",
+        "backend_id",
+        "image_ref",
+        "image",
         "created_by",
         "created_at",
         "deleted_at",
