@@ -247,8 +247,8 @@ PORTAL_CURRENCY = env_str("PORTAL_CURRENCY", "EUR")
 PORTAL_DISK_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_DISK_PRICE_GIB_HOUR", "0.000137"))
 PORTAL_VOLUME_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_VOLUME_PRICE_GIB_HOUR", "0.000137"))
 # Snapshots, backups and the custom images they are, per GiB and hour while they exist in the
-# cloud (0.0000685 * 730 h = 0.05 a month).
-PORTAL_SNAPSHOT_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_SNAPSHOT_PRICE_GIB_HOUR", "0.0000685"))
+# cloud (0.000068 * 730 h = 0.05 a month; segments keep six decimals).
+PORTAL_SNAPSHOT_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_SNAPSHOT_PRICE_GIB_HOUR", "0.000068"))
 # Forgotten-server nudges: running longer than this many days with an average CPU below this percent.
 PORTAL_NUDGE_DAYS = env_int("PORTAL_NUDGE_DAYS", 14)
 PORTAL_NUDGE_CPU_PERCENT = env_int("PORTAL_NUDGE_CPU_PERCENT", 5)

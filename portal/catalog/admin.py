@@ -132,7 +132,10 @@ class ImageAdmin(RepricingAdmin):
     # An image uploaded for one customer: set its project, the zones that hold it, and the cloud's
     # image id in each of those zones (backend_refs); only that project sees it.
     fieldsets = [
-        (None, {"fields": ["name", "os_family", "version", "min_disk_gib", "license_price_hourly", "is_active"]}),
+        (
+            None,
+            {"fields": ["name", "os_family", "version", "min_disk_gib", "license_price_hourly", "is_active"]},
+        ),
         ("Where", {"fields": ["zones"]}),
         (
             "A customer's own image",

@@ -238,6 +238,9 @@ class Image(models.Model):
     class Meta:
         ordering = ["os_family", "-version", "name"]
 
+    def __str__(self) -> str:
+        return self.name
+
     def clean(self) -> None:
         refs = self.backend_refs
         if not isinstance(refs, dict) or not all(
@@ -255,9 +258,6 @@ class Image(models.Model):
         """The cloud's image id to boot in `zone_code` ("" for a catalog image found by name)."""
         refs = self.backend_refs if isinstance(self.backend_refs, dict) else {}
         return str(refs.get(zone_code, ""))
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def currency() -> str:

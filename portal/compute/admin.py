@@ -229,7 +229,7 @@ class SimulatedKnobsAdmin(admin.ModelAdmin):
                 "Nothing is saved here yet, so the simulated cloud runs on the defaults from the "
                 f"environment: boot {knobs.boot_seconds:g} s, other actions {knobs.action_seconds:g} s, "
                 f"transient error rate {knobs.transient_error_rate:g}, slow calls "
-                f"+{knobs.slow_call_seconds:g} s, fail marker \"{knobs.fail_marker}\". "
+                f'+{knobs.slow_call_seconds:g} s, fail marker "{knobs.fail_marker}". '
                 "Add the settings (they start from these values) to change them live.",
             )
         return super().changelist_view(request, extra_context)
@@ -249,7 +249,16 @@ class SimulatedServerAdmin(admin.ModelAdmin):
 
 @admin.register(SimulatedVolume)
 class SimulatedVolumeAdmin(admin.ModelAdmin):
-    list_display = ["name", "backend_id", "zone_code", "state", "size_gib", "attached_to", "device", "deleted"]
+    list_display = [
+        "name",
+        "backend_id",
+        "zone_code",
+        "state",
+        "size_gib",
+        "attached_to",
+        "device",
+        "deleted",
+    ]
     list_filter = ["state", "zone_code", "deleted"]
     search_fields = ["name", "backend_id", "idempotency_key"]
     readonly_fields = [f.name for f in SimulatedVolume._meta.fields]

@@ -66,9 +66,7 @@ class OperationQuerySet(models.QuerySet["Operation"]):
             "volume__project",
             "snapshot__zone",
             "snapshot__project",
-        ).filter(
-            pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new
-        )
+        ).filter(pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new)
         return new, list(claimed.order_by("pk"))
 
     def start(self, operations: list[Operation]) -> list[Operation]:

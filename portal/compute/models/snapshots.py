@@ -94,10 +94,13 @@ class Snapshot(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse(
-            "compute:snapshots",
-            kwargs={"org_slug": self.project.organization.slug, "project_slug": self.project.slug},
-        ) + f"#snapshot-{self.pk}"
+        return (
+            reverse(
+                "compute:snapshots",
+                kwargs={"org_slug": self.project.organization.slug, "project_slug": self.project.slug},
+            )
+            + f"#snapshot-{self.pk}"
+        )
 
     @property
     def is_transitional(self) -> bool:
@@ -128,7 +131,9 @@ class BackupSchedule(models.Model):
     `next_run_at` is when the next backup is due; the beat task claims a due schedule by moving it
     forward with a conditional UPDATE (`claim`), so two workers never take the same backup."""
 
-    instance = models.OneToOneField("compute.Instance", on_delete=models.CASCADE, related_name="backup_schedule")
+    instance = models.OneToOneField(
+        "compute.Instance", on_delete=models.CASCADE, related_name="backup_schedule"
+    )
     frequency = models.CharField(max_length=8, choices=BackupFrequency.choices, default=BackupFrequency.DAILY)
     hour = models.PositiveSmallIntegerField(default=3, help_text="0-23, UTC.")
     weekday = models.PositiveSmallIntegerField(
@@ -145,7 +150,9 @@ class BackupSchedule(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(hour__lte=23), name="backup_hour_in_day"),
-            models.CheckConstraint(condition=models.Q(keep__gte=1, keep__lte=KEEP_MAX), name="backup_keep_range"),
+            models.CheckConstraint(
+                condition=models.Q(keep__gte=1, keep__lte=KEEP_MAX), name="backup_keep_range"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -156,7 +156,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
     flavors, images = [], []
     if redraw_sections:
         flavors = Flavor.objects.filter(is_active=True)
-        images = Image.objects.filter(is_active=True)
+        images = Image.objects.for_project(project)
         if zone is not None:
             flavors = flavors.filter(zones=zone)
             images = images.filter(zones=zone)
