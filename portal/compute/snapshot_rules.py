@@ -61,6 +61,13 @@ def server_snapshot_problems(instance: Instance) -> list[Problem]:
     problems = []
     if refusal := capability_refusal(instance.zone, Capability.SERVER_SNAPSHOTS):
         problems.append(Problem(None, refusal, 409))
+    taking = Snapshot.objects.filter(source_instance=instance, status=SS.CREATING).exists()
+    return problems + server_snapshot_state_problems(instance, taking=taking)
+
+
+def server_snapshot_state_problems(instance: Instance, *, taking: bool) -> list[Problem]:
+    """What the server is doing that refuses a snapshot (`taking`: one is being taken now)."""
+    problems = []
     if instance.status in SERVER_BUSY:
         problems.append(
             Problem(
@@ -71,7 +78,7 @@ def server_snapshot_problems(instance: Instance) -> list[Problem]:
         problems.append(
             Problem(None, f"{instance.name} is in error ({instance.fault_message or 'see its page'}).", 409)
         )
-    elif Snapshot.objects.filter(source_instance=instance, status=SS.CREATING).exists():
+    elif taking:
         problems.append(
             Problem(None, f"A snapshot of {instance.name} is being taken: wait until it is done.", 409)
         )
