@@ -115,7 +115,7 @@ def test_images_page_lists_own_images_with_launch_and_refusal(access, project, m
     page = client_as(member).get(_url(project, "images")).content.decode()
     assert "golden" in page and "uploaded" in page and "Debian 13" not in page
     assert f"?image={image.pk}&zone={base.zone.pk}" in page
-    assert "Can&#x27;t be deleted: uploaded was provided by your operator" in page
+    assert "Can't be deleted: uploaded was provided by your operator" in page
     refused = client_as(member).post(_url(project, "image_delete", upload.pk))
     assert refused.status_code == 409 and Image.objects.get(pk=upload.pk).is_active
     assert client_as(member).post(_url(project, "image_delete", image.pk)).status_code == 302
