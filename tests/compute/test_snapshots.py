@@ -236,3 +236,20 @@ def test_a_failed_snapshot_is_an_error_and_not_billed(access, server):
     assert snapshot.status == SnapshotStatus.ERROR
     assert snapshot.fault_message == "The server no longer exists in the cloud."
     assert not UsageSegment.objects.filter(resource_id=snapshot.pk).exists()
+
+
+def test_the_usage_page_shows_a_snapshots_line(access, server, project, owner, client_as):
+    from datetime import timedelta
+
+    from django.urls import reverse
+
+    snapshot = _take(access, instance=server)
+    UsageSegment.objects.filter(resource_id=snapshot.pk).update(
+        started_at=snapshot.created_at - timedelta(hours=30)
+    )
+    page = (
+        client_as(owner)
+        .get(reverse("metering:project_usage", args=[project.organization.slug, project.slug]))
+        .content.decode()
+    )
+    assert "Snapshots" in page and "before-upgrade" in page
