@@ -185,6 +185,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "api-purge-idempotency-keys": {"task": "portal.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "core-outbox-send-due": {"task": "portal.core.tasks.outbox_send_due", "schedule": 60.0},
+    # Takes the backups that are due; a schedule is claimed by one run only (see compute/backups.py).
+    "compute-backups-run-due": {"task": "portal.compute.tasks.backups_run_due", "schedule": 300.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -244,6 +246,9 @@ PORTAL_CURRENCY = env_str("PORTAL_CURRENCY", "EUR")
 # Servers' root disks and volumes, per GiB and hour while they exist (0.000137 * 730 h = 0.10 a month).
 PORTAL_DISK_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_DISK_PRICE_GIB_HOUR", "0.000137"))
 PORTAL_VOLUME_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_VOLUME_PRICE_GIB_HOUR", "0.000137"))
+# Snapshots, backups and the custom images they are, per GiB and hour while they exist in the
+# cloud (0.000068 * 730 h = 0.05 a month; segments keep six decimals).
+PORTAL_SNAPSHOT_PRICE_GIB_HOUR = Decimal(env_str("PORTAL_SNAPSHOT_PRICE_GIB_HOUR", "0.000068"))
 # Forgotten-server nudges: running longer than this many days with an average CPU below this percent.
 PORTAL_NUDGE_DAYS = env_int("PORTAL_NUDGE_DAYS", 14)
 PORTAL_NUDGE_CPU_PERCENT = env_int("PORTAL_NUDGE_CPU_PERCENT", 5)

@@ -15,7 +15,7 @@ from portal.api import errors
 from portal.api.auth import TokenAuth
 from portal.api.docs import PortalSwagger
 from portal.api.parser import JsonBodyParser
-from portal.api.routers import budgets, catalog, instances, projects, resources
+from portal.api.routers import budgets, catalog, instances, projects, resources, snapshots
 
 
 class PortalApi(NinjaAPI):
@@ -60,4 +60,5 @@ api.add_router("", instances.operations)
 api.add_router("", resources.keys)
 api.add_router("", resources.firewalls)
 api.add_router("", resources.volumes)
+api.add_router("", snapshots.router)
 api.add_router("", budgets.router)

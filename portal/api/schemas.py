@@ -435,3 +435,70 @@ class BudgetOut(Schema):
     percent_spent: Decimal | None
     level: str | None
     month: str
+
+
+# --- snapshots, images and backups ------------------------------------------------------------
+
+
+class SnapshotIn(InputSchema):
+    project: IdOrName
+    server: UUID | None = Field(None, strict=False, description="The server whose disk to keep (an image).")
+    volume: UUID | None = Field(None, strict=False, description="Or the volume to keep.")
+    name: str = Field("", **_bounds(maxLength=63), description="Empty: the source's name and the time.")
+
+
+class SnapshotOut(Schema):
+    id: UUID
+    project: int
+    name: str
+    kind: Literal["server", "volume", "backup"]
+    zone: str
+    region: str
+    status: Literal["creating", "available", "deleting", "deleted", "error"]
+    source_server: UUID | None
+    source_volume: UUID | None
+    size_gib: int
+    image: int | None = Field(description="The image new servers launch from (server snapshots, backups).")
+    price_monthly: Decimal = Field(description="What keeping it costs per month, in `currency`.")
+    currency: str
+    fault_message: str
+    created_at: datetime
+    url: str
+
+
+class SnapshotList(Schema):
+    items: list[SnapshotOut]
+
+
+class ProjectImageOut(Schema):
+    id: int
+    name: str
+    os_family: str
+    version: str
+    min_disk_gib: int
+    project: int | None = Field(description="The project that owns it; null for the public catalog.")
+    snapshot: UUID | None
+    zones: list[str]
+
+
+class ProjectImageList(Schema):
+    items: list[ProjectImageOut]
+
+
+class BackupScheduleIn(InputSchema):
+    frequency: Literal["daily", "weekly"]
+    hour: int = Field(description="0-23, UTC.")
+    weekday: int | None = Field(None, description="0 = Monday … 6 = Sunday; weekly backups only.")
+    keep: int = Field(description="1-30 backups kept; the oldest beyond go once a new one succeeded.")
+    enabled: bool = True
+
+
+class BackupScheduleOut(Schema):
+    server: UUID
+    frequency: str
+    hour: int
+    weekday: int | None
+    keep: int
+    enabled: bool
+    next_run_at: datetime | None
+    backups: list[UUID]

@@ -115,8 +115,47 @@ class FlavorAdmin(RepricingAdmin):
 @admin.register(Image)
 class ImageAdmin(RepricingAdmin):
     reprice_field, reprice_kwarg = "license_price_hourly", "image"
-    list_display = ["name", "os_family", "version", "min_disk_gib", "license_price_hourly", "is_active"]
-    list_filter = ["os_family", "is_active"]
+    list_display = [
+        "name",
+        "os_family",
+        "version",
+        "project",
+        "min_disk_gib",
+        "license_price_hourly",
+        "is_active",
+    ]
+    list_filter = ["os_family", "is_active", ("project", admin.EmptyFieldListFilter)]
     list_editable = ["is_active"]
-    search_fields = ["name", "version"]
+    search_fields = ["name", "version", "project__name", "project__organization__name"]
     filter_horizontal = ["zones"]
+    autocomplete_fields = ["project"]
+    # An image uploaded for one customer: set its project, the zones that hold it, and the cloud's
+    # image id in each of those zones (backend_refs); only that project sees it.
+    fieldsets = [
+        (
+            None,
+            {"fields": ["name", "os_family", "version", "min_disk_gib", "license_price_hourly", "is_active"]},
+        ),
+        ("Where", {"fields": ["zones"]}),
+        (
+            "A customer's own image",
+            {
+                "fields": ["project", "backend_refs"],
+                "description": "Leave the project empty for the public catalog.",
+            },
+        ),
+    ]
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        image = form.instance
+        if image.project_id:
+            zones = set(image.zones.values_list("code", flat=True))
+            missing = sorted(zones - set(image.backend_refs or {}))
+            if missing:
+                self.message_user(
+                    request,
+                    f"{image.name}: no backend image id for {', '.join(missing)}; servers there boot "
+                    "the image the backend finds by name.",
+                    messages.WARNING,
+                )

@@ -198,6 +198,17 @@ class OsFamily(models.TextChoices):
     WINDOWS = "windows", "Windows Server"
 
 
+class ImageQuerySet(models.QuerySet["Image"]):
+    def public(self) -> ImageQuerySet:
+        """The operator's catalog, offered to every project."""
+        return self.filter(is_active=True, project__isnull=True)
+
+    def for_project(self, project) -> ImageQuerySet:
+        """What `project` may launch from: the public catalog and its own images (snapshots of its
+        servers, images an operator uploaded for it). Never another project's."""
+        return self.filter(models.Q(project__isnull=True) | models.Q(project=project), is_active=True)
+
+
 class Image(models.Model):
     os_family = models.CharField(max_length=16, choices=OsFamily.choices)
     name = models.CharField(max_length=80, help_text="e.g. Debian 13")
@@ -208,12 +219,45 @@ class Image(models.Model):
     )
     zones = models.ManyToManyField(Zone, blank=True, related_name="images")
     is_active = models.BooleanField(default=True)
+    # A project's own image (a server snapshot, or one an operator uploaded for the customer); null:
+    # the public catalog. Only that project sees it (`Image.objects.for_project`).
+    project = models.ForeignKey(
+        "tenancy.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="images"
+    )
+    backend_refs = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            'The cloud\'s own image per zone, {"fra1-a": "<image id>"}: a new server boots that image '
+            "instead of the one the backend finds by name. Set for a customer's uploaded image."
+        ),
+    )
+
+    objects = ImageQuerySet.as_manager()
 
     class Meta:
         ordering = ["os_family", "-version", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        refs = self.backend_refs
+        if not isinstance(refs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in refs.items()
+        ):
+            raise ValidationError(
+                {"backend_refs": 'Enter a JSON object of zone code to image id, e.g. {"fra1-a": "img-42"}.'}
+            )
+
+    @property
+    def is_custom(self) -> bool:
+        return self.project_id is not None
+
+    def backend_ref(self, zone_code: str) -> str:
+        """The cloud's image id to boot in `zone_code` ("" for a catalog image found by name)."""
+        refs = self.backend_refs if isinstance(self.backend_refs, dict) else {}
+        return str(refs.get(zone_code, ""))
 
 
 def currency() -> str:

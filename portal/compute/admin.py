@@ -15,6 +15,7 @@ from portal.compute.models import (
     SimulatedKnobs,
     SimulatedServer,
     SimulatedVolume,
+    Snapshot,
     SshKey,
     Volume,
 )
@@ -158,6 +159,29 @@ class VolumeAdmin(admin.ModelAdmin):
     inlines = [OperationInline]
 
 
+@admin.register(Snapshot)
+class SnapshotAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "project", "zone", "status", "size_gib", "created_at"]
+    list_filter = ["kind", "status", "zone"]
+    search_fields = ["name", "backend_id", "project__name", "project__organization__name"]
+    list_select_related = ["project", "zone"]
+    readonly_fields = [
+        "project",
+        "zone",
+        "kind",
+        "source_instance",
+        "source_volume",
+        "schedule",
+        "backend_id",
+        "image_ref",
+        "image",
+        "created_by",
+        "created_at",
+        "deleted_at",
+    ]
+    inlines = [OperationInline]
+
+
 @admin.register(SshKey)
 class SshKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "key_type", "bits", "fingerprint", "created_at"]
@@ -205,7 +229,7 @@ class SimulatedKnobsAdmin(admin.ModelAdmin):
                 "Nothing is saved here yet, so the simulated cloud runs on the defaults from the "
                 f"environment: boot {knobs.boot_seconds:g} s, other actions {knobs.action_seconds:g} s, "
                 f"transient error rate {knobs.transient_error_rate:g}, slow calls "
-                f"+{knobs.slow_call_seconds:g} s, fail marker \"{knobs.fail_marker}\". "
+                f'+{knobs.slow_call_seconds:g} s, fail marker "{knobs.fail_marker}". '
                 "Add the settings (they start from these values) to change them live.",
             )
         return super().changelist_view(request, extra_context)

@@ -75,6 +75,8 @@ class LaunchForm(forms.Form):
         self.private_key_pasted = False
         self.fields["count"].widget.attrs["max"] = settings.COMPUTE_MAX_LAUNCH_COUNT
         self.fields["ssh_keys"].queryset = SshKey.objects.filter(project=project)
+        # The public catalog and the project's own images; another project's is "not a choice".
+        self.fields["image"].queryset = Image.objects.for_project(project)
         rule_sets = FirewallRuleSet.objects.filter(project=project)
         self.fields["firewall"].choices = [
             ("", "None: all inbound traffic allowed"),

@@ -65,5 +65,26 @@ def launch_batch_notify(batch_id) -> bool:
     return True
 
 
+def backup_failed(snapshot, reason: str) -> None:
+    """A scheduled backup failed: the project's owners and admins hear why (after commit), one
+    message each, with a link to the server's backups."""
+    from portal.tenancy.models import Membership, Role
+
+    project = snapshot.project
+    to = (
+        Membership.objects.filter(organization_id=project.organization_id, role__in=[Role.OWNER, Role.ADMIN])
+        .order_by("created_at")
+        .values_list("user__email", flat=True)
+    )
+    instance = snapshot.source_instance
+    link = f"{instance.get_absolute_url()}#backups" if instance else ""
+    for address in dict.fromkeys(to):
+        _mail(
+            "compute/email/backup_failed",
+            address,
+            {"snapshot": snapshot, "instance": instance, "project": project, "reason": reason, "link": link},
+        )
+
+
 def _mail(template: str, to: str, context: dict) -> None:
     mail_after_commit(template=template, to=[to], context={"base_url": settings.PORTAL_BASE_URL, **context})

@@ -93,7 +93,9 @@ def _claim_lost_work(now, report: Report) -> None:
     )
     report.lost = list(
         Operation.objects.filter(pk__in=candidates, step_token=token).values_list(
-            "pk", "step_token", Coalesce("instance__zone__backend", "volume__zone__backend")
+            "pk",
+            "step_token",
+            Coalesce("instance__zone__backend", "volume__zone__backend", "snapshot__zone__backend"),
         )
     )
 
@@ -109,7 +111,7 @@ def _fail_stuck(now, report: Report) -> None:
     for op in (
         Operation.objects.active()
         .filter(deadline__lte=now)
-        .select_related("instance__zone", "volume__zone")[:500]
+        .select_related("instance__zone", "volume__zone", "snapshot__zone")[:500]
     ):
         runner.fail_operation(op, runner.DEADLINE_MESSAGE, "deadline passed (reconciler)")
         report.timed_out.append(str(op.pk))

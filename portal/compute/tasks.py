@@ -5,7 +5,7 @@ from collections import defaultdict
 
 from celery import shared_task
 
-from portal.compute import reconciler, runner
+from portal.compute import backups, reconciler, runner
 from portal.compute.crashpoints import CrashPoint, crash_point
 
 log = logging.getLogger(__name__)
@@ -55,3 +55,11 @@ def reconcile() -> None:
     except Exception:  # broker unreachable: release the claims, so that the next run sends them
         reconciler.release(report.lost)
         log.warning("reconcile: broker unreachable, requeue postponed", exc_info=True)
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
+def backups_run_due() -> None:
+    """Periodic (celery beat): take the scheduled backups that are due. Safe to run twice at once
+    (each schedule is claimed by one run); a backup whose first message is not sent here is sent
+    by the reconciler."""
+    operations_enqueue(backups.backups_run_due())

@@ -19,4 +19,5 @@ urlpatterns = [
         name="instance_protection",
     ),
     path("", include("portal.compute.urls_resources")),
+    path("", include("portal.compute.urls_snapshots")),
 ]

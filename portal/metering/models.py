@@ -19,11 +19,13 @@ class Meter(models.TextChoices):
     LICENSE = "license", "Licences"  # an image's licence while the server runs, per hour
     DISK = "disk", "Server disks"  # a server's root disk while it exists (running or stopped), GiB-hours
     VOLUME = "volume", "Volumes"  # a volume while it exists, GiB-hours
+    SNAPSHOT = "snapshot", "Snapshots"  # snapshots, backups and the images they are, GiB-hours
 
 
 class ResourceType(models.TextChoices):
     INSTANCE = "instance", "Server"
     VOLUME = "volume", "Volume"
+    SNAPSHOT = "snapshot", "Snapshot"
 
 
 class UsageSegment(models.Model):

@@ -55,6 +55,17 @@ def wanted_for_volume(volume) -> list[Wanted]:
     return [Wanted(Meter.VOLUME, Decimal(volume.size_gib), settings.PORTAL_VOLUME_PRICE_GIB_HOUR)]
 
 
+# A snapshot (or backup, or the custom image it is) is billed while it exists in the cloud: from the
+# cloud's "available" until its confirmation that it is gone.
+SNAPSHOT_EXISTING = {"available", "deleting"}
+
+
+def wanted_for_snapshot(snapshot) -> list[Wanted]:
+    if snapshot.status not in SNAPSHOT_EXISTING or not snapshot.size_gib:
+        return []
+    return [Wanted(Meter.SNAPSHOT, Decimal(snapshot.size_gib), settings.PORTAL_SNAPSHOT_PRICE_GIB_HOUR)]
+
+
 def _key(w) -> tuple:
     return (w.meter, Decimal(w.quantity).normalize(), Decimal(w.unit_price).normalize(), w.vcpus, w.ram_gib)
 
@@ -130,6 +141,23 @@ def sync_volumes(volumes, at=None) -> None:
         [
             _Resource(ResourceType.VOLUME, volume, volume.project, volume.zone_id, wanted_for_volume(volume))
             for volume in volumes
+        ],
+        at,
+    )
+
+
+def sync_snapshots(snapshots, at=None) -> None:
+    """Bring the billing of snapshots in line with their status, in a fixed number of statements."""
+    _sync_all(
+        [
+            _Resource(
+                ResourceType.SNAPSHOT,
+                snapshot,
+                snapshot.project,
+                snapshot.zone_id,
+                wanted_for_snapshot(snapshot),
+            )
+            for snapshot in snapshots
         ],
         at,
     )

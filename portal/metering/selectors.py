@@ -13,7 +13,7 @@ from django.utils import timezone
 from portal.metering.models import Granularity, Meter, RollupCursor, UsageRollup
 from portal.metering.rollup import buckets, floor_day, floor_hour, segment_rows, segments_overlapping
 
-STORAGE_METERS = (Meter.DISK, Meter.VOLUME)
+STORAGE_METERS = (Meter.DISK, Meter.VOLUME, Meter.SNAPSHOT)
 
 
 @dataclass

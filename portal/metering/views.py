@@ -106,7 +106,7 @@ def _resource_rows(access: Access, period: Period, now: datetime, **scope) -> li
         row["compute"], row["storage"] = apportion(
             [
                 by_meter.get(Meter.COMPUTE, 0) + by_meter.get(Meter.LICENSE, 0),
-                by_meter.get(Meter.DISK, 0) + by_meter.get(Meter.VOLUME, 0),
+                by_meter.get(Meter.DISK, 0) + by_meter.get(Meter.VOLUME, 0) + by_meter.get(Meter.SNAPSHOT, 0),
             ],
             cost,
         )

@@ -15,7 +15,7 @@ from django.db import models
 
 from portal.metering.models import Meter
 
-STORAGE_METERS = frozenset({Meter.DISK, Meter.VOLUME})
+STORAGE_METERS = frozenset({Meter.DISK, Meter.VOLUME, Meter.SNAPSHOT})
 
 
 class StatementClosedError(TypeError):

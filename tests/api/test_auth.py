@@ -114,9 +114,11 @@ def test_the_openapi_schema_is_public_and_lists_every_endpoint(client):
             "{firewall}": "{firewall_id}",
             "{rule}": "{rule_id}",
             "{volume}": "{volume_id}",
+            "{snapshot}": "{snapshot_id}",
+            "{image}": "{image_id}",
         }.items():
             template = template.replace(name, param)
         assert endpoint.method in paths[template], endpoint.id
-    assert len(paths) == 21
+    assert len(paths) == 26
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert client.get("/api/v1/docs").status_code == 200  # the interactive reference

@@ -47,6 +47,10 @@ def _attach(project):
     return f"volumes/{volume.pk}/actions", {"action": "attach", "instance": str(server.pk)}
 
 
+def _snapshot(project):
+    return "snapshots", {"project": project.pk, "server": str(InstanceFactory(project=project).pk)}
+
+
 POSTS = {
     "launch_instances": _launch,
     "instance_action": _action,
@@ -55,6 +59,7 @@ POSTS = {
     "add_rule": _rule,
     "create_volume": _volume,
     "volume_action": _attach,
+    "create_snapshot": _snapshot,
 }
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from portal.compute.models import FirewallRule, FirewallRuleSet, Operation, SshKey, Volume
+from portal.catalog.models import Image
+from portal.compute.models import FirewallRule, FirewallRuleSet, Operation, Snapshot, SshKey, Volume
 from tests.factories import InstanceFactory
 
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx0ctUYh4bn/lOm/GXl9lZtN0mRRlWwwQxGD1fWqWeP alice@laptop"
@@ -19,6 +20,21 @@ def build_world(project) -> dict:
     instance = InstanceFactory(project=project, name="app-1")
     firewall = FirewallRuleSet.objects.create(project=project, name="web")
     unused = FirewallRuleSet.objects.create(project=project, name="unused")
+    image = Image.objects.create(
+        name="before-upgrade", os_family="debian", version="snapshot", project=project, min_disk_gib=50
+    )
+    image.zones.add(instance.zone)
+    snapshot = Snapshot.objects.create(
+        project=project,
+        zone=instance.zone,
+        name="before-upgrade",
+        kind="server",
+        source_instance=instance,
+        status="available",
+        backend_id="simsnap-world",
+        size_gib=50,
+        image=image,
+    )
     return {
         "project": project.pk,
         "instance": instance.pk,
@@ -41,6 +57,8 @@ def build_world(project) -> dict:
         "volume": Volume.objects.create(
             project=project, name="data", zone=instance.zone, size_gib=10, status="available"
         ).pk,
+        "snapshot": snapshot.pk,
+        "image": image.pk,
     }
 
 
@@ -53,6 +71,8 @@ MISSING = {
     "unused_firewall": MISSING_INT,
     "rule": MISSING_INT,
     "volume": "00000000-0000-4000-8000-000000000001",
+    "snapshot": "00000000-0000-4000-8000-000000000002",
+    "image": MISSING_INT,
 }
 
 
@@ -124,6 +144,19 @@ ENDPOINTS = [
         lambda w: {"action": "attach", "instance": str(w["instance"])},
     ),
     Endpoint("delete", "volumes/{volume}", "write"),
+    Endpoint("get", "snapshots", "list"),
+    Endpoint("get", "snapshots/{snapshot}", "read"),
+    Endpoint("post", "snapshots", "write", lambda w: {"project": w["project"], "server": str(w["instance"])}),
+    Endpoint("delete", "snapshots/{snapshot}", "write"),
+    Endpoint("get", "images", "list"),
+    Endpoint("delete", "images/{image}", "write"),
+    Endpoint("get", "instances/{instance}/backup-schedule", "read"),
+    Endpoint(
+        "put",
+        "instances/{instance}/backup-schedule",
+        "write",
+        {"frequency": "weekly", "hour": 3, "weekday": 6, "keep": 7},
+    ),
     Endpoint("get", "projects/{project}/budget", "billing-read"),
     Endpoint("put", "projects/{project}/budget", "billing-write", {"amount": "500.00", "guard": "warn"}),
     Endpoint("delete", "projects/{project}/budget", "billing-write"),

@@ -37,7 +37,8 @@ def stopped(project):
 
 def test_each_size_says_what_changes_and_none_is_preselected(stopped, owner, client_as):
     page = client_as(owner).get(stopped.get_absolute_url()).content.decode()
-    assert '<select id="resize-flavor"' not in page and "selected" not in page.split('class="resize"')[1]
+    resize_panel = page.split('class="resize"')[1].split('class="protection"')[0]
+    assert '<select id="resize-flavor"' not in page and "selected" not in resize_panel
     assert "the root disk keeps its 50 GiB and its data (a resize never shrinks a disk)" in page
     assert _row(page, "s-2vcpu-4gb").startswith(
         "Standard 4 1 → 2 2 → 4 GiB 13.03 → 21.06 EUR 50 GiB, kept Resize to Standard 4"

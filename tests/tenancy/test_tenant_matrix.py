@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from portal.compute.models import FirewallRule, FirewallRuleSet, SshKey, Volume
+from portal.catalog.models import Image
+from portal.compute.models import FirewallRule, FirewallRuleSet, Snapshot, SshKey, Volume
 from portal.tenancy.models import Invitation, Role
 from tests.factories import InstanceFactory, MembershipFactory, UserFactory
 
@@ -28,6 +29,8 @@ OBJECT_KWARGS = {
     "firewall_id": lambda w: w["firewall"].pk,
     "rule_id": lambda w: w["rule"].pk,
     "volume_id": lambda w: w["volume"].pk,
+    "snapshot_id": lambda w: w["snapshot"].pk,
+    "image_id": lambda w: w["image"].pk,
     "token_id": lambda w: w["api_token"].pk,
     # A statement's month: the organization's first (the current month, shown as a live preview).
     "year": lambda w: w["org"].created_at.year,
@@ -43,6 +46,8 @@ MISSING = {
     "firewall_id": 987654,
     "rule_id": 987654,
     "volume_id": "00000000-0000-4000-8000-000000000001",
+    "snapshot_id": "00000000-0000-4000-8000-000000000002",
+    "image_id": 987654,
     "token_id": 987654,
     "year": 2000,
     "month": 1,
@@ -72,6 +77,9 @@ VIEWER_MAY_GET = {
     "compute:firewall_detail",
     "compute:volumes",
     "compute:volume_detail",
+    "compute:snapshots",
+    "compute:images",
+    "compute:instance_backups",
     "metering:project_usage",
     "metering:project_usage_json",
     "metering:project_usage_csv",
@@ -148,6 +156,18 @@ def _api_token(org, owner):
 
 def _compute_resources(project, instance) -> dict:
     firewall = FirewallRuleSet.objects.create(project=project, name="web")
+    image = Image.objects.create(name="golden", os_family="debian", version="1", project=project)
+    image.zones.add(instance.zone)
+    snapshot = Snapshot.objects.create(
+        project=project,
+        zone=instance.zone,
+        name="golden",
+        kind="server",
+        source_instance=instance,
+        status="available",
+        size_gib=50,
+        image=image,
+    )
     return {
         "ssh_key": SshKey.objects.create(
             project=project,
@@ -160,6 +180,8 @@ def _compute_resources(project, instance) -> dict:
         "firewall": firewall,
         "rule": FirewallRule.objects.create(rule_set=firewall, port_from=22, port_to=22, source="0.0.0.0/0"),
         "volume": Volume.objects.create(project=project, name="data", zone=instance.zone, size_gib=10),
+        "snapshot": snapshot,
+        "image": image,
     }
 
 

@@ -87,7 +87,7 @@ def list_flavors(request: HttpRequest):
 
 @router.get("/catalog/images", response={200: ImageList, **ERRORS}, summary="List images")
 def list_images(request: HttpRequest):
-    images = Image.objects.filter(is_active=True).prefetch_related("zones__region")
+    images = Image.objects.public().prefetch_related("zones__region")
     return ImageList(
         items=[
             ImageOut(
@@ -114,5 +114,5 @@ def prices(request: HttpRequest):
         volume_gib_hour=settings.PORTAL_VOLUME_PRICE_GIB_HOUR,
         hours_per_month=HOURS_PER_MONTH,
         flavors={f.code: f.price_hourly for f in Flavor.objects.filter(is_active=True)},
-        image_licenses={i.name: i.license_price_hourly for i in Image.objects.filter(is_active=True)},
+        image_licenses={i.name: i.license_price_hourly for i in Image.objects.public()},
     )

@@ -120,9 +120,9 @@ def _lookup_error(field: str, message: str) -> ApiProblem:
     return ApiProblem(422, message, kind="invalid-request", errors=[{"field": field, "message": message}])
 
 
-def _image(ref: int | str, zone: Zone | None) -> Image | None:
+def _image(ref: int | str, zone: Zone | None, project) -> Image | None:
     text = str(ref).strip()
-    images = Image.objects.filter(is_active=True)
+    images = Image.objects.for_project(project)
     images = images.filter(pk=int(text)) if text.isascii() and text.isdigit() else images.filter(name=text)
     # Names are not unique across the catalog: prefer the one offered in the chosen zone.
     return (images.filter(zones=zone).first() if zone else None) or images.first()
@@ -155,7 +155,7 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
         problems.append(
             services.Problem("flavor", f"No size “{body.flavor[:40]}”; GET /catalog/flavors lists them.")
         )
-    image = _image(body.image, zone)
+    image = _image(body.image, zone, project)
     if image is None:
         problems.append(
             services.Problem("image", f"No image “{str(body.image)[:80]}”; GET /catalog/images lists them.")

@@ -16,6 +16,13 @@ from portal.compute.models.simulated import (
     SimulatedVolume,
     SimulatedZone,
 )
+from portal.compute.models.snapshots import (
+    BackupFrequency,
+    BackupSchedule,
+    Snapshot,
+    SnapshotKind,
+    SnapshotStatus,
+)
 from portal.compute.models.volumes import VOLUME_SETTLED, VOLUME_TRANSITIONAL, Volume, VolumeStatus
 
 __all__ = [
@@ -25,6 +32,8 @@ __all__ = [
     "VOLUME_TRANSITIONAL",
     "Action",
     "BackendOrphan",
+    "BackupFrequency",
+    "BackupSchedule",
     "FirewallRule",
     "FirewallRuleSet",
     "Instance",
@@ -38,6 +47,9 @@ __all__ = [
     "SimulatedSnapshot",
     "SimulatedVolume",
     "SimulatedZone",
+    "Snapshot",
+    "SnapshotKind",
+    "SnapshotStatus",
     "SshKey",
     "Volume",
     "VolumeStatus",

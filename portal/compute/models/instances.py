@@ -61,6 +61,9 @@ class Action(models.TextChoices):
     VOLUME_DETACH = "volume_detach", "Detach volume"
     VOLUME_EXTEND = "volume_extend", "Extend volume"
     VOLUME_DELETE = "volume_delete", "Delete volume"
+    # Snapshots and backups (target `Operation.snapshot`; see compute/operations/snapshots.py).
+    SNAPSHOT_CREATE = "snapshot_create", "Take snapshot"
+    SNAPSHOT_DELETE = "snapshot_delete", "Delete snapshot"
 
 
 @dataclass(frozen=True)

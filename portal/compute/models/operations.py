@@ -59,7 +59,13 @@ class OperationQuerySet(models.QuerySet["Operation"]):
         for token, ids in by_token.items():
             self.active().filter(pk__in=ids, step_token=token).update(step_token=new, next_check_at=lease)
         claimed = self.select_related(
-            "instance__zone", "instance__flavor", "instance__image", "volume__zone", "volume__project"
+            "instance__zone",
+            "instance__flavor",
+            "instance__image",
+            "volume__zone",
+            "volume__project",
+            "snapshot__zone",
+            "snapshot__project",
         ).filter(pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new)
         return new, list(claimed.order_by("pk"))
 
@@ -100,12 +106,15 @@ class Operation(models.Model):
     """One request to the cloud, from the click to its outcome; what the worker picks up."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # The target: a server, or (for the volume_* kinds) a volume; exactly one of the two.
+    # The target: a server, (for the volume_* kinds) a volume or (snapshot_*) a snapshot; exactly one.
     instance = models.ForeignKey(
         "compute.Instance", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
     )
     volume = models.ForeignKey(
         "compute.Volume", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
+    )
+    snapshot = models.ForeignKey(
+        "compute.Snapshot", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
     )
     action = models.CharField(max_length=16, choices=Action.choices)
     state = models.CharField(
@@ -138,8 +147,9 @@ class Operation(models.Model):
         indexes = [models.Index(fields=["state", "next_check_at"])]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(instance__isnull=False, volume__isnull=True)
-                | models.Q(instance__isnull=True, volume__isnull=False),
+                condition=models.Q(instance__isnull=False, volume__isnull=True, snapshot__isnull=True)
+                | models.Q(instance__isnull=True, volume__isnull=False, snapshot__isnull=True)
+                | models.Q(instance__isnull=True, volume__isnull=True, snapshot__isnull=False),
                 name="operation_has_one_target",
             )
         ]
@@ -149,8 +159,10 @@ class Operation(models.Model):
 
     @property
     def target(self):
-        """What the operation changes: its server or its volume."""
-        return self.instance if self.instance_id else self.volume
+        """What the operation changes: its server, its volume or its snapshot."""
+        if self.instance_id:
+            return self.instance
+        return self.volume if self.volume_id else self.snapshot
 
     @property
     def is_final(self) -> bool:

@@ -85,6 +85,8 @@ def server_specs(instances: list[Instance]) -> list[ServerSpec]:
             ssh_keys=tuple(keys[instance.pk]),
             user_data=instance.user_data,
             firewall_rules=tuple(rules[instance.firewall_id]) if instance.firewall_id else (),
+            # A project's own image (a snapshot, an upload) is the cloud's image in this zone.
+            image_backend_id=instance.image.backend_ref(instance.zone.code),
         )
         for instance in instances
     ]

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from django.http import HttpRequest
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
+from portal.compute.problems import Problem
 from portal.tenancy.access import Access
 from portal.tenancy.models import Project
 
 # Names people type for keys and firewalls: anything printable, no control characters.
 LABEL_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One rule a request breaks: the field it is about (None: the request as a whole), what to
-    tell the customer, and the status it alone would be answered with."""
-
-    field: str | None
-    message: str
-    status: int = 400
 
 
 class ComputeRefused(Exception):

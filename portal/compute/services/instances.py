@@ -110,7 +110,9 @@ def launch_problems(
     ):
         where = f" in {zone.code}" if zone_ok else ""
         refuse("flavor", f"The {flavor.name} size is not offered{where}; pick another size.")
-    if image is not None and (
+    if image is not None and image.project_id not in (None, project.pk):
+        refuse("image", "Choose an image of this project.")
+    elif image is not None and (
         not image.is_active or (zone_ok and not image.zones.filter(pk=zone.pk).exists())
     ):
         where = f" in {zone.code}" if zone_ok else ""

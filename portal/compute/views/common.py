@@ -9,7 +9,7 @@ from portal.tenancy.access import Access
 def get_instance(access: Access, instance_id, *, terminated: bool = False) -> Instance:
     """An instance of the project in `access`, or 404. A terminated one only with `terminated`
     (its page, which says what it was): there is nothing left to act on or to read a console of."""
-    instances = Instance.objects.with_catalog().select_related("firewall", "created_by")
+    instances = Instance.objects.with_catalog().select_related("firewall", "created_by", "backup_schedule")
     if not terminated:
         instances = instances.exclude(status=InstanceStatus.TERMINATED)
     instance = instances.filter(project=access.project, pk=instance_id).first()

@@ -23,6 +23,7 @@ from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
 from portal.compute.selectors import instance_tombstone
 from portal.compute.views.common import get_instance
+from portal.compute.views.snapshots import instance_storage
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm, project_access
 
@@ -232,7 +233,8 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
 def _detail_page(
     request: HttpRequest, access: Access, instance, status: int = 200, confirm_resize: int | None = None
 ) -> HttpResponse:
-    context = _detail_context(access, instance, confirm_resize)
+    # Outside the live region (the 2 s poll does not read them): snapshots and backups.
+    context = _detail_context(access, instance, confirm_resize) | instance_storage(instance, access)
     return render(request, "compute/instance_detail.html", context, status=status)
 
 

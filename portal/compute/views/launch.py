@@ -54,6 +54,15 @@ def _form(request: HttpRequest, access: Access, data=None, files=None) -> Launch
         "count": 1,
         "zone": project.default_zone_id,
     }
+    # "Launch from this" on an image or snapshot: that image (of this project or the catalog),
+    # in the zone that holds it.
+    image_ref, zone_ref = request.GET.get("image", ""), request.GET.get("zone", "")
+    if image_ref.isascii() and image_ref.isdigit():
+        image = Image.objects.for_project(project).filter(pk=int(image_ref)).first()
+        if image is not None:
+            initial["image"] = image.pk
+            if zone_ref.isascii() and zone_ref.isdigit() and image.zones.filter(pk=int(zone_ref)).exists():
+                initial["zone"] = int(zone_ref)
     return LaunchForm(data, files, initial=initial, project=project, presets=presets_for(client_ip(request)))
 
 
@@ -156,7 +165,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
     flavors, images = [], []
     if redraw_sections:
         flavors = Flavor.objects.filter(is_active=True)
-        images = Image.objects.filter(is_active=True)
+        images = Image.objects.for_project(project)
         if zone is not None:
             flavors = flavors.filter(zones=zone)
             images = images.filter(zones=zone)
@@ -170,9 +179,12 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
             QuotaImpact("vCPUs", usage.vcpus + count * flavor.vcpus, project.quota_vcpus),
             QuotaImpact("RAM", usage.ram_gib + count * flavor.ram_gib, project.quota_ram_gib, " GiB"),
         ]
-    by_family = {}
+    by_family, own = {}, []
     for img in images:
-        by_family.setdefault(OsFamily(img.os_family).label, []).append(img)
+        if img.project_id:
+            own.append(img)  # the project's snapshots and uploads, offered in the zones holding them
+        else:
+            by_family.setdefault(OsFamily(img.os_family).label, []).append(img)
     rules = PlacementRules.for_project(project)
     decision = rules.decide(zone) if zone is not None else None
     guard = budget_guard(project, hourly * count, request.user) if hourly is not None else None
@@ -187,7 +199,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
         "field_errors": field_errors,
         "picker": zone_picker(rules=rules, selected_zone_id=zone.pk if zone else None, field_name="zone"),
         "redraw_sections": redraw_sections,
-        "image_groups": sorted(by_family.items()),
+        "image_groups": ([("Your images", own)] if own else []) + sorted(by_family.items()),
         # What a size costs with its included disk, as the summary charges it.
         "flavors": [(f, launch_price(f).hourly, monthly(launch_price(f).hourly)) for f in flavors],
         "zone": zone,

@@ -1,0 +1,240 @@
+"""Snapshots, the project's images and servers' backup schedules, through the services of
+portal.compute.services (as the web pages): same rules, refusals and wording."""
+
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import Router, Status
+
+from portal.api.access import find_project, token_org_access, token_project_access, token_projects
+from portal.api.errors import ApiProblem
+from portal.api.idempotency import idempotency_claim
+from portal.api.routers.common import api_url, get_instance, token_of
+from portal.api.schemas import (
+    BackupScheduleIn,
+    BackupScheduleOut,
+    Problem,
+    ProjectImageList,
+    ProjectImageOut,
+    SnapshotIn,
+    SnapshotList,
+    SnapshotOut,
+)
+from portal.catalog.models import Image
+from portal.compute.models import BackupSchedule, Instance, InstanceStatus, Snapshot, SnapshotStatus, Volume
+from portal.compute.services.backups import backup_schedule_set
+from portal.compute.services.snapshots import image_delete, snapshot_create, snapshot_delete
+from portal.compute.snapshot_rules import snapshot_price_monthly
+from portal.tenancy.access import Perm
+
+router = Router(tags=["snapshots"])
+ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem}
+
+
+def _snapshots():
+    return Snapshot.objects.existing().select_related("zone__region", "image")
+
+
+def snapshot_out(request: HttpRequest, snapshot: Snapshot) -> SnapshotOut:
+    return SnapshotOut(
+        id=snapshot.pk,
+        project=snapshot.project_id,
+        name=snapshot.name,
+        kind=snapshot.kind,
+        zone=snapshot.zone.code,
+        region=snapshot.zone.region.name,
+        status=snapshot.status,
+        source_server=snapshot.source_instance_id,
+        source_volume=snapshot.source_volume_id,
+        size_gib=snapshot.size_gib,
+        image=snapshot.image_id if snapshot.image_id and snapshot.image.is_active else None,
+        price_monthly=snapshot_price_monthly(snapshot.size_gib),
+        currency=settings.PORTAL_CURRENCY,
+        fault_message=snapshot.fault_message,
+        created_at=snapshot.created_at,
+        url=api_url(request, f"snapshots/{snapshot.pk}"),
+    )
+
+
+def _reached(request: HttpRequest, queryset, project: str | None):
+    token = token_of(request)
+    if project:
+        found = find_project(token, project)
+        token_project_access(token, found)
+        return queryset.filter(project=found)
+    token_org_access(token, Perm.PROJECT_VIEW)
+    return queryset.filter(project__in=token_projects(token))
+
+
+def _get_snapshot(request: HttpRequest, snapshot_id: UUID, perm: Perm = Perm.PROJECT_VIEW):
+    token = token_of(request)
+    snapshot = _snapshots().filter(project__in=token_projects(token), pk=snapshot_id).first()
+    if snapshot is None:
+        raise Http404("No such snapshot.")
+    return snapshot, token_project_access(token, snapshot.project, perm)
+
+
+@router.get("/snapshots", response={200: SnapshotList, **ERRORS}, summary="List snapshots and backups")
+def list_snapshots(request: HttpRequest, project: str | None = None):
+    rows = _reached(request, _snapshots(), project).order_by("project", "-created_at")
+    return SnapshotList(items=[snapshot_out(request, s) for s in rows])
+
+
+def _source(access, body: SnapshotIn) -> dict:
+    if (body.server is None) == (body.volume is None):
+        message = "Give either the server or the volume to snapshot."
+        raise ApiProblem(
+            422, message, kind="invalid-request", errors=[{"field": "server", "message": message}]
+        )
+    if body.server is not None:
+        instance = (
+            Instance.objects.filter(project=access.project, pk=body.server)
+            .exclude(status=InstanceStatus.TERMINATED)
+            .first()
+        )
+        if instance is None:
+            raise Http404("No such server.")
+        return {"instance": instance}
+    volume = Volume.objects.existing().filter(project=access.project, pk=body.volume).first()
+    if volume is None:
+        raise Http404("No such volume.")
+    return {"volume": volume}
+
+
+@router.post("/snapshots", response={201: SnapshotOut, **ERRORS}, summary="Take a snapshot")
+def create_snapshot(request: HttpRequest, response: HttpResponse, body: SnapshotIn):
+    """Of a server (its disk becomes an image of the project, in the server's zone) or of a volume.
+    409 when the server is busy (being resized, terminated…) or the zone has no snapshots."""
+    with idempotency_claim(request, response) as claim:
+        snapshot = claim.replayed(_reached(request, _snapshots(), None))
+        if snapshot is None:
+            token = token_of(request)
+            access = token_project_access(token, find_project(token, body.project), Perm.RESOURCE_CREATE)
+            op = snapshot_create(access=access, name=body.name, request=request, **_source(access, body))
+            snapshot = claim.remember(op.snapshot)
+    return Status(201, snapshot_out(request, _snapshots().get(pk=snapshot.pk)))
+
+
+@router.get("/snapshots/{snapshot_id}", response={200: SnapshotOut, **ERRORS}, summary="Get a snapshot")
+def get_snapshot(request: HttpRequest, snapshot_id: UUID):
+    snapshot, _ = _get_snapshot(request, snapshot_id)
+    return snapshot_out(request, snapshot)
+
+
+@router.delete("/snapshots/{snapshot_id}", response={204: None, **ERRORS}, summary="Delete a snapshot")
+def delete_snapshot(request: HttpRequest, snapshot_id: UUID):
+    """The image it is goes with it. 409 while it is still being taken."""
+    snapshot, access = _get_snapshot(request, snapshot_id, Perm.RESOURCE_OPERATE)
+    snapshot_delete(access=access, snapshot=snapshot, request=request)
+    return Status(204, None)
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+def image_out(image: Image) -> ProjectImageOut:
+    snapshot = getattr(image, "snapshot", None)
+    return ProjectImageOut(
+        id=image.pk,
+        name=image.name,
+        os_family=image.os_family,
+        version=image.version,
+        min_disk_gib=image.min_disk_gib,
+        project=image.project_id,
+        snapshot=snapshot.pk if snapshot else None,
+        zones=sorted(z.code for z in image.zones.all()),
+    )
+
+
+@router.get("/images", response={200: ProjectImageList, **ERRORS}, summary="List images to launch from")
+def list_images(request: HttpRequest, project: str | None = None):
+    """The public catalog and the projects' own images (snapshots, uploads for you); `project`
+    narrows to one project's."""
+    token = token_of(request)
+    if project:
+        found = find_project(token, project)
+        token_project_access(token, found)
+        mine = Q(project=found)
+    else:
+        token_org_access(token, Perm.PROJECT_VIEW)
+        mine = Q(project__in=token_projects(token))
+    images = (
+        Image.objects.filter(Q(project__isnull=True) | mine, is_active=True)
+        .select_related("snapshot")
+        .prefetch_related("zones")
+        .order_by("project", "name")
+    )
+    return ProjectImageList(items=[image_out(i) for i in images])
+
+
+@router.delete("/images/{image_id}", response={204: None, **ERRORS}, summary="Delete a project's image")
+def delete_image(request: HttpRequest, image_id: int):
+    """Only a project's own image; 409 with the reason when servers with scheduled backups need it
+    or it was provided by the operator."""
+    token = token_of(request)
+    image = Image.objects.filter(project__in=token_projects(token), pk=image_id, is_active=True).first()
+    if image is None:
+        raise Http404("No such image.")
+    access = token_project_access(token, image.project, Perm.RESOURCE_OPERATE)
+    image_delete(access=access, image=image, request=request)
+    return Status(204, None)
+
+
+# --- backup schedules -------------------------------------------------------------------------
+
+
+def schedule_out(instance: Instance, schedule: BackupSchedule | None) -> BackupScheduleOut:
+    schedule = schedule or BackupSchedule(instance=instance, enabled=False)
+    backups = (
+        list(
+            Snapshot.objects.filter(schedule=schedule.pk, status=SnapshotStatus.AVAILABLE)
+            .order_by("-created_at")
+            .values_list("pk", flat=True)
+        )
+        if schedule.pk
+        else []
+    )
+    return BackupScheduleOut(
+        server=instance.pk,
+        frequency=schedule.frequency,
+        hour=schedule.hour,
+        weekday=schedule.weekday,
+        keep=schedule.keep,
+        enabled=schedule.enabled,
+        next_run_at=schedule.next_run_at,
+        backups=backups,
+    )
+
+
+@router.get(
+    "/instances/{instance_id}/backup-schedule",
+    response={200: BackupScheduleOut, **ERRORS},
+    summary="Get a server's backup schedule",
+)
+def get_backup_schedule(request: HttpRequest, instance_id: UUID):
+    instance, _ = get_instance(request, instance_id)
+    return schedule_out(instance, BackupSchedule.objects.filter(instance=instance).first())
+
+
+@router.put(
+    "/instances/{instance_id}/backup-schedule",
+    response={200: BackupScheduleOut, **ERRORS},
+    summary="Set a server's backup schedule",
+)
+def put_backup_schedule(request: HttpRequest, instance_id: UUID, body: BackupScheduleIn):
+    """Every problem at once (keep 0, an hour out of range, weekly without a day); 409 when the
+    server's zone has no server snapshots. `enabled: false` stops taking backups and keeps those taken."""
+    instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+    schedule = backup_schedule_set(
+        access=access,
+        instance=instance,
+        frequency=body.frequency,
+        hour=body.hour,
+        weekday=body.weekday,
+        keep=body.keep,
+        enabled=body.enabled,
+        request=request,
+    )
+    return schedule_out(instance, schedule)
