@@ -32,6 +32,7 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
 )
+from portal.compute.backends.simulated_console import SimulatedConsole
 
 B = BackendState
 # Where a transition lands once its time is up.
@@ -77,7 +78,7 @@ class SimulatedBackend(ComputeBackend):
     batch_size = 50  # creating or looking at servers is a few statements however many
 
     def capabilities(self, zone: str) -> set[Capability]:
-        return {Capability.FIREWALL, Capability.LARGE_ROOT_DISK}
+        return {Capability.FIREWALL, Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
 
     def _call(self):
         """A call about one server: maybe slow, maybe a transient failure, as the knobs say."""
@@ -432,6 +433,18 @@ class SimulatedBackend(ComputeBackend):
         else:
             lines += ["", f"Debian GNU/Linux 13 {row.name} ttyS0", "", f"{row.name} login: "]
         return "\n".join(lines) + "\n"
+
+    def open_serial_console(self, backend_id: str) -> SimulatedConsole:
+        """A login prompt and a small shell (simulated_console.py), while the server runs."""
+        self._call()
+        row = self._row(backend_id)
+        self._settle(row)
+        if row.state != B.RUNNING:
+            raise Rejected(
+                f"The server is {row.state}: its serial console answers while it runs.",
+                f"simulated {backend_id} is {row.state}",
+            )
+        return SimulatedConsole(name=row.name, address=row.address or "", booted_at=row.created_at)
 
     def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         """Plausible and repeatable: the same server at the same minute always gives the same figure.

@@ -1,3 +1,4 @@
+from portal.compute.models.consoles import ConsoleSession
 from portal.compute.models.firewall import FirewallRule, FirewallRuleSet, Protocol
 from portal.compute.models.instances import (
     ACTIONS,
@@ -16,6 +17,7 @@ __all__ = [
     "ACTIVE_STATES",
     "Action",
     "BackendOrphan",
+    "ConsoleSession",
     "FirewallRule",
     "FirewallRuleSet",
     "Instance",
