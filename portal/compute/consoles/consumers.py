@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django import db
 from django.conf import settings
 
 from portal.compute.backends import BackendError, ConsoleClosed, ConsoleStream, Transient, get_backend
@@ -31,8 +32,13 @@ READ_WAIT_SECONDS = 0.5  # how long one read waits, so that the reader notices a
 
 
 def _open_stream(session) -> ConsoleStream:
+    """Run in a worker thread of its own (a libvirt console takes a helper process): not in the
+    thread the ORM calls of every request share."""
     instance = session.instance
-    return get_backend(instance.zone.backend).open_serial_console(instance.backend_id)
+    try:
+        return get_backend(instance.zone.backend).open_serial_console(instance.backend_id)
+    finally:
+        db.connections.close_all()  # this thread's, if the backend read the database
 
 
 class SerialConsoleConsumer(AsyncWebsocketConsumer):
