@@ -5,7 +5,7 @@ The kernel comes from Debian's `linux-image-cloud-amd64` (downloaded with `apt-g
 unpacked with `dpkg-deb -x`, never installed), pruned to the few modules the guest loads. The
 initramfs's `/init` reads the NoCloud seed the backend attaches, prints
 `PORTAL-VM-BOOTED <hostname> <instance-id>` on the serial console, powers off on the ACPI power
-button and otherwise idles. The root disk is a blank qcow2: the guest runs from its initramfs.
+button and runs a root shell on the serial line (the portal's serial console). The root disk is a blank qcow2: the guest runs from its initramfs.
 
 Everything is built once into a cache directory (`guest_files(cache)`); the
 `libvirt_dev_zone` command uses `var/libvirt/guest/`, the test suite `var/test-cache/libvirt/`.
@@ -83,7 +83,9 @@ case " $(cat /proc/cmdline) " in
     *) acpid -c /etc/acpi -l /dev/null -p /run/acpid.pid ;;
 esac
 echo "PORTAL-VM-BOOTED $name $instance" > /dev/ttyS0
-while true; do sleep 3600; done
+# A root shell on the serial line, for the portal's serial console (started again after `exit`).
+export PS1='$(hostname):$PWD# '
+while true; do setsid cttyhack sh -l < /dev/ttyS0 > /dev/ttyS0 2>&1; sleep 1; done
 """
 
 POWER_BUTTON_HANDLER = r"""#!/bin/sh
