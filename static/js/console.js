@@ -73,7 +73,7 @@
   async function openSerial(card, button) {
     closeSession(card);
     say(card, "");
-    button.disabled = true;
+    button.hidden = true; // "Disconnect" takes its place while the session is open
     const panel = card.querySelector("[data-console-panel]");
     const screen = card.querySelector("[data-console-screen]");
     const log = card.querySelector("[data-console-log]");
@@ -82,7 +82,7 @@
       grant = await ask(button.dataset.consoleOpen);
     } catch (error) {
       say(card, error.message);
-      button.disabled = false;
+      button.hidden = false;
       return;
     }
     panel.hidden = false;
@@ -126,12 +126,29 @@
     socket.addEventListener("close", () => {
       setState(card, reason ? `Disconnected: ${reason}` : "Disconnected.", false);
       terminal.options.disableStdin = true;
-      button.disabled = false;
+      button.hidden = false;
       button.textContent = "Reconnect";
     });
-    const refit = () => fit.fit();
-    window.addEventListener("resize", refit);
-    socket.addEventListener("close", () => window.removeEventListener("resize", refit));
+    // Fit the terminal to its box whenever the box changes or comes back on screen (xterm.js
+    // pauses drawing while off screen, and lines re-wrap when the box narrows): the prompt stays
+    // in sight.
+    const refit = () =>
+      requestAnimationFrame(() => {
+        if (!screen.isConnected || screen.clientWidth === 0) return;
+        fit.fit();
+        terminal.scrollToBottom();
+        terminal.refresh(0, terminal.rows - 1); // drawn again: rows drawn while paused are stale
+      });
+    const resized = new ResizeObserver(refit);
+    resized.observe(screen);
+    const shown = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) refit();
+    });
+    shown.observe(screen);
+    socket.addEventListener("close", () => {
+      resized.disconnect();
+      shown.disconnect();
+    });
   }
 
   async function openRemote(card, button) {
