@@ -89,8 +89,19 @@ def asgi_server(transactional_db, settings):
     root = Path(__file__).resolve().parents[2]
     log = open(Path(settings.VAR_DIR) / "asgi.log", "w+")  # noqa: SIM115 — closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--lifespan", "off", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "portal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+        ],
         cwd=root,
         env=worker_env(),
         stdout=log,
