@@ -18,7 +18,7 @@ from portal.compute.views.consoles import websocket_url
 from portal.tenancy.access import Perm
 
 router = Router(tags=["instances"])
-ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 429: Problem, 503: Problem}
+ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem, 503: Problem}
 
 
 class ConsoleOut(Schema):
