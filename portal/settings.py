@@ -90,6 +90,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
+# The portal is served under ASGI (uvicorn): HTTP by Django, websockets (the serial console) by
+# Channels. portal.wsgi stays for tools that want WSGI; it serves no websocket.
+ASGI_APPLICATION = "portal.asgi.application"
 
 TEMPLATES = [
     {
@@ -125,6 +128,16 @@ else:
             "LOCATION": VAR_DIR / "cache",
         }
     }
+
+# Websocket consumers talk to each other (a terminated server closes its console sessions) through
+# the channel layer: Redis across processes and machines, or in memory inside one process (the
+# single web process of `make run`).
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery ------------------------------------------------------------------------------------
 if REDIS_URL:
@@ -309,6 +322,10 @@ COMPUTE_MAX_LAUNCH_COUNT = env_int("COMPUTE_MAX_LAUNCH_COUNT", 20)
 # Data volumes one server takes (virtio disks vdb…vdi); the simulated cloud has the same limit.
 COMPUTE_VOLUMES_PER_SERVER = env_int("COMPUTE_VOLUMES_PER_SERVER", 8)
 COMPUTE_USER_DATA_MAX_BYTES = env_int("COMPUTE_USER_DATA_MAX_BYTES", 16 * 1024)
+# Serial console: a ticket opens one websocket session within this many seconds of being issued;
+# an open session re-checks the server and the user's role this often (docs/console.md).
+CONSOLE_TICKET_SECONDS = env_int("CONSOLE_TICKET_SECONDS", 60)
+CONSOLE_RECHECK_SECONDS = float(env_str("CONSOLE_RECHECK_SECONDS", "10"))
 
 # --- Public API --------------------------------------------------------------------------------
 # Requests per token and minute (fixed window in the shared cache); over it: 429 with Retry-After.
@@ -350,7 +367,9 @@ USE_TZ = True
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
-    "style-src": [CSP.SELF],
+    # The nonce: the serial console's terminal (xterm.js) measures and colours itself with <style>
+    # elements it creates; static/js/console.js gives them the page's nonce (no 'unsafe-inline').
+    "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:"],
     "font-src": [CSP.SELF],
     "connect-src": [CSP.SELF],

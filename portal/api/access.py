@@ -18,7 +18,7 @@ from portal.tenancy.access import Access, Perm, org_access, project_access
 from portal.tenancy.models import Project
 
 READ_PERMS = frozenset({Perm.ORG_VIEW, Perm.PROJECT_VIEW, Perm.MEMBERS_VIEW})
-WRITE_PERMS = frozenset({Perm.RESOURCE_CREATE, Perm.RESOURCE_OPERATE})
+WRITE_PERMS = frozenset({Perm.RESOURCE_CREATE, Perm.RESOURCE_OPERATE, Perm.CONSOLE})
 # Setting a budget is PROJECT_EDIT in the permission table; a token gets it only with billing + write.
 BILLING_WRITE_PERMS = frozenset({Perm.PROJECT_EDIT})
 # Never granted to a token, whatever its scope: members, invitations, owners, policies, settings,

@@ -15,7 +15,7 @@ from portal.api import errors
 from portal.api.auth import TokenAuth
 from portal.api.docs import PortalSwagger
 from portal.api.parser import JsonBodyParser
-from portal.api.routers import budgets, catalog, instances, projects, resources, snapshots
+from portal.api.routers import budgets, catalog, consoles, instances, projects, resources, snapshots
 
 
 class PortalApi(NinjaAPI):
@@ -57,6 +57,7 @@ api.add_router("", projects.router)
 api.add_router("", catalog.router)
 api.add_router("", instances.router)
 api.add_router("", instances.operations)
+api.add_router("", consoles.router)
 api.add_router("", resources.keys)
 api.add_router("", resources.firewalls)
 api.add_router("", resources.volumes)

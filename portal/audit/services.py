@@ -24,6 +24,7 @@ def audit_record(
     target: models.Model | None = None,
     changes: dict[str, Any] | None = None,
     request: HttpRequest | None = None,
+    ip_address: str | None = None,
 ) -> AuditEvent:
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user
@@ -38,7 +39,7 @@ def audit_record(
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:255] if target is not None else "",
         changes=changes or {},
-        ip_address=client_ip(request),
+        ip_address=client_ip(request) if request is not None else ip_address,
     )
 
 

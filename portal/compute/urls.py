@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from portal.compute.views import instances, launch
+from portal.compute.views import consoles, instances, launch
 
 app_name = "compute"
 
@@ -12,6 +12,11 @@ urlpatterns = [
     path(P + "servers/new/check/", launch.launch_check, name="launch_check"),
     path(P + "servers/<uuid:instance_id>/", instances.instance_detail, name="instance_detail"),
     path(P + "servers/<uuid:instance_id>/console/", instances.instance_console, name="instance_console"),
+    path(
+        P + "servers/<uuid:instance_id>/console/open/",
+        consoles.instance_console_open,
+        name="instance_console_open",
+    ),
     path(P + "servers/<uuid:instance_id>/action/", instances.instance_action, name="instance_action"),
     path(
         P + "servers/<uuid:instance_id>/protection/",

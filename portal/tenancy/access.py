@@ -31,6 +31,7 @@ class Perm(StrEnum):
     RESOURCE_CREATE = "resource.create"
     RESOURCE_OPERATE = "resource.operate"
     BILLING_VIEW = "billing.view"
+    CONSOLE = "console.connect"  # type into a server's serial console (as root, on most images)
 
     @property
     def changes_state(self) -> bool:
@@ -38,7 +39,7 @@ class Perm(StrEnum):
 
 
 _READ = {Perm.ORG_VIEW, Perm.MEMBERS_VIEW, Perm.PROJECT_VIEW}
-_OPERATE = {Perm.RESOURCE_CREATE, Perm.RESOURCE_OPERATE}
+_OPERATE = {Perm.RESOURCE_CREATE, Perm.RESOURCE_OPERATE, Perm.CONSOLE}
 _ADMINISTER = {
     Perm.ORG_EDIT,
     Perm.MEMBERS_MANAGE,

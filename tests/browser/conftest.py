@@ -69,3 +69,84 @@ def shoot():
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True, caret="initial")
 
     return take
+
+
+@pytest.fixture
+def asgi_server(transactional_db, settings):
+    """The portal as production serves it: uvicorn on portal.asgi (pages and the serial console's
+    websockets), in a process of its own reading this test's database, like the worker fixture.
+    Yields its base URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import worker_env
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    log = open(Path(settings.VAR_DIR) / "asgi.log", "w+")  # noqa: SIM115 — closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "portal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+        ],
+        cwd=root,
+        env=worker_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:  # until it listens
+        with socket.socket() as attempt:
+            if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"uvicorn did not start: {log.read()[-2000:]}")
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.seek(0)
+    print(log.read()[-3000:])
+    log.close()
+
+
+def sign_in(page, base: str, user) -> None:
+    """Signed in with a session made here (the server process hashes passwords its own way, not
+    with the tests' fast hasher): its cookie, then the portal's home page."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": base}])
+    page.goto(base + "/")
+    page.wait_for_url("**/o/**")
+
+
+def type_in_console(page, keys: str) -> None:
+    """Type into the xterm.js terminal of the server page, as a person does (its hidden textarea
+    takes the keys)."""
+    page.locator(".serial-console-screen .xterm-helper-textarea").focus()
+    page.keyboard.type(keys)
+
+
+def console_screen(page) -> str:
+    return page.locator(".serial-console-screen .xterm-rows").inner_text()

@@ -58,7 +58,9 @@ def test_web_worker_and_beat_all_link_to_the_port_served(started, monkeypatch, c
 
     _devrun()
 
-    assert started[0][0][-1] == "127.0.0.1:8300"  # runserver's address
+    web = started[0][0]
+    assert web[web.index("--port") + 1] == "8300"  # uvicorn's port
+    assert web[web.index("--host") + 1] == "127.0.0.1"
     assert [env["PORTAL_BASE_URL"] for _, env in started] == ["http://127.0.0.1:8300"] * 3
     banner = capsys.readouterr().out
     assert "Portal   http://127.0.0.1:8300" in banner

@@ -13,6 +13,7 @@ EXPECTED = {
     Perm.PROJECT_VIEW: {OW, A, M, V},
     Perm.RESOURCE_CREATE: {OW, A, M},
     Perm.RESOURCE_OPERATE: {OW, A, M},
+    Perm.CONSOLE: {OW, A, M},
     Perm.ORG_EDIT: {OW, A},
     Perm.MEMBERS_MANAGE: {OW, A},
     Perm.PROJECT_CREATE: {OW, A},

@@ -16,6 +16,7 @@ from portal.compute.backends.base import (
     get_backend,
     not_available,
 )
+from portal.compute.backends.console import ConsoleClosed, ConsoleStream, RemoteConsole
 from portal.compute.backends.storage import (
     STORAGE_METADATA_KEY,
     SnapshotCloudState,
@@ -34,8 +35,11 @@ __all__ = [
     "BackendState",
     "Capability",
     "ComputeBackend",
+    "ConsoleClosed",
+    "ConsoleStream",
     "NotFound",
     "Rejected",
+    "RemoteConsole",
     "ServerSpec",
     "ServerState",
     "SnapshotCloudState",

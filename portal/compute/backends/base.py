@@ -18,6 +18,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from portal.compute.backends.console import ConsoleStream, RemoteConsole
 from portal.compute.backends.storage import SnapshotSpec, SnapshotState, VolumeSpec, VolumeState
 
 # Metadata key that carries the portal's instance UUID on every server we create.
@@ -66,6 +67,8 @@ class Capability(StrEnum):
     VOLUME_EXTEND = "volume_extend"  # a volume grows
     SERVER_SNAPSHOTS = "server_snapshots"  # a server's disk becomes an image new servers boot from
     VOLUME_SNAPSHOTS = "volume_snapshots"  # a volume's content is kept, and new volumes made of it
+    SERIAL_CONSOLE = "serial_console"  # an interactive serial console, relayed by the portal (console.py)
+    GRAPHICAL_CONSOLE = "graphical_console"  # the cloud's own console page, linked to (console.py)
 
 
 # What the customer reads when a zone cannot do something: "<name> are not available in <zone>".
@@ -76,6 +79,8 @@ CAPABILITY_NAMES = {
     Capability.VOLUME_EXTEND: "Larger volumes",
     Capability.SERVER_SNAPSHOTS: "Server snapshots",
     Capability.VOLUME_SNAPSHOTS: "Volume snapshots",
+    Capability.SERIAL_CONSOLE: "Interactive serial consoles",
+    Capability.GRAPHICAL_CONSOLE: "The cloud's graphical consoles",
 }
 
 
@@ -260,6 +265,17 @@ class ComputeBackend(ABC):
         """The tail of the server's serial console, for the customer's detail page ("" when the
         cloud does not expose it)."""
         return ""
+
+    # --- consoles (console.py): a backend declares SERIAL_CONSOLE / GRAPHICAL_CONSOLE and overrides ---
+
+    def open_serial_console(self, backend_id: str) -> ConsoleStream:
+        """A stream to the server's serial console (the server must be running); raises
+        BackendError like any call: Rejected with the reason when it can't be had now."""
+        raise Rejected("Interactive serial consoles are not available in this zone.")
+
+    def remote_console(self, backend_id: str) -> RemoteConsole:
+        """The address of the cloud's own console for this server, valid for a short while."""
+        raise Rejected("The cloud's graphical consoles are not available in this zone.")
 
     def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         """CPU utilisation (percent of the server's vCPUs) between start and end, oldest first.

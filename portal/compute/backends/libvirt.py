@@ -41,7 +41,9 @@ from portal.compute.backends.base import (
     ZoneCapacity,
     not_available,
 )
+from portal.compute.backends.console import ConsoleClosed, ConsoleStream
 from portal.compute.backends.libvirt_connection import HostConnections, host_key
+from portal.compute.backends.libvirt_console import ConsoleEnded
 from portal.compute.backends.libvirt_host import HostError, embedded_root
 from portal.compute.backends.libvirt_storage import LibvirtStorage
 from portal.compute.backends.libvirt_xml import (
@@ -83,9 +85,10 @@ class LibvirtBackend(LibvirtStorage, ComputeBackend):
         self.hosts = HostConnections()
 
     def capabilities(self, zone: str) -> set[Capability]:
-        """Root disks of any size, and volumes and snapshots where disks are files (libvirt_storage);
-        firewall rules are not enforced on a libvirt host (yet)."""
-        return {Capability.LARGE_ROOT_DISK} | self._storage_capabilities(zone)
+        """Root disks of any size, the serial console (virDomainOpenConsole), and volumes and
+        snapshots where disks are files (libvirt_storage); firewall rules are not enforced on a
+        libvirt host (yet)."""
+        return {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE} | self._storage_capabilities(zone)
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -468,6 +471,17 @@ class LibvirtBackend(LibvirtStorage, ComputeBackend):
         self._host(config, uri, "delete", domain_uuid=domain_uuid, volumes=[])
         self._remove_disks(config, uri, domain_uuid, summary["meta"])
 
+    def open_serial_console(self, backend_id: str) -> ConsoleStream:
+        """The domain's serial console through a libvirt stream (libvirt_console.py)."""
+        config, uri, domain_uuid, summary = self._locate(backend_id)
+        if summary["state"] not in ("running", "rebooting"):
+            raise Rejected(f"The server is {summary['state']}: its serial console answers while it runs.")
+        try:
+            return LibvirtConsole(self.hosts.open_console(uri, domain_uuid, run_as=self._run_as(config)))
+        except HostError as error:
+            kind = {"transient": Transient, "rejected": Rejected, "not_found": NotFound}[error.kind]
+            raise kind(error.message, error.detail) from None
+
     def console_output(self, backend_id: str) -> str:
         """The last 200 lines (at most 16 KB) of the serial console log, read from disk_dir (local,
         or shared with the hosts); "" for servers on remote storage-pool hosts."""
@@ -494,3 +508,25 @@ class LibvirtBackend(LibvirtStorage, ComputeBackend):
         if len(tail) >= 16384 and lines:
             lines = lines[1:]  # cut mid-line
         return "\n".join(lines[-200:])
+
+
+class LibvirtConsole(ConsoleStream):
+    """The host side's console (DomainConsole or HelperConsole) as the interface's ConsoleStream."""
+
+    def __init__(self, console) -> None:
+        self._console = console
+
+    def read(self, timeout: float) -> bytes:
+        try:
+            return self._console.read(timeout)
+        except ConsoleEnded as ended:
+            raise ConsoleClosed(str(ended)) from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._console.write(data)
+        except ConsoleEnded as ended:
+            raise ConsoleClosed(str(ended)) from None
+
+    def close(self) -> None:
+        self._console.close()

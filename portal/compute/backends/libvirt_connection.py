@@ -18,13 +18,15 @@ import contextlib
 import json
 import os
 import pwd
+import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from portal.compute.backends import libvirt_host
+from portal.compute.backends import libvirt_console, libvirt_host
 from portal.compute.backends.libvirt_host import HOST_OPS, HostError, embedded_root, host_error, open_host
 
 try:
@@ -53,6 +55,17 @@ class HostConnections:
         if embedded_root(uri):
             return run_in_helper(uri, op, args, run_as=run_as)
         return self._in_process(uri, op, args)
+
+    def open_console(self, uri: str, domain_uuid: str, *, run_as: str | None = None):
+        """The domain's serial console: `read(timeout)`, `write(data)`, `close()`, raising
+        libvirt_console.ConsoleEnded once it has ended; opening raises HostError."""
+        if embedded_root(uri):
+            return HelperConsole(uri, domain_uuid, run_as=run_as)
+        conn = self.connection(uri)
+        try:
+            return libvirt_console.DomainConsole(conn, domain_uuid)
+        except libvirt.libvirtError as error:
+            raise host_error(error, uri, "console") from None
 
     def connection(self, uri: str):
         if libvirt is None:
@@ -87,15 +100,89 @@ class HostConnections:
             raise problem from None
 
 
+def _helper_env(root: Path) -> dict:
+    home = str(root / "home")
+    return os.environ | {
+        name: home
+        for name in ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "XDG_DATA_HOME")
+    }
+
+
+class HelperConsole:
+    """An embedded-driver domain's console, held by a helper process of its own
+    (`libvirt_console.py` run as a script) for as long as the session lasts: raw bytes on its
+    stdin and stdout. Meanwhile the root is locked, so the root's other calls wait (up to
+    LOCK_WAIT_SECONDS) until the console is closed: the embedded driver is for development."""
+
+    def __init__(self, uri: str, domain_uuid: str, *, run_as: str | None) -> None:
+        root = Path(embedded_root(uri))
+        prepare_embedded_root(root, run_as)
+        self._process = subprocess.Popen(  # noqa: S603 — our own file, this interpreter
+            [sys.executable, "-P", libvirt_console.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_helper_env(root),
+        )
+        request = {"uri": uri, "domain_uuid": domain_uuid, "run_as": run_as}
+        self._process.stdin.write((json.dumps(request) + "\n").encode())
+        self._process.stdin.flush()
+        self._out = self._process.stdout.fileno()
+        answer = b""
+        deadline = time.monotonic() + HELPER_TIMEOUT_SECONDS
+        while not answer.endswith(b"\n"):  # byte by byte: the console's own bytes follow the line
+            left = deadline - time.monotonic()
+            ready = left > 0 and select.select([self._out], [], [], left)[0]
+            chunk = os.read(self._out, 1) if ready else b""
+            if not chunk:
+                self.close()
+                raise HostError(
+                    "transient", "The cloud's host did not answer; we will retry.", f"{uri}: console helper"
+                )
+            answer += chunk
+        opened = json.loads(answer)
+        if "error" in opened:
+            self.close()
+            raise HostError(**opened["error"])
+
+    def read(self, timeout: float) -> bytes:
+        if self._process.stdout.closed:
+            raise libvirt_console.ConsoleEnded("Closed.")
+        if not select.select([self._out], [], [], timeout)[0]:
+            return b""
+        data = os.read(self._out, 65536)
+        if not data:
+            raise libvirt_console.ConsoleEnded("The server's console closed (it stopped or restarted).")
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self._process.stdin.closed:
+            raise libvirt_console.ConsoleEnded("Closed.")
+        try:
+            self._process.stdin.write(data)
+            self._process.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            raise libvirt_console.ConsoleEnded(
+                "The server's console closed (it stopped or restarted)."
+            ) from None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._process.stdin.close()  # the helper closes the console and exits
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        with contextlib.suppress(OSError, ValueError):
+            self._process.stdout.close()
+
+
 def run_in_helper(uri: str, op: str, args: dict, *, run_as: str | None = None):
     """Run one host operation on an embedded-driver root, in a helper process of its own."""
     root = Path(embedded_root(uri))
     prepare_embedded_root(root, run_as)
-    home = str(root / "home")
-    env = os.environ | {
-        name: home
-        for name in ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "XDG_DATA_HOME")
-    }
+    env = _helper_env(root)
     request = {"uri": uri, "op": op, "args": args, "run_as": run_as}
     try:
         result = subprocess.run(  # noqa: S603 — our own file, this interpreter

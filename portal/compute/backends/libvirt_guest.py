@@ -5,8 +5,9 @@ The kernel comes from Debian's `linux-image-cloud-amd64` (downloaded with `apt-g
 unpacked with `dpkg-deb -x`, never installed), pruned to the few modules the guest loads. The
 initramfs's `/init` reads the NoCloud seed the backend attaches, prints
 `PORTAL-VM-BOOTED <hostname> <instance-id>` on the serial console, runs user data that is a shell
-script (its output on the console too), powers off on the ACPI power button and otherwise idles.
-The root disk is a blank qcow2: the guest runs from its initramfs.
+script (its output on the console too), powers off on the ACPI power button and runs a root shell
+on the serial line (the portal's serial console). The root disk is a blank qcow2: the guest runs
+from its initramfs.
 
 Everything is built once into a cache directory (`guest_files(cache)`); the
 `libvirt_dev_zone` command uses `var/libvirt/guest/`, the test suite `var/test-cache/libvirt/`.
@@ -93,7 +94,9 @@ if [ -f /seed/user-data ]; then
          part == 2 {print}' /seed/user-data > /run/user-script
     if [ -s /run/user-script ]; then sh /run/user-script > /dev/ttyS0 2>&1 & fi
 fi
-while true; do sleep 3600; done
+# A root shell on the serial line, for the portal's serial console (started again after `exit`).
+export PS1='$(hostname):$PWD# '
+while true; do setsid cttyhack sh -l < /dev/ttyS0 > /dev/ttyS0 2>&1; sleep 1; done
 """
 
 POWER_BUTTON_HANDLER = r"""#!/bin/sh

@@ -303,6 +303,11 @@ def op_create(conn, domain_uuid: str, domain_xml: str) -> dict:
     return _summary(domain)
 
 
+def domain(conn, domain_uuid: str):
+    """The domain, settled (see `_settled`); HostError not_found when there is none."""
+    return _domain(conn, domain_uuid)
+
+
 def _domain(conn, domain_uuid: str):
     domain = _lookup(conn, domain_uuid)
     if domain is None:
@@ -502,35 +507,43 @@ def embedded_root(uri: str) -> str | None:
     return None
 
 
+def embedded_connection(request: dict):
+    """In the helper: become the driver's user, wait for the root's lock (held until this process
+    exits), open the embedded driver. Raises HostError."""
+    uri, root = request["uri"], embedded_root(request["uri"])
+    if libvirt is None:
+        raise HostError("transient", "The cloud is not reachable.", "libvirt-python is not installed")
+    run_as = request.get("run_as")
+    if run_as and os.geteuid() == 0:
+        import pwd
+
+        account = pwd.getpwnam(run_as)
+        os.setgroups([])
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
+    lock = open(os.path.join(root, "portal-embed.lock"), "a")  # noqa: SIM115 — held until exit
+    waited = 0.0
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if waited > LOCK_WAIT_SECONDS:
+                raise HostError(
+                    "transient", "The cloud is busy; we will retry.", f"{root} locked for {waited:.0f} s"
+                ) from None
+            time.sleep(0.05)
+            waited += 0.05
+    embedded_connection.lock = lock
+    return open_host(uri)
+
+
 def _helper_main() -> None:
     """Run one host operation on an embedded-driver root (see libvirt_connection.py)."""
     request = json.load(sys.stdin)
-    uri, root = request["uri"], embedded_root(request["uri"])
+    uri = request["uri"]
     try:
-        if libvirt is None:
-            raise HostError("transient", "The cloud is not reachable.", "libvirt-python is not installed")
-        run_as = request.get("run_as")
-        if run_as and os.geteuid() == 0:
-            import pwd
-
-            account = pwd.getpwnam(run_as)
-            os.setgroups([])
-            os.setgid(account.pw_gid)
-            os.setuid(account.pw_uid)
-        lock = open(os.path.join(root, "portal-embed.lock"), "a")  # noqa: SIM115 — held until exit
-        waited = 0.0
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if waited > LOCK_WAIT_SECONDS:
-                    raise HostError(
-                        "transient", "The cloud is busy; we will retry.", f"{root} locked for {waited:.0f} s"
-                    ) from None
-                time.sleep(0.05)
-                waited += 0.05
-        conn = open_host(uri)
+        conn = embedded_connection(request)
         try:
             result = HOST_OPS[request["op"]](conn, **request["args"])
         except libvirt.libvirtError as error:

@@ -31,6 +31,7 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
 )
+from portal.compute.backends.simulated_console import SimulatedConsole
 from portal.compute.backends.simulated_storage import SimulatedStorage
 
 B = BackendState
@@ -442,6 +443,18 @@ class SimulatedBackend(SimulatedStorage, ComputeBackend):
         else:
             lines += ["", f"Debian GNU/Linux 13 {row.name} ttyS0", "", f"{row.name} login: "]
         return "\n".join(lines) + "\n"
+
+    def open_serial_console(self, backend_id: str) -> SimulatedConsole:
+        """A login prompt and a small shell (simulated_console.py), while the server runs."""
+        self._call()
+        row = self._row(backend_id)
+        self._settle(row)
+        if row.state != B.RUNNING:
+            raise Rejected(
+                f"The server is {row.state}: its serial console answers while it runs.",
+                f"simulated {backend_id} is {row.state}",
+            )
+        return SimulatedConsole(name=row.name, address=row.address or "", booted_at=row.created_at)
 
     def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         """Plausible and repeatable: the same server at the same minute always gives the same figure.

@@ -36,7 +36,8 @@ from portal.compute.backends.storage import (
 
 V = VolumeCloudState
 S = SnapshotCloudState
-ALL_CAPABILITIES = frozenset(Capability)
+# Everything but a graphical console (the simulated cloud has no display to show).
+ALL_CAPABILITIES = frozenset(Capability) - {Capability.GRAPHICAL_CONSOLE}
 # How many volumes one server takes (virtio disks vdb…vdi), unless the zone's settings say otherwise.
 VOLUMES_PER_SERVER = 8
 # The states a server can take a volume in (a building or deleting server cannot).

@@ -1,3 +1,4 @@
+from portal.compute.models.consoles import ConsoleSession
 from portal.compute.models.firewall import FirewallRule, FirewallRuleSet, Protocol
 from portal.compute.models.instances import (
     ACTIONS,
@@ -34,6 +35,7 @@ __all__ = [
     "BackendOrphan",
     "BackupFrequency",
     "BackupSchedule",
+    "ConsoleSession",
     "FirewallRule",
     "FirewallRuleSet",
     "Instance",

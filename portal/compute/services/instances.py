@@ -31,6 +31,7 @@ from portal.compute.presets import rule_set_from_preset
 from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
 from portal.compute.services.common import ComputeRefused, Problem
+from portal.compute.services.consoles import console_sessions_end
 from portal.compute.tasks import operations_enqueue
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
@@ -355,6 +356,11 @@ def instance_action(
                 request=request,
             )
             _enqueue([operation])
+            if action in (Action.STOP, Action.TERMINATE):
+                ended = (
+                    f"{instance.name} is {InstanceStatus(rule.during).label.lower()}: the console was closed."
+                )
+                transaction.on_commit(lambda: console_sessions_end(instance, ended))
             return operation
     record_placement_denied(
         access=access,

@@ -22,6 +22,7 @@ from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
 from portal.compute.selectors import instance_tombstone
+from portal.compute.services.consoles import console_capabilities
 from portal.compute.views.common import get_instance
 from portal.compute.views.snapshots import instance_storage
 from portal.residency.placement import PlacementDenied
@@ -227,7 +228,19 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
         "confirm_resize": confirm_resize,
         "currency": settings.PORTAL_CURRENCY,
         "polling": instance.is_transitional or any(v.is_transitional for v in volumes),
+        "consoles": _consoles(access, instance),
+        "can_console": access.can(Perm.CONSOLE),
     }
+
+
+def _consoles(access: Access, instance) -> set[str]:
+    """Which consoles the page offers this user ("serial_console", "graphical_console")."""
+    if not instance.backend_id or not access.can(Perm.CONSOLE):
+        return set()
+    try:
+        return {str(kind) for kind in console_capabilities(instance)}
+    except BackendError:
+        return set()  # the cloud can't be asked now: the log below still shows what it printed
 
 
 def _detail_page(

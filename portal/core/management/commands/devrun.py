@@ -1,5 +1,8 @@
 """Run the whole portal for development in one terminal: web server, Celery worker and beat.
 
+The web server is uvicorn on the ASGI application (portal.asgi: pages and the serial console's
+websockets), reloading when the code or a template changes, as in production but for the reload.
+
 Each child's output is shown line by line behind a coloured tag. Ctrl-C (or SIGTERM) stops all
 three; if one of them dies on its own the others are stopped too and the command fails.
 """
@@ -46,9 +49,33 @@ def base_url_for(port: int, environ: dict[str, str]) -> str:
     return environ.get("PORTAL_BASE_URL", "").strip().rstrip("/") or f"http://127.0.0.1:{port}"
 
 
+def web_argv(port: int) -> list[str]:
+    """uvicorn serving portal.asgi on 127.0.0.1, reloaded when Python code or a template changes."""
+    base = settings.BASE_DIR
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "portal.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--reload",
+        "--reload-dir",
+        str(base / "portal"),
+        "--reload-dir",
+        str(base / "templates"),
+        "--reload-include",
+        "*.html",
+        "--no-server-header",
+        "--lifespan",
+        "off",  # Django has no lifespan events: without this uvicorn says so on every start
+    ]
+
+
 class Command(BaseCommand):
-    help = "Start runserver, a Celery worker and Celery beat together; Ctrl-C stops all three."
-    requires_system_checks = []  # runserver runs them itself, in the child
+    help = "Start the web server (uvicorn), a Celery worker and Celery beat together; Ctrl-C stops all three."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -64,11 +91,10 @@ class Command(BaseCommand):
         self.output_lock = threading.Lock()
         self.stop_requested = 0  # number of SIGINT/SIGTERM received
 
-        manage_py = str(settings.BASE_DIR / "manage.py")
         celery = [sys.executable, "-m", "celery", "-A", "portal"]
         beat_schedule = str(settings.CELERY_BEAT_SCHEDULE_FILENAME)
         children = [
-            Child("web", [sys.executable, manage_py, "runserver", f"127.0.0.1:{port}"]),
+            Child("web", web_argv(port)),
             Child("worker", [*celery, "worker", "-l", "info", "-c", "2"]),
             Child("beat", [*celery, "beat", "-l", "info", "-s", beat_schedule]),
         ]

@@ -1,0 +1,52 @@
+"""A server's console over the API: a one-time ticket for the serial console's websocket (and, in
+clouds that serve their own, the address of that console), with the web page's rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from portal.api.errors import ApiProblem
+from portal.api.routers.common import get_instance
+from portal.api.schemas import Problem
+from portal.compute.backends import BackendError, Transient
+from portal.compute.services.consoles import console_grant
+from portal.compute.views.consoles import websocket_url
+from portal.tenancy.access import Perm
+
+router = Router(tags=["instances"])
+ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem, 503: Problem}
+
+
+class ConsoleOut(Schema):
+    websocket_url: str | None  # wss://…/ws/servers/{id}/console/?ticket=… (opens one session)
+    expires_at: datetime | None  # the ticket must be presented before this
+    console_url: str | None  # the cloud's own console (OpenStack noVNC…), valid for a short while
+    console_protocol: str | None
+
+
+@router.post(
+    "/instances/{instance_id}/console", response={200: ConsoleOut, **ERRORS}, summary="Open a console"
+)
+def open_console(request: HttpRequest, instance_id: UUID):
+    """A serial console ticket: connect a websocket to `websocket_url` within `expires_at` (60 s);
+    binary frames are the console's bytes both ways (text frames from the portal are JSON about the
+    session). It opens one session only. Where the cloud serves a console of its own, `console_url`
+    is its address. Needs a read-write token of someone who may connect (owners, admins, members)."""
+    instance, access = get_instance(request, instance_id, Perm.CONSOLE)
+    try:
+        grant = console_grant(access=access, instance=instance, request=request)
+    except BackendError as error:
+        status = 503 if isinstance(error, Transient) else 409
+        raise ApiProblem(
+            status, error.user_message, kind="cloud-unavailable" if status == 503 else "refused"
+        ) from None
+    return ConsoleOut(
+        websocket_url=websocket_url(request, grant.websocket_path) if grant.ticket else None,
+        expires_at=grant.expires_at,
+        console_url=grant.remote.url if grant.remote else None,
+        console_protocol=grant.remote.protocol if grant.remote else None,
+    )
