@@ -63,10 +63,18 @@ POSTS = {
 }
 
 
+# POSTs that are not replayed, and why.
+NOT_REPLAYED = {
+    # A console ticket is good for one connection within a minute: a retry asks for a new one
+    # (replaying the first answer would hand out a ticket that may be used already).
+    "open_console",
+}
+
+
 def test_the_table_lists_every_post_of_the_schema(owner_api):
     schema = owner_api.get("openapi.json").json()
     posts = {ops["post"]["operationId"] for ops in schema["paths"].values() if "post" in ops}
-    assert posts == set(POSTS)
+    assert posts == set(POSTS) | NOT_REPLAYED
 
 
 @pytest.mark.parametrize("endpoint", POSTS)

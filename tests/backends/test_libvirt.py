@@ -518,9 +518,9 @@ def test_storage_is_declared_where_disks_are_files_and_a_retried_create_adopts(m
         Capability.VOLUME_SNAPSHOTS,
     }
     backend = make_backend()
-    assert backend.capabilities(UNIT_ZONE) == storage | {Capability.LARGE_ROOT_DISK}
+    assert backend.capabilities(UNIT_ZONE) == storage | {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
     pool = make_backend(zone_settings={"storage_pool": "vms"})
-    assert pool.capabilities(UNIT_ZONE) == {Capability.LARGE_ROOT_DISK}
+    assert pool.capabilities(UNIT_ZONE) == {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
     asked = VolumeSpec(str(uuid.uuid4()), "data", UNIT_ZONE, 1)
     with pytest.raises(Rejected, match=f"Volumes are not available in {UNIT_ZONE}"):
         pool.create_volume(asked)

@@ -176,6 +176,7 @@ def _compute_rows(project, owner) -> None:
         SimulatedKnobs,
         SimulatedServer,
         SimulatedVolume,
+        Snapshot,
         SshKey,
         Volume,
     )
@@ -184,6 +185,9 @@ def _compute_rows(project, owner) -> None:
     instance = InstanceFactory(project=project)
     Operation.objects.create(instance=instance, action="create", deadline=timezone.now() + timedelta(hours=1))
     Volume.objects.create(project=project, name="data", zone=instance.zone, size_gib=10)
+    Snapshot.objects.create(
+        project=project, zone=instance.zone, name="before-upgrade", kind="server", source_instance=instance
+    )
     SshKey.objects.create(
         project=project,
         name="k",

@@ -31,6 +31,7 @@ else:  # the helper process: -P keeps this directory off sys.path (libvirt.py wo
         "libvirt_host", os.path.join(os.path.dirname(os.path.abspath(__file__)), "libvirt_host.py")
     )
     host = importlib.util.module_from_spec(_spec)
+    sys.modules["libvirt_host"] = host  # before running it: it hands itself to the disk operations
     _spec.loader.exec_module(host)
 
 
