@@ -93,8 +93,18 @@ class ResourceHistory:
 
     @property
     def type_label(self) -> str:
-        label = TYPE_LABELS.get(self.kind) or ResourceType(self.resource_type).label
-        return f"{label} · an image new servers boot from" if self.is_image else label
+        return TYPE_LABELS.get(self.kind) or ResourceType(self.resource_type).label
+
+    @property
+    def source_note(self) -> str:
+        """Why the page can't show usage for it ("" when it comes from usage)."""
+        if self.source == Source.CATALOG:
+            return "provided by your operator: held in this zone, no times recorded, so shown for the whole period"
+        if self.source != Source.RECORD:
+            return ""
+        if self.resource_type == ResourceType.SNAPSHOT:
+            return "no usage recorded: zone and times from its record"
+        return "no usage recorded (e.g. a failed launch): zone from its record"
 
 
 @dataclass

@@ -100,11 +100,7 @@ def test_snapshots_backups_and_images_are_placed_and_judged(org, project, owner,
         for r in attestation.resources
     }
     assert found == {
-        "golden": (
-            "Server snapshot · an image new servers boot from",
-            "usage",
-            [("fra1-a", start, end, True)],
-        ),
+        "golden": ("Server snapshot", "usage", [("fra1-a", start, end, True)]),
         "db-backup-1": (
             "Backup",
             "usage",
@@ -117,6 +113,7 @@ def test_snapshots_backups_and_images_are_placed_and_judged(org, project, owner,
         ),
         "Customer OS": ("Image", "catalog", [("iad1-a", start, end, False)]),
     }  # the refused backup never existed in the cloud: not listed
+    assert [r.name for r in attestation.resources if r.is_image] == ["golden"]
     assert not attestation.compliant and attestation.noncompliant_count == 2
     ashburn = next(r for r in attestation.resources if r.name == "db-backup-1").placements[0]
     assert "Ashburn is in United States jurisdiction (allowed: European Union)" in ashburn.reasons
@@ -149,7 +146,7 @@ def test_the_page_and_the_csv_list_them(org, project, owner, catalog, last_month
 
     page = client.get(_url(org, project, **query)).content.decode()
     assert "Servers, volumes, snapshots and images" in page
-    for words in ("db-backup-1", "Volume snapshot", "Customer OS", "an image new servers boot from"):
+    for words in ("db-backup-1", "Volume snapshot", "Customer OS", "new servers can boot from it"):
         assert words in page
     assert "db-backup-refused" not in page
     assert hashlib.sha256(body.encode()).hexdigest() in page
