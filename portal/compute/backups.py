@@ -28,7 +28,9 @@ from portal.compute.models import (
     SnapshotStatus,
 )
 from portal.compute.models.operations import operation_deadline
+from portal.compute.problems import Problem
 from portal.compute.snapshot_rules import server_snapshot_problems
+from portal.residency.placement import placement_decision
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -40,12 +42,18 @@ def backup_name(instance, now) -> str:
 
 def _take(schedule: BackupSchedule, now) -> Operation | None:
     """Inside the claim's transaction: the backup's row and its operation, or (the server can't be
-    snapshotted now) the backup recorded as failed, with the owners' e-mail."""
+    snapshotted now, or the residency policy no longer allows its zone) the backup recorded as
+    failed, with the owners' e-mail. A backup is a placement in the server's zone: the policy is
+    read with its rows locked, as every placement does. The schedule stays on (a widened policy
+    lets the next one through); nothing is placed meanwhile."""
     instance = schedule.instance
     if instance.status == InstanceStatus.TERMINATED:
         BackupSchedule.objects.filter(pk=schedule.pk).update(enabled=False, next_run_at=None)
         return None
-    problems = server_snapshot_problems(instance)
+    decision = placement_decision(instance.project, instance.zone, lock=True)
+    refusal = f"{decision.reason} A backup stays in the server's zone, so none is taken there."
+    problems = [] if decision.allowed else [Problem(None, refusal, 403)]
+    problems += server_snapshot_problems(instance)
     snapshot = Snapshot.objects.create(
         project=instance.project,
         zone=instance.zone,

@@ -1,10 +1,15 @@
-"""Residency attestation: where every server and volume was during a period, and whether the
-policies in force at the time allowed it.
+"""Residency attestation: where every server, volume, snapshot, backup and project image was during
+a period, and whether the policies in force at the time allowed it.
 
 Where: the usage segments (every segment carries the resource's zone and its time range, and a
-server's disk segment or a volume's segment covers its whole existence), merged per resource and
-zone. Resources that existed in the period without any usage (a launch that failed before the
-server ran) come from their rows, placed in the zone they were created for. When: each placement
+server's disk segment, a volume's or a snapshot's segment covers its whole existence in the cloud),
+merged per resource and zone. Resources that existed in the period without any usage (a launch that
+failed before the server ran, a snapshot whose size the cloud never gave) come from their rows,
+placed in the zone they were created for, from their creation to their deletion; a snapshot that
+never reached the cloud (a backup the policy refused) was nowhere and is not listed. A server
+snapshot is also the image new servers boot from: one cloud object, one entry. An image an operator
+uploaded for a project has no times: it is listed in each zone the cloud holds it in
+(`backend_refs`) for the whole period — the conservative reading. When: each placement
 interval is split wherever a policy that applies to its project changed (see
 `policy_history`), and each piece is judged by `residency.placement` rules as they were then.
 A resource is compliant when every piece of it was allowed; the attestation when every resource is.
@@ -20,8 +25,16 @@ from itertools import pairwise
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.catalog.models import Zone
-from portal.compute.models import Instance, InstanceStatus, Volume, VolumeStatus
+from portal.catalog.models import Image, Zone
+from portal.compute.models import (
+    Instance,
+    InstanceStatus,
+    Snapshot,
+    SnapshotKind,
+    SnapshotStatus,
+    Volume,
+    VolumeStatus,
+)
 from portal.metering.models import ResourceType
 from portal.metering.rollup import segments_overlapping
 from portal.residency.models import ResidencyPolicy
@@ -35,6 +48,17 @@ from portal.tenancy.models import Organization, Project
 class Source:
     USAGE = "usage"  # from usage segments
     RECORD = "record"  # from the resource's row: it existed without usage in the period
+    CATALOG = "catalog"  # an image an operator uploaded: where the cloud holds it, no times known
+
+
+# What a snapshot is, in the CSV's "Resource type" column and on the page.
+SNAPSHOT_TYPES = {
+    SnapshotKind.SERVER: "server_snapshot",
+    SnapshotKind.VOLUME: "volume_snapshot",
+    SnapshotKind.BACKUP: "backup",
+}
+IMAGE_TYPE = "image"
+TYPE_LABELS = {SNAPSHOT_TYPES[kind]: kind.label for kind in SnapshotKind} | {IMAGE_TYPE: "Image"}
 
 
 @dataclass(frozen=True)
@@ -56,14 +80,31 @@ class ResourceHistory:
     project_name: str
     source: str
     placements: list[Placement] = field(default_factory=list)
+    kind: str = ""  # for snapshots and images: a key of TYPE_LABELS
+    is_image: bool = False  # a server snapshot or backup new servers boot from
 
     @property
     def compliant(self) -> bool:
         return all(p.allowed for p in self.placements)
 
     @property
+    def type_code(self) -> str:
+        return self.kind or self.resource_type
+
+    @property
     def type_label(self) -> str:
-        return ResourceType(self.resource_type).label
+        return TYPE_LABELS.get(self.kind) or ResourceType(self.resource_type).label
+
+    @property
+    def source_note(self) -> str:
+        """Why the page can't show usage for it ("" when it comes from usage)."""
+        if self.source == Source.CATALOG:
+            return "provided by your operator: held in this zone, no times recorded, so shown for the whole period"
+        if self.source != Source.RECORD:
+            return ""
+        if self.resource_type == ResourceType.SNAPSHOT:
+            return "no usage recorded: zone and times from its record"
+        return "no usage recorded (e.g. a failed launch): zone from its record"
 
 
 @dataclass
@@ -143,7 +184,7 @@ class Attestation:
                 rows.append(
                     [
                         resource.project_name,
-                        resource.resource_type,
+                        resource.type_code,
                         resource.resource_id,
                         resource.name,
                         p.zone.code,
@@ -201,6 +242,7 @@ def attestation_build(
 
     resources, intervals = _from_usage(scope, start, stop, now)
     _name_and_add_records(resources, intervals, scope, start, stop)
+    _add_uploaded_images(resources, intervals, projects, start, stop)
     history = policy_history(organization, start=start, end=stop, project_names=project_names)
     zones = zones_for_decisions().in_bulk(
         {zone_id for spans in intervals.values() for zone_id, _, _ in spans}
@@ -268,7 +310,8 @@ def _merge(spans: list) -> list:
 
 
 def _name_and_add_records(resources: dict, intervals: dict, scope: dict, start: datetime, stop: datetime):
-    """Current names from the rows; servers and volumes that existed without any usage are added."""
+    """Current names (and what a snapshot is) from the rows; servers, volumes and snapshots that
+    existed without any usage are added."""
     where = {f"project__{k}" if k == "organization" else k: v for k, v in scope.items()}
     existed = Q(created_at__lt=stop)
     kinds = (
@@ -286,17 +329,68 @@ def _name_and_add_records(resources: dict, intervals: dict, scope: dict, start: 
             "deleted_at",
             Q(status=VolumeStatus.DELETED, deleted_at__isnull=True),
         ),
+        (
+            ResourceType.SNAPSHOT,
+            Snapshot.objects.filter(**where),
+            existed & (Q(deleted_at__gt=start) | Q(deleted_at__isnull=True)),
+            "deleted_at",
+            # A failure before the cloud had it (no id of the cloud's): it was never anywhere.
+            Q(status=SnapshotStatus.DELETED, deleted_at__isnull=True)
+            | Q(status=SnapshotStatus.ERROR, backend_id=""),
+        ),
     )
     for rtype, queryset, alive, gone_field, unknown_end in kinds:
+        snapshots = rtype == ResourceType.SNAPSHOT
+        details = ("kind", "image_id") if snapshots else ()
         seen = [r.resource_id for r in resources.values() if r.resource_type == rtype]
-        for pk, name in queryset.filter(pk__in=seen).values_list("pk", "name"):
-            resources[str(pk)].name = name
+        for row in queryset.filter(pk__in=seen).values("pk", "name", *details):
+            resource = resources[str(row["pk"])]
+            resource.name = row["name"]
+            if snapshots:
+                _describe_snapshot(resource, row)
         never_used = queryset.filter(alive).exclude(pk__in=seen).exclude(unknown_end)
-        for row in never_used.values("pk", "name", "project_id", "zone_id", "created_at", gone_field):
+        for row in never_used.values(
+            "pk", "name", "project_id", "zone_id", "created_at", gone_field, *details
+        ):
             span = (row["zone_id"], max(row["created_at"], start), min(row[gone_field] or stop, stop))
             if span[2] > span[1]:
                 key = str(row["pk"])
                 resources[key] = ResourceHistory(
                     rtype, key, row["name"], row["project_id"], "", Source.RECORD
                 )
+                if snapshots:
+                    _describe_snapshot(resources[key], row)
                 intervals[key] = [span]
+
+
+def _describe_snapshot(resource: ResourceHistory, row: dict) -> None:
+    resource.kind = SNAPSHOT_TYPES.get(row["kind"], "")
+    resource.is_image = row["image_id"] is not None
+
+
+def _add_uploaded_images(resources: dict, intervals: dict, projects: list, start: datetime, stop: datetime):
+    """Images an operator uploaded for the projects (a snapshot's image is listed as the snapshot):
+    in each zone the cloud holds them in, or, without `backend_refs`, each zone they are offered in.
+    Their rows keep no times, so each is placed for the whole period, active or not."""
+    if stop <= start:
+        return
+    images = (
+        Image.objects.filter(project__in=projects, snapshot__isnull=True)
+        .prefetch_related("zones")
+        .order_by("pk")
+    )
+    images = list(images)
+    codes = {code for image in images if isinstance(image.backend_refs, dict) for code in image.backend_refs}
+    zone_ids = dict(Zone.objects.filter(code__in=codes).values_list("code", "pk"))
+    for image in images:
+        refs = image.backend_refs if isinstance(image.backend_refs, dict) else {}
+        held = sorted(
+            {zone_ids[code] for code in refs if code in zone_ids} or {z.pk for z in image.zones.all()}
+        )
+        if not held:
+            continue
+        key = f"image-{image.pk}"
+        resources[key] = ResourceHistory(
+            ResourceType.SNAPSHOT, key, image.name, image.project_id, "", Source.CATALOG, kind=IMAGE_TYPE
+        )
+        intervals[key] = [(zone_id, start, stop) for zone_id in held]

@@ -208,7 +208,7 @@ def test_it_opens_on_this_month_so_far_with_earlier_months_to_pick(org, project,
     assert response.status_code == 200
     page = response.content.decode()
     assert f'attestation-period">{today:%B %Y} so far<br>' in page
-    assert "web-1" in page and "No servers or volumes in this period" not in page
+    assert "web-1" in page and "No servers, volumes, snapshots or images in this period" not in page
     assert f'value="{today.replace(day=1).isoformat()}"' in page and f'value="{today.isoformat()}"' in page
     # The months before it, back to the organization's first, are a click away.
     links = re.findall(r'<a class="segment" href="\?from=([\d-]+)&amp;to=([\d-]+)"', page)
