@@ -17,6 +17,7 @@ urlpatterns = [
     ),
     path(P + "firewalls/<int:firewall_id>/delete/", firewalls.firewall_delete, name="firewall_delete"),
     path(P + "volumes/", volumes.volumes, name="volumes"),
+    path(P + "volumes/price/", volumes.volume_price, name="volume_price"),
     path(P + "volumes/<uuid:volume_id>/", volumes.volume_detail, name="volume_detail"),
     path(P + "volumes/<uuid:volume_id>/extend/", volumes.volume_extend, name="volume_extend"),
     path(P + "volumes/<uuid:volume_id>/attach/", volumes.volume_attach, name="volume_attach"),

@@ -1,6 +1,6 @@
-"""What the server and firewall page tests share: an owner signed in, and a look at a page at a
-desktop and a phone width (shots into the test's tmp_path; on the phone the page's content must
-not be wider than the screen)."""
+"""What the browser tests share: an owner signed in, a look at a page at a desktop and a phone
+width (shots into the test's tmp_path; on the phone the page's content must not be wider than the
+screen), and the journeys' shots into docs/screenshots/ that must fit the screen they are taken on."""
 
 from __future__ import annotations
 
@@ -47,3 +47,25 @@ def look(page, tmp_path, name: str, focus: str = "#main") -> None:
             )
             assert overflow <= 0, f"{name} is {overflow}px too wide at {width}px"
     page.set_viewport_size({"width": 1366, "height": 900})
+
+
+def fitting_shots(shoot, suffix: str = ""):
+    """`shoot` (the name with `suffix`), then remove the empty style="" that Playwright's caret
+    hiding leaves on every input. On a phone, each step must also fit the screen's width.
+
+    Left in place, htmx copies that attribute onto the fields it swaps in later (the launch
+    wizard's live summary), which the Content-Security-Policy reports as an inline style. For the
+    same reason the picture waits for an htmx request in flight to land.
+    """
+
+    def take(page, name: str) -> None:
+        for _ in range(200):  # polled from here: wait_for_function would need eval, which the CSP forbids
+            if page.evaluate("!document.querySelector('.htmx-request')"):
+                break
+            page.wait_for_timeout(50)
+        width = page.viewport_size["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways"
+        shoot(page, name + suffix)
+        page.evaluate("document.querySelectorAll('[style=\"\"]').forEach(e => e.removeAttribute('style'))")
+
+    return take

@@ -31,6 +31,7 @@ from portal.compute.models import Instance, SshKey
 from portal.metering.models import UsageSegment
 from portal.metering.selectors import month_bounds
 from portal.tenancy.models import Membership, Project, Role
+from tests.browser.pages import fitting_shots
 from tests.browser.wizard import choose, launch_from_wizard
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -70,34 +71,12 @@ def _public_key(tmp_path) -> str:
     return path.with_suffix(".pub").read_text().strip()
 
 
-def _clean(shoot, suffix: str = ""):
-    """`shoot` (the name with `suffix`), then remove the empty style="" that Playwright's caret
-    hiding leaves on every input. On a phone, each step must also fit the screen's width.
-
-    Left in place, htmx copies that attribute onto the fields it swaps in later (the launch
-    wizard's live summary), which the Content-Security-Policy reports as an inline style. For the
-    same reason the picture waits for an htmx request in flight to land.
-    """
-
-    def take(page, name: str) -> None:
-        for _ in range(200):  # polled from here: wait_for_function would need eval, which the CSP forbids
-            if page.evaluate("!document.querySelector('.htmx-request')"):
-                break
-            page.wait_for_timeout(50)
-        width = page.viewport_size["width"]
-        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways"
-        shoot(page, name + suffix)
-        page.evaluate("document.querySelectorAll('[style=\"\"]').forEach(e => e.removeAttribute('style'))")
-
-    return take
-
-
 @pytest.mark.parametrize(("width", "suffix"), [(1366, ""), (390, "-mobile")], ids=["laptop", "phone"])
 def test_signup_to_budget_alert(
     width, suffix, celery_worker_process, live_server, new_page, shoot, mailoutbox, tmp_path
 ):
     load_demo_catalog()
-    shoot = _clean(shoot, suffix)
+    shoot = fitting_shots(shoot, suffix)
     page = new_page(width=width, height=860 if width > 600 else 844)
 
     # --- Sign up, confirm the address from the e-mail, onboarding ------------------------------

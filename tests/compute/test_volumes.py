@@ -62,7 +62,8 @@ def _attached(volume, instance):
 
 
 def test_create_a_volume(project, member, client_as, fra):
-    response = client_as(member).post(_url(project), {"name": "data-1", "size_gib": "200", "zone": fra.pk})
+    client = client_as(member)
+    response = client.post(_url(project), {"name": "data-1", "size_gib": "200", "zone": fra.pk})
     assert response.status_code == 302
     volume = Volume.objects.get(project=project)
     assert (volume.name, volume.size_gib, volume.zone, volume.status) == (
@@ -72,8 +73,23 @@ def test_create_a_volume(project, member, client_as, fra):
         VolumeStatus.CREATING,
     )
     assert Operation.objects.get(volume=volume).action == "volume_create"
+    shown = client.get(_url(project)).content.decode()
+    assert "Creating data-1 (200 GiB, 20.00 EUR a month) in fra1-a" in shown
     event = AuditEvent.objects.get(action=AuditAction.VOLUME_CREATED)
     assert event.actor == member and event.changes["zone"] == [None, "fra1-a"]
+
+
+def test_the_new_volume_form_prices_the_size_typed(project, member, viewer, outsider, client_as, catalog):
+    page = client_as(member).get(_url(project)).content.decode()
+    assert "10.00 EUR a month</strong> <span class=\"muted\">for 100 GiB" in page  # the size offered
+    price = _url(project, "compute:volume_price")
+    answer = client_as(viewer).get(price, {"size_gib": "250"}, headers={"HX-Request": "true"})
+    assert answer.status_code == 200 and "25.00 EUR a month" in answer.content.decode()
+    for wrong in ("0", "16385", "ten", ""):
+        answer = client_as(member).get(price, {"size_gib": wrong}).content.decode()
+        assert "Enter 1 to 16384 GiB to see the price." in answer and "EUR a month" not in answer
+    assert client_as(member).post(price, {"size_gib": "250"}).status_code == 405
+    assert client_as(outsider).get(price, {"size_gib": "250"}).status_code == 404
 
 
 def test_placement_denied_under_an_eu_only_policy(org, project, member, client_as, catalog):

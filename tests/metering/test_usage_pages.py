@@ -303,7 +303,7 @@ def test_org_page_adds_up_its_projects(org, project, owner, client_as, catalog):
 def test_an_empty_project_says_so(project, owner, client_as):
     page = client_as(owner).get(_url("project_usage", project)).content.decode()
     assert "Nothing was used in this period" in page
-    assert "No server or volume cost anything in this period." in page
+    assert "No server, volume or snapshot cost anything in this period." in page
 
 
 # --- who may read ------------------------------------------------------------------------------

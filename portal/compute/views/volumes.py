@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.validators import RegexValidator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from portal.catalog.models import Zone
@@ -148,7 +148,7 @@ def _page(request: HttpRequest, access: Access, form: VolumeForm, status: int = 
         "can_operate": access.can(Perm.RESOURCE_OPERATE),
         "gib_month": monthly(settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
         "currency": settings.PORTAL_CURRENCY,
-    }
+    } | _price_line(access, form["size_gib"].value())
     if request.htmx and request.method == "GET":
         return _polled(request, render(request, "compute/volumes.html#volume-table", context), polling)
     return render(request, "compute/volumes.html", context, status=status)
@@ -189,12 +189,40 @@ def volumes(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespo
         status = 403
     else:
         volume = op.volume
+        price = monthly(volume.size_gib * settings.PORTAL_VOLUME_PRICE_GIB_HOUR)
         messages.success(
             request,
-            f"Creating {volume.name} ({volume.size_gib} GiB) in {volume.zone.code}: it is ready in a moment.",
+            f"Creating {volume.name} ({volume.size_gib} GiB, {price} {settings.PORTAL_CURRENCY} a month) "
+            f"in {volume.zone.code}: it is ready in a moment.",
         )
         return redirect("compute:volumes", org_slug=org_slug, project_slug=project_slug)
     return _page(request, access, form, status)
+
+
+def _price_line(access: Access, size) -> dict:
+    """What the new-volume form says a volume of `size` (as typed) costs a month; None when the
+    size is not one a volume can have."""
+    form = VolumeForm({"size_gib": size})
+    form.is_valid()
+    size_gib = None if "size_gib" in form.errors else form.cleaned_data["size_gib"]
+    return {
+        "org": access.organization,
+        "project": access.project,
+        "price_size_gib": size_gib,
+        "price_month": None if size_gib is None else monthly(size_gib * settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
+        "max_gib": volume_services.VOLUME_MAX_GIB,
+        "currency": settings.PORTAL_CURRENCY,
+    }
+
+
+@login_required
+@require_safe
+def volume_price(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
+    """The price line of the new-volume form for the size typed so far (it answers as the form's
+    own check does, like the launch wizard's summary: a size out of range says so)."""
+    access = project_access(request.user, org_slug, project_slug)
+    context = _price_line(access, request.GET.get("size_gib", ""))
+    return render(request, "compute/volumes.html#volume-price", context)
 
 
 def extend_options(volume: Volume, left_gib: int) -> list[dict]:
