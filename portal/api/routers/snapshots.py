@@ -149,7 +149,7 @@ def image_out(image: Image) -> ProjectImageOut:
 
 
 @router.get("/images", response={200: ProjectImageList, **ERRORS}, summary="List images to launch from")
-def list_images(request: HttpRequest, project: str | None = None):
+def list_launchable_images(request: HttpRequest, project: str | None = None):
     """The public catalog and the projects' own images (snapshots, uploads for you); `project`
     narrows to one project's."""
     token = token_of(request)
