@@ -117,3 +117,15 @@ def test_protection_toggles_and_is_audited_once(project, owner, viewer, client_a
     assert Instance.objects.get(pk=instance.pk).termination_protection
     assert AuditEvent.objects.filter(action="instance.protection_changed").count() == 1
     assert client_as(viewer).post(url, {"protected": "0"}).status_code == 403
+
+
+def test_the_activity_lists_each_operation_with_who_asked_and_its_error(project, owner, client_as):
+    instance = InstanceFactory(project=project, status="running")
+    Operation.objects.create(
+        instance=instance, action="stop", state="failed", requested_by=owner, error_message="The cloud said no."
+    )
+    page = client_as(owner).get(instance.get_absolute_url()).content.decode()
+    activity = re.search(r"<h2>Activity</h2>(.*?)</ol>", page, re.S)
+    assert activity, "no Activity section"
+    assert "Stop" in activity.group(1) and "owner@example.com" in activity.group(1)
+    assert '<p class="op-error">The cloud said no.</p>' in activity.group(1)
