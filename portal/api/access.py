@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from portal.api.models import ApiToken, TokenScope
+from portal.lib.ids import as_id
 from portal.tenancy.access import Access, Perm, org_access, project_access
 from portal.tenancy.models import Project
 
@@ -87,7 +88,7 @@ def token_projects(token: ApiToken) -> QuerySet[Project]:
 def find_project(token: ApiToken, ref: int | str) -> Project:
     """A project of the token's reach by id or slug; 404 otherwise (the same for any other project)."""
     text = str(ref).strip()
-    lookup = {"pk": int(text)} if text.isascii() and text.isdigit() else {"slug": text}
+    lookup = {"pk": as_id(text)} if as_id(text) is not None else {"slug": text}
     project = token_projects(token).filter(**lookup).first()
     if project is None:
         raise Http404("No such project.")

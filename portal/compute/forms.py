@@ -7,6 +7,7 @@ from portal.catalog.models import Flavor, Image, Zone
 from portal.compute.models import FirewallRuleSet, SshKey
 from portal.compute.services import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB
 from portal.compute.sshkeys import InvalidKey, PrivateKeyPasted, parse_public_key
+from portal.lib.ids import as_id
 
 
 class LaunchForm(forms.Form):
@@ -120,8 +121,8 @@ class LaunchForm(forms.Form):
         if not value:
             return None
         kind, _, key = value.partition(":")
-        if kind == "set" and key.isascii() and key.isdigit():
-            rule_set = FirewallRuleSet.objects.filter(project=self.project, pk=key).first()
+        if kind == "set" and as_id(key) is not None:
+            rule_set = FirewallRuleSet.objects.filter(project=self.project, pk=as_id(key)).first()
             if rule_set:
                 return rule_set
         if kind == "preset" and key in self.presets:

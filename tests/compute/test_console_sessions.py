@@ -263,3 +263,39 @@ def test_losing_the_role_closes_an_open_console(server, member, settings):
     reason, code = _open_then(grant.websocket_path, demote)
 
     assert (code, reason) == (4001, "You no longer have access to this server's console.")
+
+
+@async_to_sync
+async def _typed_into_a_broken_stream(path: str) -> tuple[str, int]:
+    communicator = _communicator(path)
+    connected, _ = await communicator.connect()
+    assert connected
+    await _until(communicator, "login: ")
+    await communicator.send_to(bytes_data=b"x")
+    result = await _closed(communicator)
+    await communicator.disconnect()
+    return result
+
+
+def test_a_stream_that_breaks_unexpectedly_ends_the_session_audited(server, member, monkeypatch):
+    from portal.compute.backends.simulated_console import SimulatedConsole
+
+    def broken(self, data):
+        raise RuntimeError("a bug in the stream")
+
+    monkeypatch.setattr(SimulatedConsole, "write", broken)
+    grant = _grant(member, server)
+
+    reason, code = _typed_into_a_broken_stream(grant.websocket_path)
+
+    assert (reason, code) == ("The console stopped working. Please open it again.", 4000)
+    session = ConsoleSession.objects.get(pk=grant.session.pk)
+    assert session.closed_at is not None
+    assert AuditEvent.objects.filter(action=AuditAction.CONSOLE_CLOSED).count() == 1
+
+
+def test_arithmetic_past_64_bits_is_printed_as_typed(server, member):
+    grant = _grant(member, server)
+    big = "9" * 4400
+    printed = _session_with_a_command(grant.websocket_path, f"echo $(({big}+1))", "+1))\r\n")
+    assert big in printed

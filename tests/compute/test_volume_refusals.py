@@ -201,3 +201,17 @@ def test_an_absent_capability_is_what_the_simulated_cloud_declares(fra):
     assert volume_services.zone_refusal(fra, Capability.VOLUME_SNAPSHOTS) == (
         "Volume snapshots are not available in fra1-a."
     )
+
+
+def test_a_refused_page_keeps_polling_the_page_not_the_action(project, owner, client_as, fra):
+    """A refusal is rendered at the action's address (POST only): the live region polls the
+    volume's own page, or the status would never refresh."""
+    from django.urls import reverse
+
+    volume = Volume.objects.create(project=project, name="busy", zone=fra, size_gib=1, status="attaching")
+    args = [project.organization.slug, project.slug, volume.pk]
+    refused = client_as(owner).post(reverse("compute:volume_detach", args=args))
+    assert 400 <= refused.status_code < 500
+    page = refused.content.decode()
+    assert f'hx-get="{reverse("compute:volume_detail", args=args)}"' in page
+    assert reverse("compute:volume_detach", args=args) not in page.split('id="volume-live"')[1].split(">")[0]

@@ -8,7 +8,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 from uuid import UUID
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field as NinjaField
 from ninja import Query, Router, Schema, Status
@@ -47,6 +47,7 @@ from portal.compute.models import (
     Operation,
     SshKey,
 )
+from portal.lib.ids import as_id
 from portal.tenancy.access import Perm
 
 router = Router(tags=["instances"])
@@ -123,7 +124,12 @@ def _lookup_error(field: str, message: str) -> ApiProblem:
 def _image(ref: int | str, zone: Zone | None, project) -> Image | None:
     text = str(ref).strip()
     images = Image.objects.for_project(project)
-    images = images.filter(pk=int(text)) if text.isascii() and text.isdigit() else images.filter(name=text)
+    if as_id(text) is not None:
+        images = images.filter(pk=as_id(text))
+    else:
+        # By name, the public catalog's image comes first: a project's own image (a snapshot
+        # someone named "Debian 13") is launched by its id, never instead of the catalog's.
+        images = images.filter(name=text).order_by(F("project").asc(nulls_first=True), "pk")
     # Names are not unique across the catalog: prefer the one offered in the chosen zone.
     return (images.filter(zones=zone).first() if zone else None) or images.first()
 
@@ -132,7 +138,7 @@ def _ssh_keys(project, refs: list[int | str]) -> tuple[tuple[SshKey, ...], list[
     keys, problems = [], []
     for ref in refs:
         text = str(ref).strip()
-        lookup = Q(pk=int(text)) if text.isascii() and text.isdigit() else Q(name=text)
+        lookup = Q(pk=as_id(text)) if as_id(text) is not None else Q(name=text)
         key = SshKey.objects.filter(lookup, project=project).first()
         if key is None:
             problems.append(services.Problem("ssh_keys", f"The project has no SSH key “{text[:80]}”."))

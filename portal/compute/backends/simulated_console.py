@@ -30,7 +30,8 @@ COMMANDS = (
     "clear",
     "exit",
 )
-ARITHMETIC = re.compile(r"\$\(\(\s*(-?\d+)\s*([-+*/%])\s*(-?\d+)\s*\)\)")
+# Numbers of up to 18 digits, as a shell's 64-bit arithmetic takes.
+ARITHMETIC = re.compile(r"\$\(\(\s*(-?\d{1,18})\s*([-+*/%])\s*(-?\d{1,18})\s*\)\)")
 
 
 def _calculate(match: re.Match) -> str:

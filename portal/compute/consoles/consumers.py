@@ -136,6 +136,9 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
             await self._end(str(closed) or "The server closed its console.", 4000)
         except BackendError as error:
             await self._end(error.user_message, 4000)
+        except Exception:  # a stream that breaks otherwise still ends the session, audited
+            log.exception("console %s: writing to the server's console failed", self.session.pk)
+            await self._end("The console stopped working. Please open it again.", 4000)
 
     # --- the end ---------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from portal.compute.selectors import instance_tombstone
 from portal.compute.services.consoles import console_capabilities
 from portal.compute.views.common import get_instance
 from portal.compute.views.snapshots import instance_storage
+from portal.lib.ids import as_id
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm, project_access
 
@@ -262,7 +263,7 @@ def instance_action(request: HttpRequest, org_slug: str, project_slug: str, inst
     flavor = None
     if action == Action.RESIZE:
         raw = request.POST.get("flavor", "")
-        flavor = Flavor.objects.filter(pk=raw).first() if raw.isascii() and raw.isdigit() else None
+        flavor = Flavor.objects.filter(pk=as_id(raw)).first() if as_id(raw) is not None else None
         if flavor is None:
             return _refused(request, access, instance, "Choose one of the sizes listed.", 400)
         confirmed = request.POST.get("confirm_downsize") == "1"

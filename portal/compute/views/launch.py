@@ -27,6 +27,7 @@ from portal.compute.presets import Preset, presets_for
 from portal.compute.pricing import default_disk_gib, launch_price, monthly, price_per_hour
 from portal.compute.quota import project_usage
 from portal.compute.views.common import apply_problems, refusal_status
+from portal.lib.ids import as_id
 from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
 from portal.tenancy.access import Access, Perm, project_access
@@ -57,12 +58,13 @@ def _form(request: HttpRequest, access: Access, data=None, files=None) -> Launch
     # "Launch from this" on an image or snapshot: that image (of this project or the catalog),
     # in the zone that holds it.
     image_ref, zone_ref = request.GET.get("image", ""), request.GET.get("zone", "")
-    if image_ref.isascii() and image_ref.isdigit():
-        image = Image.objects.for_project(project).filter(pk=int(image_ref)).first()
+    image_id, zone_id = as_id(image_ref), as_id(zone_ref)
+    if image_id is not None:
+        image = Image.objects.for_project(project).filter(pk=image_id).first()
         if image is not None:
             initial["image"] = image.pk
-            if zone_ref.isascii() and zone_ref.isdigit() and image.zones.filter(pk=int(zone_ref)).exists():
-                initial["zone"] = int(zone_ref)
+            if zone_id is not None and image.zones.filter(pk=zone_id).exists():
+                initial["zone"] = zone_id
     return LaunchForm(data, files, initial=initial, project=project, presets=presets_for(client_ip(request)))
 
 

@@ -37,6 +37,7 @@ from portal.compute.snapshot_rules import (
     snapshot_price_monthly,
 )
 from portal.compute.views.common import get_instance
+from portal.lib.ids import as_id
 from portal.residency.placement import PlacementDenied
 from portal.tenancy.access import Access, Perm, project_access
 
@@ -244,7 +245,8 @@ def image_remove(request: HttpRequest, org_slug: str, project_slug: str, image_i
 
 def _int(value: str) -> int | None:
     value = (value or "").strip()
-    return int(value) if value.isascii() and value.lstrip("-").isdigit() else None
+    number = as_id(value.removeprefix("-"))
+    return None if number is None else -number if value.startswith("-") else number
 
 
 def schedule_values(schedule: BackupSchedule | None) -> dict:
