@@ -64,3 +64,40 @@ def test_viewers_read_only_tokens_and_outsiders_get_no_ticket(server, org, outsi
     other = outsider.memberships.get().organization
     assert_problem(token_for(outsider, other)[1].post(path), 404)
     assert not ConsoleSession.objects.exists()
+
+
+@async_to_sync
+async def _refused_at_connect(path: str) -> str:
+    communicator = WebsocketCommunicator(application, path)
+    connected, _ = await communicator.connect()
+    reason = ""
+    if connected:
+        while True:
+            message = await communicator.receive_output(timeout=5)
+            if message["type"] == "websocket.close":
+                break
+            if message.get("text") and json.loads(message["text"])["type"] == "closed":
+                reason = json.loads(message["text"])["reason"]
+    await communicator.disconnect()
+    return reason
+
+
+def test_a_revoked_token_ends_the_console_it_opened(server, org, member, token_for):
+    from django.utils import timezone
+
+    from portal.compute.services.consoles import console_session_refusal
+
+    token, api = token_for(member, org)
+    first = api.post(f"instances/{server.pk}/console").json()["websocket_url"]
+    second = api.post(f"instances/{server.pk}/console").json()["websocket_url"]
+    open_session = ConsoleSession.objects.order_by("created_at").first()
+    assert open_session.api_token == token and console_session_refusal(open_session.pk) == ""
+
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+
+    # An open session is told at its next check; an unused ticket no longer opens.
+    refusal = "The API token that opened this console was revoked or has expired."
+    assert console_session_refusal(open_session.pk) == refusal
+    assert _refused_at_connect(second.removeprefix("ws://testserver")) == refusal
+    assert first != second

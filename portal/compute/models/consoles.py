@@ -32,6 +32,11 @@ class ConsoleSession(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     close_reason = models.CharField(max_length=200, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The API token the ticket was asked with (None from the web page): revoking or expiring it
+    # ends the session too.
+    api_token = models.ForeignKey(
+        "api.ApiToken", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -102,7 +102,11 @@ def console_grant(*, access: Access, instance: Instance, request: HttpRequest | 
         ticket = secrets.token_urlsafe(32)
         expires_at = timezone.now() + timedelta(seconds=settings.CONSOLE_TICKET_SECONDS)
         session = ConsoleSession.objects.create(
-            ticket_hash=ticket_digest(ticket), user=user, instance=instance, expires_at=expires_at
+            ticket_hash=ticket_digest(ticket),
+            user=user,
+            instance=instance,
+            expires_at=expires_at,
+            api_token=getattr(access, "token", None),  # an API caller's TokenAccess has one
         )
         grant = ConsoleGrant(
             instance=instance, session=session, ticket=ticket, expires_at=expires_at, remote=grant.remote
@@ -121,6 +125,9 @@ def _refusal(session: ConsoleSession) -> str:
         return "You no longer have access to this server's console."
     if not session.user.is_active:
         return "You no longer have access to this server's console."
+    token = session.api_token
+    if token is not None and (token.revoked_at is not None or token.expires_at <= timezone.now()):
+        return "The API token that opened this console was revoked or has expired."
     if instance.status not in CONSOLE_STATUSES:
         return f"{instance.name} is {instance.get_status_display().lower()}: the console was closed."
     return ""
@@ -128,7 +135,9 @@ def _refusal(session: ConsoleSession) -> str:
 
 def _session(**lookup) -> ConsoleSession | None:
     return (
-        ConsoleSession.objects.select_related("user", "instance__project__organization", "instance__zone")
+        ConsoleSession.objects.select_related(
+            "user", "api_token", "instance__project__organization", "instance__zone"
+        )
         .filter(**lookup)
         .first()
     )
