@@ -77,6 +77,7 @@ VIEWER_MAY_GET = {
     "compute:firewall_detail",
     "compute:volumes",
     "compute:volume_detail",
+    "compute:volume_price",  # the price of a size typed into the new-volume form: catalog prices
     "compute:snapshots",
     "compute:images",
     "compute:instance_backups",
