@@ -97,6 +97,9 @@ def test_signup_to_budget_alert(
     shoot(mail, "31-journey-confirmation-email")
     mail.locator("a[href*='/accounts/confirm-email/']").first.click()
     mail.get_by_role("button", name="Confirm").click()
+    # The confirmation's answer, before the tab closes: closing a tab while its navigation is under
+    # way can leave the browser without an answer to the close.
+    mail.get_by_text(f"You have confirmed {EMAIL}.").wait_for()
     mail.close()
 
     page.goto(live_server.url)

@@ -41,6 +41,7 @@ def test_newcomer_sets_up_an_organization_and_brings_a_teammate(live_server, new
     confirm = _link(mailoutbox[-1], r"https?://\S+/accounts/confirm-email/\S+/")
     page.goto(confirm)
     page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("You have confirmed").wait_for()  # before the next navigation could cancel it
 
     page.goto(live_server.url)
     page.wait_for_url("**/orgs/new/")
