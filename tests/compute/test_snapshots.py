@@ -10,6 +10,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from portal.audit.models import AuditAction, AuditEvent
+from portal.budgets.selectors import project_forecast
 from portal.catalog.models import Flavor, Image
 from portal.compute import services
 from portal.compute.backends import get_backend
@@ -126,6 +127,15 @@ def test_the_snapshot_is_billed_while_it_exists(access, server, settings):
     assert UsageSegment.objects.get(resource_id=snapshot.pk).ended_at is not None
     assert not Image.objects.get(pk=snapshot.image_id).is_active
     assert not SimulatedSnapshot.objects.filter(backend_id=snapshot.backend_id, deleted=False).exists()
+
+
+def test_the_budget_forecast_counts_a_snapshot_while_it_exists(access, server, settings):
+    before = project_forecast(server.project).run_rate
+    snapshot = _take(access, instance=server)
+    share = server.root_disk_gib * settings.PORTAL_SNAPSHOT_PRICE_GIB_HOUR
+    assert project_forecast(server.project).run_rate == before + share
+    drive(snapshot_delete(access=access, snapshot=snapshot))
+    assert project_forecast(server.project).run_rate == before
 
 
 def test_deleting_twice_returns_the_same_operation(access, server):
