@@ -102,6 +102,7 @@ def test_a_zone_without_the_setting_offers_no_console(server, client_as, owner, 
     answer = client_as(owner).post(_open_url(server))
 
     assert "Open serial console" not in page
+    assert "Interactive serial consoles are not available in osl1-a. Below is what the server printed" in page
     assert answer.status_code == 409
     assert answer.json()["error"] == "Interactive serial consoles are not available in osl1-a."
     assert not ConsoleSession.objects.exists()
