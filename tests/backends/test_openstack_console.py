@@ -4,6 +4,7 @@ backend's tests cannot pass on a fake that accepts what a cloud refuses)."""
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import pytest
@@ -207,3 +208,64 @@ def test_sdk_sends_what_nova_expects(zone_with_console, running):
     assert (console.protocol, console.type) == ("serial", "serial")
     with pytest.raises(sdk_exceptions.BadRequestException):
         conn.compute.create_server_remote_console(nova_id(running), protocol="serial", type="novnc")
+
+
+def _self_signed(directory) -> tuple[ssl.SSLContext, str]:
+    """A TLS context for the fake proxy with a certificate for 127.0.0.1, and the certificate's file."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "serial proxy")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "proxy.pem", directory / "proxy.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, str(cert_file)
+
+
+def test_a_wss_proxy_is_trusted_as_the_clouds_api_is(
+    zone_with_console, running, fake_openstack, tmp_path, monkeypatch
+):
+    backend, zone = zone_with_console
+    fake_openstack.compute.consoles.tls, cafile = _self_signed(tmp_path)
+
+    with pytest.raises(Rejected, match="could not be opened") as untrusted:  # signed by no one trusted
+        backend.open_serial_console(running)
+    assert "certificate not trusted" in untrusted.value.detail
+
+    # The cloud's `cacert` (clouds.yaml) is what the API's certificates are checked against: the
+    # proxy's too.
+    conn = backend._connection(zone)
+    monkeypatch.setattr(conn.config, "get_requests_verify_args", lambda: (cafile, None))
+    console = backend.open_serial_console(running)
+    try:
+        console.write(b"\r")
+        read_until(console, b"con-1 login: ")
+    finally:
+        console.close()

@@ -25,7 +25,6 @@ from websockets.sync.client import ClientConnection, connect
 
 from portal.compute.backends.base import Capability, NotFound, Rejected, Transient, not_available
 from portal.compute.backends.console import ConsoleClosed, ConsoleStream
-from portal.compute.backends.openstack_mapping import NOT_CONNECTED
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ def open_serial_proxy(url: str, *, conn, zone: str, timeout: float) -> NovaSeria
         raise Rejected(UNAVAILABLE, f"zone {zone}: serial proxy {where}: {error}") from None
     except ssl.SSLCertVerificationError as error:
         raise Rejected(
-            NOT_CONNECTED,
+            UNAVAILABLE,
             f"zone {zone}: serial proxy {where}: certificate not trusted ({error.verify_message})",
         ) from None
     except socket.gaierror as error:

@@ -102,6 +102,7 @@ class NovaConsoles:
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (server id, expires at, monotonic)
         self.guests: dict[str, FakeSerialGuest] = {}  # server id -> its serial line
         self.connections: list[dict] = []  # what each client of the proxy offered, as seen
+        self.tls = None  # an ssl.SSLContext: the proxy serves wss:// (Nova's [serial_console] base_url)
         self._proxy: WebsocketServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -152,14 +153,14 @@ class NovaConsoles:
     def proxy_url(self) -> str:
         if self._proxy is None:
             self._proxy = serve(
-                self._relay, "127.0.0.1", 0, subprotocols=["binary", "base64"], compression=None
+                self._relay, "127.0.0.1", 0, subprotocols=["binary", "base64"], compression=None, ssl=self.tls
             )
             self._thread = threading.Thread(
                 target=self._proxy.serve_forever, daemon=True, name="fake-nova-serialproxy"
             )
             self._thread.start()
         host, port = self._proxy.socket.getsockname()[:2]
-        return f"ws://{host}:{port}"
+        return f"{'wss' if self.tls else 'ws'}://{host}:{port}"
 
     def stop(self) -> None:
         if self._proxy is not None:
