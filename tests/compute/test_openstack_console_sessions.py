@@ -5,6 +5,7 @@ cloud (test_console_sessions.py); this checks that an OpenStack zone reaches the
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -77,6 +78,12 @@ async def _open_then_stop(path: str, backend_id: str) -> tuple[str, int]:
     # the serial proxy's connection ends, and with it the session.
     await database_sync_to_async(get_backend("openstack").stop_server)(backend_id)
     result = await _closed(communicator)
+    # The consumer records the end just after its last frame: give it the time before hanging up
+    # (disconnect cancels it after a second, which a busy machine may need).
+    for _ in range(100):
+        if await database_sync_to_async(ConsoleSession.objects.filter(closed_at__isnull=False).exists)():
+            break
+        await asyncio.sleep(0.1)
     await communicator.disconnect()
     return result
 

@@ -85,13 +85,13 @@ def _ssl_context(conn) -> ssl.SSLContext:
 
 def serial_console_url(backend, conn, zone: str, server_id: str) -> str:
     """Ask Nova for the server's serial console: the proxy's address with a fresh token."""
-    if not sdk_utils.supports_microversion(conn.compute, REMOTE_CONSOLES_MICROVERSION):
-        raise Rejected(
-            not_available(Capability.SERIAL_CONSOLE, zone).user_message,
-            f"zone {zone}: Nova does not offer microversion {REMOTE_CONSOLES_MICROVERSION} "
-            "(remote consoles); unset serial_console in the zone's settings",
-        )
     with backend._cloud("serial console", conn, server_id, fault=console_fault):
+        if not sdk_utils.supports_microversion(conn.compute, REMOTE_CONSOLES_MICROVERSION):
+            raise Rejected(
+                not_available(Capability.SERIAL_CONSOLE, zone).user_message,
+                f"zone {zone}: Nova does not offer microversion {REMOTE_CONSOLES_MICROVERSION} "
+                "(remote consoles); unset serial_console in the zone's settings",
+            )
         try:
             console = conn.compute.create_server_remote_console(server_id, protocol="serial", type="serial")
         except sdk_exceptions.BadRequestException as error:
@@ -129,7 +129,9 @@ def open_serial_proxy(url: str, *, conn, zone: str, timeout: float) -> NovaSeria
         status = error.response.status_code
         detail = f"zone {zone}: serial proxy {where} answered {status} to the websocket upgrade"
         raise (Transient(NO_ANSWER, detail) if status >= 500 else Rejected(UNAVAILABLE, detail)) from None
-    except (InvalidURI, InvalidHandshake) as error:
+    except InvalidURI:  # its message holds the address, token and all
+        raise Rejected(UNAVAILABLE, f"zone {zone}: serial proxy {where}: not a websocket address") from None
+    except InvalidHandshake as error:
         raise Rejected(UNAVAILABLE, f"zone {zone}: serial proxy {where}: {error}") from None
     except ssl.SSLCertVerificationError as error:
         raise Rejected(

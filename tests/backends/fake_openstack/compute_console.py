@@ -102,6 +102,7 @@ class NovaConsoles:
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (server id, expires at, monotonic)
         self.guests: dict[str, FakeSerialGuest] = {}  # server id -> its serial line
         self.connections: list[dict] = []  # what each client of the proxy offered, as seen
+        self.stopped = False
         self.tls = None  # an ssl.SSLContext: the proxy serves wss:// (Nova's [serial_console] base_url)
         self._proxy: WebsocketServer | None = None
         self._thread: threading.Thread | None = None
@@ -152,6 +153,7 @@ class NovaConsoles:
     @property
     def proxy_url(self) -> str:
         if self._proxy is None:
+            self.stopped = False
             self._proxy = serve(
                 self._relay, "127.0.0.1", 0, subprotocols=["binary", "base64"], compression=None, ssl=self.tls
             )
@@ -163,6 +165,7 @@ class NovaConsoles:
         return f"{'wss' if self.tls else 'ws'}://{host}:{port}"
 
     def stop(self) -> None:
+        self.stopped = True  # the relays still open end too
         if self._proxy is not None:
             self._proxy.shutdown()
             self._proxy = None
@@ -194,7 +197,7 @@ class NovaConsoles:
         with self.cloud.lock:
             guest = self.guests.setdefault(server_id, FakeSerialGuest(server.name))
         while True:
-            if self._running(server_id) is None:
+            if self.stopped or self._running(server_id) is None:
                 connection.close(1000, "")
                 return
             try:
