@@ -47,6 +47,7 @@ from portal.compute.backends.base import (
     Transient,
     ZoneCapacity,
 )
+from portal.compute.backends.openstack_console import OpenStackConsoles
 from portal.compute.backends.openstack_mapping import (
     GENERIC_FAULT,
     GONE,
@@ -80,7 +81,7 @@ CAPABILITIES_SECONDS = 300.0
 HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
-class OpenStackBackend(OpenStackStorage, ComputeBackend):
+class OpenStackBackend(OpenStackConsoles, OpenStackStorage, ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         # One connection per (cloud, region) per process: keystoneauth keeps the token and the
@@ -472,13 +473,15 @@ class OpenStackBackend(OpenStackStorage, ComputeBackend):
         """FIREWALL needs Neutron's `security-group` extension; LARGE_ROOT_DISK (the root disk is
         then a volume), VOLUMES, VOLUME_EXTEND and VOLUME_SNAPSHOTS a Cinder (`block-storage`) in the
         catalog; SERVER_SNAPSHOTS a Glance (`image`). Asked once per cloud and region every
-        CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand."""
+        CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand. SERIAL_CONSOLE
+        only where the zone's settings say `serial_console` (Nova does not tell; openstack_console)."""
         settings = self._zone(zone)
         key = self._key(settings)
+        configured = {Capability.SERIAL_CONSOLE} if settings.get("serial_console") else set()
         with self._lock:
             expires, known = self._capabilities.get(key, (0.0, frozenset()))
         if expires > time.monotonic():
-            return set(known)
+            return set(known) | configured
         conn = self._connection(zone)
         found = {Capability.FIREWALL, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
         with self._cloud("capabilities", conn):
@@ -490,7 +493,7 @@ class OpenStackBackend(OpenStackStorage, ComputeBackend):
                 found -= GLANCE_CAPABILITIES
         with self._lock:
             self._capabilities[key] = (time.monotonic() + CAPABILITIES_SECONDS, frozenset(found))
-        return found
+        return found | configured
 
     def check_health(self, zone: str) -> str:
         settings = self._zone(zone)

@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from portal.catalog.models import Flavor, Zone
 from portal.compute import services
-from portal.compute.backends import BackendError, NotFound, get_backend
+from portal.compute.backends import BackendError, Capability, NotFound, get_backend, not_available
 from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
@@ -229,19 +229,23 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
         "confirm_resize": confirm_resize,
         "currency": settings.PORTAL_CURRENCY,
         "polling": instance.is_transitional or any(v.is_transitional for v in volumes),
-        "consoles": _consoles(access, instance),
+        **_consoles(access, instance),
         "can_console": access.can(Perm.CONSOLE),
     }
 
 
-def _consoles(access: Access, instance) -> set[str]:
-    """Which consoles the page offers this user ("serial_console", "graphical_console")."""
+def _consoles(access: Access, instance) -> dict:
+    """Which consoles the page offers this user (`consoles`: "serial_console", "graphical_console"),
+    and, for a user who may connect to a zone that has none, the sentence that says so."""
     if not instance.backend_id or not access.can(Perm.CONSOLE):
-        return set()
+        return {"consoles": set(), "console_absent": ""}
     try:
-        return {str(kind) for kind in console_capabilities(instance)}
+        kinds = {str(kind) for kind in console_capabilities(instance)}
     except BackendError:
-        return set()  # the cloud can't be asked now: the log below still shows what it printed
+        # The cloud can't be asked now: the log below still shows what it printed.
+        return {"consoles": set(), "console_absent": ""}
+    absent = "" if kinds else not_available(Capability.SERIAL_CONSOLE, instance.zone.code).user_message
+    return {"consoles": kinds, "console_absent": absent}
 
 
 def _detail_page(

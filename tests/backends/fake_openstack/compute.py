@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 
+from tests.backends.fake_openstack.compute_console import NovaConsoles
 from tests.backends.fake_openstack.compute_storage import NovaStorage
 from tests.backends.fake_openstack.nova_server import (
     NOVA_MAX_MICROVERSION,
@@ -66,6 +67,10 @@ class Compute(Service):
         self.actions: list[tuple[str, str]] = []  # (server id, action) as asked, refused or not
         self._addresses = itertools.count(10)
         self.storage = NovaStorage(self)  # volume attachments and createImage
+        self.consoles = NovaConsoles(self)  # remote consoles and the serial proxy behind them
+
+    def stop(self) -> None:
+        self.consoles.stop()
 
     def add_server(
         self, name: str, *, vm_state: str = "active", metadata: dict | None = None, tags: list | None = None
@@ -227,6 +232,8 @@ class Compute(Service):
             case ("POST", ["servers", server_id, "action"]):
                 return self._server_action(self.server(server_id), body, microversion)
         answer = self.storage.route(method, route, body, microversion)
+        if answer is None:
+            answer = self.consoles.route(method, route, body, microversion)
         if answer is None:
             raise nova_error(404, NOT_FOUND)
         return answer

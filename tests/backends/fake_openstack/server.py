@@ -78,6 +78,9 @@ class Service:
     def settle(self) -> None:
         pass
 
+    def stop(self) -> None:
+        """Stop what the service runs besides answering requests (Nova's serial proxy)."""
+
     def handle(self, method: str, rest: list, query: dict, headers, body: dict | None):
         """Answer one request: (status, body, headers), or raise HttpError."""
         raise NotImplementedError
@@ -141,6 +144,8 @@ class FakeCloud:
         return self
 
     def stop(self) -> None:
+        for service in self.services.values():
+            service.stop()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
