@@ -8,7 +8,7 @@ import pytest
 
 from portal.compute.models import Instance, Operation, Volume
 from tests.api.conftest import assert_problem, launch_body
-from tests.factories import ProjectFactory
+from tests.factories import InstanceFactory, ProjectFactory
 from tests.steps import drive
 
 
@@ -96,18 +96,8 @@ def test_another_projects_volume_is_answered_as_one_that_does_not_exist(owner_ap
 
 
 def test_an_attached_volume_and_a_zone_without_volumes(owner_api, project, catalog, spare):
-    spare.status, spare.attached_to = (
-        "in_use",
-        Instance.objects.create(
-            project=project,
-            name="db",
-            zone=catalog["fra1-a"],
-            flavor_id=launch_flavor(),
-            image_id=launch_image(),
-            root_disk_gib=50,
-            status="running",
-        ),
-    )
+    spare.status = "in_use"
+    spare.attached_to = InstanceFactory(project=project, name="db", zone=catalog["fra1-a"], status="running")
     spare.save()
     problem = assert_problem(
         owner_api.post("instances", launch_body(project, existing_volumes=[str(spare.pk)])), 409
@@ -152,15 +142,3 @@ def test_the_schema_documents_launch_volumes(owner_api):
     assert {"id", "name", "size_gib", "status", "url", "operation"} <= set(
         schema["LaunchedVolume"]["properties"]
     )
-
-
-def launch_flavor():
-    from portal.catalog.models import Flavor
-
-    return Flavor.objects.get(code="s-1vcpu-2gb").pk
-
-
-def launch_image():
-    from portal.catalog.models import Image
-
-    return Image.objects.get(name="Debian 13").pk
