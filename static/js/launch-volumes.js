@@ -20,6 +20,19 @@
     row.querySelector("input").focus();
   });
 
+  // The wizard checks as you type in inputs that were on the page when it loaded (htmx reads its
+  // `from:` selector once); these rows come later, with a zone or this button: say "changed" for
+  // them once typing pauses, as the wizard's own inputs do.
+  var pause;
+  document.addEventListener("input", function (event) {
+    var input = event.target;
+    if (!input.closest || !input.closest("#volume-rows")) return;
+    clearTimeout(pause);
+    pause = setTimeout(function () {
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }, 500);
+  });
+
   document.addEventListener("DOMContentLoaded", function () { init(); });
   document.addEventListener("htmx:load", function (event) { init(event.target); });
 })();

@@ -11,7 +11,11 @@ from django.core.exceptions import ValidationError
 
 from portal.compute.models import Volume, VolumeStatus
 from portal.compute.pricing import monthly
-from portal.compute.services.launch_volumes import launch_volumes_gib, launch_volumes_hourly
+from portal.compute.services.launch_volumes import (
+    launch_volume_name,
+    launch_volumes_gib,
+    launch_volumes_hourly,
+)
 from portal.compute.services.volumes import VOLUME_MAX_GIB, VOLUME_MIN_GIB, volumes_per_server, zone_refusal
 
 
@@ -59,13 +63,22 @@ def launch_volumes_context(project, form, zone, count: int, redraw: bool, server
             )
             .order_by("name")
         )
-    gib_month = monthly(settings.PORTAL_VOLUME_PRICE_GIB_HOUR)
+    # Worded as the new-volume form and the root disk's help word it: per 100 GiB.
+    per_100_gib = monthly(settings.PORTAL_VOLUME_PRICE_GIB_HOUR * 100)
     hourly = launch_volumes_hourly(new, count)
     return {
         "refusal": refusal,
         # The rows as typed, and one more to fill in (the page's button adds others).
         "rows": [*(form["new_volumes"].value() or []), ("", "")],
-        "new": [(v, monthly(v.size_gib * settings.PORTAL_VOLUME_PRICE_GIB_HOUR)) for v in new],
+        # Named as they will be: after the one server, or "data" for each of several.
+        "new": [
+            (
+                launch_volume_name(server, v) if count == 1 and server else v.name,
+                v,
+                monthly(v.size_gib * settings.PORTAL_VOLUME_PRICE_GIB_HOUR),
+            )
+            for v in new
+        ],
         "chosen": chosen,
         "chosen_ids": {str(pk) for pk in chosen_ids},
         "choices": choices,
@@ -73,7 +86,7 @@ def launch_volumes_context(project, form, zone, count: int, redraw: bool, server
         "example": f"{server or 'web'}-{new[0].name if new else 'data'}",
         "monthly": monthly(hourly) if hourly else Decimal(0),
         "gib": launch_volumes_gib(new, count),
-        "gib_month": gib_month,
+        "per_100_gib": per_100_gib,
         "min_gib": VOLUME_MIN_GIB,
         "max_gib": VOLUME_MAX_GIB,
         "per_server": volumes_per_server(),
