@@ -247,3 +247,21 @@ def test_over_the_volume_quota_is_refused_with_the_servers(launch, project):
     assert not Instance.objects.exists() and not Volume.objects.exists()
     launch(name="web", count=2, new_volumes=(NewVolume("data", 15),))
     assert Volume.objects.count() == 2
+
+
+def test_attached_by_hand_to_the_server_it_waited_for_it_is_no_launch_volume_any_more(
+    launch, spare, access, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(runner, "attach_ready", lambda **kw: [])  # before the launch attach is made
+    batch = launch(name="db", existing_volumes=(spare,))
+    _drive_all()
+    server = batch.instances.get()
+    with django_capture_on_commit_callbacks():
+        drive(volume_services.volume_attach(access=access, volume=spare, instance=server))
+    with django_capture_on_commit_callbacks():
+        drive(volume_services.volume_detach(access=access, volume=spare))
+    monkeypatch.undo()
+    # Detached by hand, it stays detached: the sweep does not attach it again.
+    assert attach_ready(sweep=True) == []
+    spare.refresh_from_db()
+    assert (spare.status, spare.attached_to, spare.pending_server) == ("available", None, None)

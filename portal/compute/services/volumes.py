@@ -256,8 +256,9 @@ def volume_attach(
             raise ComputeRefused.of(problems)
         decision = placement_decision(project, volume.zone, lock=True)
         if decision.allowed:
-            volume.status, volume.attached_to = VS.ATTACHING, instance
-            volume.save(update_fields=["status", "attached_to", "updated_at"])
+            # Attached by hand to the server it waited for: no launch attach follows any more.
+            volume.status, volume.attached_to, volume.pending_server = VS.ATTACHING, instance, None
+            volume.save(update_fields=["status", "attached_to", "pending_server", "updated_at"])
             audit(access, AuditAction.VOLUME_ATTACHED, volume, {"server": [None, instance.name]}, request)
             return _operation(
                 access,
