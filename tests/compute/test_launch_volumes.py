@@ -55,7 +55,10 @@ def test_new_volumes_are_made_for_each_server_and_attached_once_it_runs(launch):
     _drive_all()
     for server in batch.instances.all():
         attached = server.volumes.order_by("name")
-        assert sorted((v.status, v.device) for v in attached) == [("in_use", "/dev/vdb"), ("in_use", "/dev/vdc")]
+        assert sorted((v.status, v.device) for v in attached) == [
+            ("in_use", "/dev/vdb"),
+            ("in_use", "/dev/vdc"),
+        ]
         assert all(v.pending_server is None for v in attached)
         assert {s.attached_to for s in SimulatedVolume.objects.filter(name__startswith=server.name)} == {
             server.backend_id
