@@ -237,6 +237,14 @@ class InstancePage(Schema):
     next: str | None = Field(description="The next page's URL; null on the last page.")
 
 
+class LaunchVolumeIn(InputSchema):
+    name: str = Field(
+        description="Each server gets a volume named <server name>-<name>.",
+        **_bounds(minLength=1, maxLength=VOLUME_NAME_MAX_LENGTH),
+    )
+    size_gib: int = Field(**_bounds(minimum=VOLUME_MIN_GIB, maximum=VOLUME_MAX_GIB))
+
+
 class LaunchIn(InputSchema):
     project: IdOrName = Field(description="Project id or slug.")
     name: str = Field(
@@ -259,6 +267,26 @@ class LaunchIn(InputSchema):
         description=f"cloud-init user data, at most {settings.COMPUTE_USER_DATA_MAX_BYTES} bytes in UTF-8.",
     )
     termination_protection: bool = False
+    new_volumes: list[LaunchVolumeIn] = Field(
+        default_factory=list,
+        description="Volumes created with each server and attached once it runs (zones with volumes only).",
+    )
+    existing_volumes: list[str] = Field(
+        default_factory=list,
+        description="Ids of the project's unattached volumes in the zone, attached once the server "
+        "runs; with count 1 only.",
+    )
+
+
+class LaunchedVolume(Schema):
+    id: UUID
+    name: str
+    size_gib: int
+    status: str
+    url: str
+    operation: OperationRef | None = Field(
+        description="Its creation, for a new volume; null for an existing one."
+    )
 
 
 class LaunchedInstance(Schema):
@@ -267,6 +295,9 @@ class LaunchedInstance(Schema):
     status: str
     url: str
     operation: OperationRef
+    volumes: list[LaunchedVolume] = Field(
+        default_factory=list, description="Attached once the server runs (GET the volume for its status)."
+    )
 
 
 class LaunchOut(Schema):

@@ -1,13 +1,44 @@
 from __future__ import annotations
 
+from itertools import zip_longest
+
 from django import forms
 from django.conf import settings
 
 from portal.catalog.models import Flavor, Image, Zone
-from portal.compute.models import FirewallRuleSet, SshKey
-from portal.compute.services import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB
+from portal.compute.models import FirewallRuleSet, SshKey, Volume
+from portal.compute.services import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB, NewVolume
 from portal.compute.sshkeys import InvalidKey, PrivateKeyPasted, parse_public_key
 from portal.lib.ids import as_id
+
+
+class VolumeRowsWidget(forms.Widget):
+    """Rows of `<name>_name` and `<name>_size_gib` inputs, as many as sent (the page adds rows)."""
+
+    def value_from_datadict(self, data, files, name) -> list[tuple[str, str]]:
+        getlist = getattr(data, "getlist", None)
+        if getlist is None:
+            return []
+        rows = zip_longest(getlist(f"{name}_name"), getlist(f"{name}_size_gib"), fillvalue="")
+        return [(n.strip(), s.strip()) for n, s in rows if n.strip() or s.strip()]
+
+
+class VolumeRowsField(forms.Field):
+    """New volumes, each a name and a size; the rules (bounds, names) are the service's. A size
+    that is no whole number cannot be judged there: it is reported here, every row at once."""
+
+    widget = VolumeRowsWidget
+
+    def to_python(self, value) -> list[NewVolume]:
+        rows, errors = [], []
+        for i, (name, size) in enumerate(value or [], 1):
+            if not size.isdigit() or len(size) > 9:
+                errors.append(f"New volume {i}: give its size in GiB, a whole number.")
+            else:
+                rows.append(NewVolume(name=name, size_gib=int(size)))
+        if errors:
+            raise forms.ValidationError(errors)
+        return rows
 
 
 class LaunchForm(forms.Form):
@@ -47,6 +78,17 @@ class LaunchForm(forms.Form):
         help_text="Leave empty for the size's included disk.",
         widget=forms.NumberInput(attrs={"class": "live-input", "min": 1, "max": ROOT_DISK_MAX_GIB}),
     )
+    new_volumes = VolumeRowsField(required=False, label="New volumes")
+    existing_volumes = forms.ModelMultipleChoiceField(
+        Volume.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Existing volumes",
+        error_messages={
+            "invalid_choice": "Choose volumes of this project.",
+            "invalid_pk_value": "Choose volumes of this project.",
+        },
+    )
     firewall = forms.ChoiceField(required=False, label="Firewall")
     ssh_keys = forms.ModelMultipleChoiceField(
         SshKey.objects.none(), required=False, widget=forms.CheckboxSelectMultiple, label="SSH keys"
@@ -76,6 +118,13 @@ class LaunchForm(forms.Form):
         self.private_key_pasted = False
         self.fields["count"].widget.attrs["max"] = settings.COMPUTE_MAX_LAUNCH_COUNT
         self.fields["ssh_keys"].queryset = SshKey.objects.filter(project=project)
+        # Any of the project's volumes parses, so that the rules can say why one cannot be used
+        # (another zone, attached); another project's is "not a choice", as if it did not exist.
+        self.fields["existing_volumes"].queryset = (
+            Volume.objects.existing()
+            .filter(project=project)
+            .select_related("zone", "attached_to", "pending_server")
+        )
         # The public catalog and the project's own images; another project's is "not a choice".
         self.fields["image"].queryset = Image.objects.for_project(project)
         rule_sets = FirewallRuleSet.objects.filter(project=project)

@@ -48,6 +48,7 @@ from portal.compute.models import (
     VolumeStatus,
 )
 from portal.compute.operations import STATUS_FOR
+from portal.compute.operations.launch_volumes import attach_ready
 from portal.metering.segments import sync_instance, sync_volume
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def reconcile(now=None) -> Report:
     now = now or timezone.now()
     report = Report()
     _claim_lost_work(now, report)
+    # Launch volumes whose server and volume are both ready but whose attach a dead worker missed.
+    report.lost += [(op.pk, op.step_token, op.volume.zone.backend) for op in attach_ready(sweep=True)]
     _fail_stuck(now, report)
     _per_zone(report)
     _notify_finished_batches()

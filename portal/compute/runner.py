@@ -26,8 +26,9 @@ from django.utils import timezone
 
 from portal.compute.backends import BackendError, NotFound, Transient, get_backend
 from portal.compute.crashpoints import CrashPoint, crash_point
-from portal.compute.models import Operation
+from portal.compute.models import Action, Operation
 from portal.compute.operations import OPERATIONS, Kind, Progress
+from portal.compute.operations.launch_volumes import attach_ready
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,24 @@ def advance(steps: Iterable[tuple[str, str]]) -> dict[str, Step]:
     for (backend_name, action, phase), group in groups.items():
         for operation_id, step in _isolated(PHASES[phase], backend_name, OPERATIONS[action], group).items():
             result[operation_id] = DONE if step.done else Step(step.again_in, token)
+    result.update(_launch_attaches(operations, result))
     return result
+
+
+def _launch_attaches(operations: list[Operation], result: dict[str, Step]) -> dict[str, Step]:
+    """A server or a volume of a launch that just became ready: the attaches that waited for it,
+    stepped next by this same message (the reconciler's sweep makes those a dead worker missed)."""
+    made = [op for op in operations if result[str(op.pk)].done]
+    servers = [op.instance_id for op in made if op.action == Action.CREATE]
+    volumes = [op.volume_id for op in made if op.action == Action.VOLUME_CREATE]
+    if not (servers or volumes):
+        return {}
+    try:
+        attaches = attach_ready(instance_ids=servers, volume_ids=volumes)
+    except Exception:  # the reconciler's sweep makes them later; the finished steps stand
+        log.exception("launch volumes: attach failed to start", extra={"servers": servers})
+        return {}
+    return {str(op.pk): Step(0, op.step_token) for op in attaches}
 
 
 def _phase(op: Operation, now) -> Phase:

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db.models import Q
 from django.utils import timezone
 
-from portal.compute.models import Action, Instance, Operation, OperationState
+from portal.compute.models import Action, Instance, Operation, OperationState, Volume
 from portal.metering.models import Meter
 from portal.metering.selectors import cost_by_resource
 
@@ -41,7 +42,9 @@ def instance_tombstone(instance: Instance, now: datetime | None = None) -> Tombs
     )
     ended = instance.terminated_at or (termination.finished_at if termination else None)
     cost, hours, by_meter = Decimal(0), Decimal(0), {}
-    for row in cost_by_resource(start=instance.created_at, end=ended or now, now=now, resource_id=instance.pk):
+    for row in cost_by_resource(
+        start=instance.created_at, end=ended or now, now=now, resource_id=instance.pk
+    ):
         cost += row["cost"]
         hours += row["hours"]
         for meter, amount in row["by_meter"].items():
@@ -57,4 +60,30 @@ def instance_tombstone(instance: Instance, now: datetime | None = None) -> Tombs
         cost_by_meter={
             Meter(meter).label: amount.quantize(CENT, ROUND_HALF_UP) for meter, amount in by_meter.items()
         },
+    )
+
+
+def instance_volumes(instance) -> list:
+    """The server's volumes: attached (or being attached, detached), and those chosen at its launch
+    that wait for it or failed on the way (their status says which)."""
+    return list(
+        Volume.objects.existing()
+        .filter(Q(attached_to=instance) | Q(pending_server=instance))
+        .select_related("project__organization")
+        .order_by("name")
+    )
+
+
+def instance_activity(instance, limit: int = 20) -> list:
+    """The server's operations and those of volumes for it (created with its launch, attached to
+    or detached from it), newest first: a volume that failed on the way shows here."""
+    server = str(instance.pk)
+    return list(
+        Operation.objects.filter(
+            Q(instance=instance)
+            | Q(volume__isnull=False, params__instance_id=server)
+            | Q(volume__isnull=False, params__launch_server=server)
+        )
+        .select_related("requested_by", "volume")
+        .order_by("-created_at")[:limit]
     )

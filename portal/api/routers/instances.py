@@ -30,6 +30,7 @@ from portal.api.schemas import (
     InstanceOut,
     InstancePage,
     LaunchedInstance,
+    LaunchedVolume,
     LaunchIn,
     LaunchOut,
     OperationOut,
@@ -46,6 +47,7 @@ from portal.compute.models import (
     LaunchBatch,
     Operation,
     SshKey,
+    Volume,
 )
 from portal.lib.ids import as_id
 from portal.tenancy.access import Perm
@@ -147,6 +149,33 @@ def _ssh_keys(project, refs: list[int | str]) -> tuple[tuple[SshKey, ...], list[
     return tuple(keys), problems
 
 
+def _existing_volumes(project, refs: list[str]) -> tuple[tuple[Volume, ...], list[services.Problem]]:
+    """The project's volumes by id. Another project's is answered as one that does not exist: the
+    same words, the same 404, so that an id says nothing about other projects."""
+    found, problems = {}, []
+    for ref in refs:
+        text = str(ref).strip()
+        try:
+            pk = UUID(text)
+        except ValueError:
+            pk = None
+        volume = (
+            Volume.objects.existing()
+            .select_related("zone", "attached_to", "pending_server")
+            .filter(project=project, pk=pk)
+            .first()
+            if pk
+            else None
+        )
+        if volume is None:
+            problems.append(
+                services.Problem("existing_volumes", f"No volume “{text[:40]}” in this project.", 404)
+            )
+        else:
+            found[volume.pk] = volume
+    return tuple(found.values()), problems
+
+
 def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
     """The launch the body asks for. A name that finds nothing is a problem like a broken rule:
     one 422 lists them all, with every rule the values that were found break."""
@@ -168,6 +197,11 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
         )
     ssh_keys, key_problems = _ssh_keys(project, body.ssh_keys)
     problems += key_problems
+    existing_volumes, volume_problems = _existing_volumes(project, body.existing_volumes)
+    problems += volume_problems
+    new_volumes = tuple(
+        services.NewVolume(name=v.name.strip(), size_gib=v.size_gib) for v in body.new_volumes
+    )
     firewall = None
     if body.firewall is not None:
         firewall = FirewallRuleSet.objects.filter(project=project, pk=body.firewall).first()
@@ -184,6 +218,8 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
         user_data=body.user_data,
         ssh_keys=ssh_keys,
         firewall=firewall,
+        new_volumes=new_volumes,
+        existing_volumes=existing_volumes,
     )
     if problems:
         raise services.ComputeRefused.of(problems)
@@ -199,6 +235,8 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
         firewall=firewall,
         user_data=body.user_data,
         termination_protection=body.termination_protection,
+        new_volumes=new_volumes,
+        existing_volumes=existing_volumes,
     )
 
 
@@ -223,6 +261,7 @@ def launch_instances(request: HttpRequest, response: HttpResponse, body: LaunchI
             "instance"
         )
     }
+    volumes = _launch_volumes(request, batch)
     launched = [
         LaunchedInstance(
             id=op.instance.pk,
@@ -230,10 +269,41 @@ def launch_instances(request: HttpRequest, response: HttpResponse, body: LaunchI
             status=op.instance.status,
             url=api_url(request, f"instances/{op.instance.pk}"),
             operation=operation_ref(request, op),
+            volumes=volumes.get(op.instance.pk, []),
         )
         for op in sorted(operations_by_instance.values(), key=lambda op: _name_order(op.instance.name))
     ]
     return Status(202, LaunchOut(batch=batch.pk, budget_warning=warning, instances=launched))
+
+
+def _launch_volumes(request: HttpRequest, batch: LaunchBatch) -> dict:
+    """The volumes chosen with the launch, by server: waiting for it, or attached to it by now."""
+    rows = list(
+        Volume.objects.existing()
+        .filter(Q(pending_server__batch=batch) | Q(attached_to__batch=batch))
+        .order_by("name")
+    )
+    creations = {
+        op.volume_id: op
+        for op in Operation.objects.filter(
+            volume__in=rows, action=Action.VOLUME_CREATE, params__has_key="launch_server"
+        )
+    }
+    by_server = {}
+    for volume in rows:
+        server = volume.pending_server_id or volume.attached_to_id
+        creation = creations.get(volume.pk)
+        by_server.setdefault(server, []).append(
+            LaunchedVolume(
+                id=volume.pk,
+                name=volume.name,
+                size_gib=volume.size_gib,
+                status=volume.status,
+                url=api_url(request, f"volumes/{volume.pk}"),
+                operation=operation_ref(request, creation) if creation else None,
+            )
+        )
+    return by_server
 
 
 def _name_order(name: str) -> tuple[str, int]:

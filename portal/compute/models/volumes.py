@@ -50,6 +50,14 @@ class Volume(models.Model):
     attached_to = models.ForeignKey(
         "compute.Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="volumes"
     )
+    pending_server = models.ForeignKey(
+        "compute.Instance",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pending_volumes",
+        help_text="Chosen in the launch wizard: attached to this server once both are ready.",
+    )
     device = models.CharField(
         max_length=64, blank=True, help_text="The device the server sees (e.g. /dev/vdb), as the cloud says."
     )

@@ -32,6 +32,7 @@ from portal.compute.models import (
     VolumeStatus,
 )
 from portal.compute.operations.kinds import Answers, Kind, Progress, each
+from portal.compute.operations.launch_volumes import release_pending
 from portal.metering.segments import sync_instance, sync_instances
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ def _servers_succeeded(finished: list[tuple[Operation, ServerState | None]]) -> 
                 status__in=[VolumeStatus.IN_USE, VolumeStatus.ATTACHING, VolumeStatus.DETACHING]
             ).update(status=VolumeStatus.AVAILABLE)
             attached.update(attached_to=None, device="", updated_at=now)
+            release_pending(terminated)
         sync_instances(changed, at=now)
         notify.after_operations(done)
 
@@ -293,6 +295,8 @@ def _server_failed(op: Operation, message: str, detail: str) -> None:
             notify.after_operations([(op, instance)])  # the terminate decides the status
             return
         instance.record_failure(message, status_in_cloud)
+        if op.action == Action.CREATE:
+            release_pending([instance.pk])
         instance.save(update_fields=["status", "fault_message", "updated_at"])
         sync_instance(instance)
         notify.after_operations([(op, instance)])

@@ -20,6 +20,7 @@ from portal.compute.services.instances import (
     launch_problems,
     validate_launch,
 )
+from portal.compute.services.launch_volumes import NewVolume
 
 __all__ = [
     "NAME_MAX_LENGTH",
@@ -28,6 +29,7 @@ __all__ = [
     "ROOT_DISK_MAX_GIB",
     "ComputeRefused",
     "LaunchRequest",
+    "NewVolume",
     "PlacementDenied",
     "Problem",
     "QuotaExceeded",

@@ -32,6 +32,13 @@ from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
 from portal.compute.services.common import ComputeRefused, Problem
 from portal.compute.services.consoles import console_sessions_end
+from portal.compute.services.launch_volumes import (
+    NewVolume,
+    launch_volume_problems,
+    launch_volumes_create,
+    launch_volumes_gib,
+    launch_volumes_hourly,
+)
 from portal.compute.tasks import operations_enqueue
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
@@ -65,6 +72,8 @@ class LaunchRequest:
     termination_protection: bool = False
     new_keys: tuple = ()  # parsed PublicKey objects to save to the project with the launch
     firewall_preset: object = None  # a presets.Preset to turn into a rule set with the launch
+    new_volumes: tuple[NewVolume, ...] = ()  # created with each server, attached once it runs
+    existing_volumes: tuple = ()  # Volume rows of the project, attached to the (single) server
 
 
 def launch_names(name: str, count: int) -> list[str]:
@@ -83,6 +92,8 @@ def launch_problems(
     user_data: str | None = None,
     ssh_keys: tuple[SshKey, ...] = (),
     firewall: FirewallRuleSet | None = None,
+    new_volumes: tuple[NewVolume, ...] = (),
+    existing_volumes: tuple = (),
 ) -> list[Problem]:
     """Every rule of a launch that can be checked without locks, each broken one a Problem naming
     its field, so that all of them are shown at once. None means "not given, or not understood":
@@ -142,6 +153,15 @@ def launch_problems(
         refuse("ssh_keys", "Choose SSH keys of this project.")
     if firewall is not None and firewall.project_id != project.pk:
         refuse("firewall", "Choose a firewall of this project.")
+    names_ok = name is not None and count_ok and not any(p.field in ("name", "count") for p in problems)
+    problems += launch_volume_problems(
+        project,
+        server_names=launch_names(name, count) if names_ok else None,
+        count=count,
+        zone=zone,
+        new_volumes=new_volumes,
+        existing_volumes=existing_volumes,
+    )
     return problems
 
 
@@ -158,6 +178,8 @@ def validate_launch(project: Project, req: LaunchRequest) -> None:
         user_data=req.user_data,
         ssh_keys=req.ssh_keys,
         firewall=req.firewall,
+        new_volumes=req.new_volumes,
+        existing_volumes=req.existing_volumes,
     )
     if problems:
         raise ComputeRefused.of(problems)
@@ -189,10 +211,10 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                 instances=req.count,
                 vcpus=req.count * req.flavor.vcpus,
                 ram_gib=req.count * req.flavor.ram_gib,
+                volume_gib=launch_volumes_gib(req.new_volumes, req.count),
             )
-            guard = budget_guard(
-                project, price_per_hour(req.flavor, req.image, req.root_disk_gib) * req.count, user
-            )
+            hourly = price_per_hour(req.flavor, req.image, req.root_disk_gib) * req.count
+            guard = budget_guard(project, hourly + launch_volumes_hourly(req.new_volumes, req.count), user)
             if not guard.allowed:
                 raise ComputeRefused(guard.message, None, 403)
             batch = LaunchBatch.objects.create(project=project, requested_by=user)
@@ -234,6 +256,14 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                 )
                 for instance in instances
             )
+            operations += launch_volumes_create(
+                project=project,
+                instances=instances,
+                new_volumes=req.new_volumes,
+                existing_volumes=req.existing_volumes,
+                user=user,
+                request=request,
+            )
             audit_record(
                 action=AuditAction.INSTANCES_LAUNCHED,
                 organization=project.organization,
@@ -244,7 +274,12 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                     "zone": [None, req.zone.code],
                     "size": [None, req.flavor.code],
                     "image": [None, req.image.name],
-                },
+                }
+                | (
+                    {"volumes": [None, ", ".join(_volumes_said(req))]}
+                    if req.new_volumes or req.existing_volumes
+                    else {}
+                ),
                 actor=user,
                 request=request,
             )
@@ -258,6 +293,13 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
         request=request,
     )
     raise PlacementDenied(decision)
+
+
+def _volumes_said(req: LaunchRequest) -> list[str]:
+    each = " each" if req.count > 1 else ""
+    return [f"new {v.name} ({v.size_gib} GiB){each}" for v in req.new_volumes] + [
+        v.name for v in req.existing_volumes
+    ]
 
 
 def _save_key(project: Project, key, user) -> SshKey:

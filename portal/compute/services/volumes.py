@@ -170,7 +170,7 @@ def _locked_volume(access: Access, volume: Volume) -> Volume:
     locked = (
         Volume.objects.existing()
         .select_for_update(of=("self",))
-        .select_related("zone", "attached_to")
+        .select_related("zone", "attached_to", "pending_server")
         .filter(project=access.project, pk=volume.pk)
         .first()
     )
@@ -189,6 +189,12 @@ def attach_problems(volume: Volume, instance: Instance) -> list[Problem]:
     elif volume.status == VS.IN_USE:
         problems.append(
             Problem(None, f"{volume.name} is attached to {volume.attached_to.name}: detach it first.", 409)
+        )
+    elif volume.pending_server_id not in (None, instance.pk):
+        problems.append(
+            Problem(
+                None, f"{volume.name} is to be attached to {volume.pending_server.name} once it runs.", 409
+            )
         )
     elif problem := _state_problem(volume, {VS.AVAILABLE}, "attached"):
         problems.append(problem)
@@ -250,8 +256,9 @@ def volume_attach(
             raise ComputeRefused.of(problems)
         decision = placement_decision(project, volume.zone, lock=True)
         if decision.allowed:
-            volume.status, volume.attached_to = VS.ATTACHING, instance
-            volume.save(update_fields=["status", "attached_to", "updated_at"])
+            # Attached by hand to the server it waited for: no launch attach follows any more.
+            volume.status, volume.attached_to, volume.pending_server = VS.ATTACHING, instance, None
+            volume.save(update_fields=["status", "attached_to", "pending_server", "updated_at"])
             audit(access, AuditAction.VOLUME_ATTACHED, volume, {"server": [None, instance.name]}, request)
             return _operation(
                 access,

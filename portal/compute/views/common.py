@@ -22,9 +22,10 @@ def get_instance(access: Access, instance_id, *, terminated: bool = False) -> In
 def apply_problems(form, problems) -> None:
     """Each problem next to its field (or at the top), unless the field already shows one: the
     form could not parse it, and that message says what to fix first."""
+    unparsed = set(form.errors)
     for problem in problems:
         field = problem.field if problem.field in form.fields else None
-        if field is None or field not in form.errors:
+        if field is None or field not in unparsed:
             form.add_error(field, problem.message)
 
 

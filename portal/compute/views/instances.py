@@ -21,7 +21,7 @@ from portal.compute.backends import BackendError, Capability, NotFound, get_back
 from portal.compute.models import ACTIONS, Action, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
-from portal.compute.selectors import instance_tombstone
+from portal.compute.selectors import instance_activity, instance_tombstone, instance_volumes
 from portal.compute.services.consoles import console_capabilities
 from portal.compute.views.common import get_instance
 from portal.compute.views.snapshots import instance_storage
@@ -216,19 +216,21 @@ def what_shrinks(current: Flavor, new: Flavor) -> str:
 
 
 def _detail_context(access: Access, instance, confirm_resize: int | None = None) -> dict:
-    volumes = list(instance.volumes.existing().select_related("project__organization"))
+    volumes = instance_volumes(instance)
     return {
         "access": access,
         "org": access.organization,
         "project": access.project,
         "instance": instance,
-        "operations": instance.operations.select_related("requested_by")[:20],
+        "operations": instance_activity(instance),
         "volumes": volumes,
         "can_operate": access.can(Perm.RESOURCE_OPERATE),
         "resize_options": resize_options(instance) if instance.allows(Action.RESIZE) else [],
         "confirm_resize": confirm_resize,
         "currency": settings.PORTAL_CURRENCY,
-        "polling": instance.is_transitional or any(v.is_transitional for v in volumes),
+        # A launch volume waiting for the server keeps the page following it until it is attached.
+        "polling": instance.is_transitional
+        or any(v.is_transitional or (v.pending_server_id and v.status == "available") for v in volumes),
         **_consoles(access, instance),
         "can_console": access.can(Perm.CONSOLE),
     }

@@ -27,6 +27,7 @@ from portal.compute.presets import Preset, presets_for
 from portal.compute.pricing import default_disk_gib, launch_price, monthly, price_per_hour
 from portal.compute.quota import project_usage
 from portal.compute.views.common import apply_problems, refusal_status
+from portal.compute.views.launch_volumes import launch_volumes_context
 from portal.lib.ids import as_id
 from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
@@ -102,6 +103,8 @@ def _judge(project, form: LaunchForm) -> int:
         user_data=data.get("user_data"),
         ssh_keys=tuple(data.get("ssh_keys") or ()),
         firewall=None if isinstance(firewall, Preset) else firewall,
+        new_volumes=tuple(data.get("new_volumes") or ()),
+        existing_volumes=tuple(data.get("existing_volumes") or ()),
     )
     apply_problems(form, problems)
     if problems and parsed:
@@ -171,8 +174,12 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
         if zone is not None:
             flavors = flavors.filter(zones=zone)
             images = images.filter(zones=zone)
-    hourly = price_per_hour(flavor, image, disk)
+    server_hourly = price_per_hour(flavor, image, disk)
     price = launch_price(flavor, image, disk) if flavor is not None else None
+    name = _value(form, "name")
+    server = services.launch_names(name, count)[0] if name else None
+    volumes = launch_volumes_context(project, form, zone, count, redraw_sections, server)
+    hourly = server_hourly * count + volumes["hourly"] if server_hourly is not None else None
     usage = project_usage(project)
     impact = []
     if flavor is not None:
@@ -181,6 +188,10 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
             QuotaImpact("vCPUs", usage.vcpus + count * flavor.vcpus, project.quota_vcpus),
             QuotaImpact("RAM", usage.ram_gib + count * flavor.ram_gib, project.quota_ram_gib, " GiB"),
         ]
+    if volumes["gib"]:
+        impact.append(
+            QuotaImpact("Volume storage", usage.volume_gib + volumes["gib"], project.quota_volume_gib, " GiB")
+        )
     by_family, own = {}, []
     for img in images:
         if img.project_id:
@@ -189,7 +200,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
             by_family.setdefault(OsFamily(img.os_family).label, []).append(img)
     rules = PlacementRules.for_project(project)
     decision = rules.decide(zone) if zone is not None else None
-    guard = budget_guard(project, hourly * count, request.user) if hourly is not None else None
+    guard = budget_guard(project, hourly, request.user) if hourly is not None else None
     field_errors = [
         (form[name], error) for name, errors in form.errors.items() if name != "__all__" for error in errors
     ]
@@ -213,10 +224,12 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
         # The size's price as the size table shows it, and what this launch adds to it.
         "size_monthly": monthly(launch_price(flavor).hourly) if flavor else None,
         "extras": _extras(flavor, image, price),
-        "hourly": hourly * count if hourly is not None else None,
-        "monthly": monthly(hourly * count) if hourly is not None else None,
+        "hourly": hourly,
+        "monthly": monthly(hourly) if hourly is not None else None,
+        "servers_monthly": monthly(server_hourly * count) if server_hourly is not None else None,
+        "volumes": volumes,
         "impact": impact,
-        "budget": launch_budget_impact(project, hourly * count) if hourly is not None else None,
+        "budget": launch_budget_impact(project, hourly) if hourly is not None else None,
         "guard": guard,
         "blockers": _blockers(impact, guard, zone, decision),
         "currency": settings.PORTAL_CURRENCY,
@@ -244,6 +257,8 @@ def _launch_request(form: LaunchForm) -> services.LaunchRequest:
         user_data=data["user_data"],
         termination_protection=data["termination_protection"],
         new_keys=tuple(k for k in (data["new_ssh_key"], data["ssh_key_file"]) if k is not None),
+        new_volumes=tuple(data["new_volumes"] or ()),
+        existing_volumes=tuple(data["existing_volumes"] or ()),
     )
 
 
