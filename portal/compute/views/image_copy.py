@@ -33,12 +33,31 @@ def _page(request, access: Access, snapshot: Snapshot, *, chosen="", errors=(), 
         "price": copy_price_monthly(snapshot),
         "source_refusal": " ".join(p.message for p in source_problems(snapshot)),
         "allowed": [t for t in targets if t.allowed],
-        "refused": [t for t in targets if not t.allowed],
+        "refused": _by_region([t for t in targets if not t.allowed]),
+        "by_policy": any(t.by_policy for t in targets),
         "chosen": chosen,
         "name": request.POST.get("name", "") if request.method == "POST" else "",
         "errors": list(errors),
     }
     return render(request, "compute/snapshot_copy.html", context, status=status)
+
+
+def _by_region(refused: list) -> list[dict]:
+    """The zones not offered, one line per region and reason ("Zurich (zrh1-a, zrh1-b): …")."""
+    lines: dict[tuple, dict] = {}
+    for target in refused:
+        key = (target.zone.region_id, target.refusal)
+        line = lines.setdefault(
+            key,
+            {
+                "region": target.zone.region.name,
+                "zones": [],
+                "reason": target.refusal,
+                "by_policy": target.by_policy,
+            },
+        )
+        line["zones"].append(target.zone.code)
+    return list(lines.values())
 
 
 @login_required

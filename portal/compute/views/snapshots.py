@@ -205,7 +205,7 @@ def _images_page(request: HttpRequest, access: Access, *, errors=(), status: int
     images = list(
         Image.objects.filter(project=access.project, is_active=True)
         .select_related("snapshot__zone__region", "snapshot__source_instance", "snapshot__copied_from__zone")
-        .prefetch_related("zones")
+        .prefetch_related("zones__region")
         .order_by("name")
     )
     for image in images:
