@@ -145,7 +145,7 @@ def delete_snapshot(request: HttpRequest, snapshot_id: UUID):
 def list_copy_targets(request: HttpRequest, snapshot_id: UUID):
     """The zones of other regions of the image's cloud, each allowed or not with the reason (the
     residency policy's for a forbidden region), and the copy's price."""
-    snapshot, access = _get_snapshot(request, snapshot_id, Perm.RESOURCE_CREATE)
+    snapshot, access = _get_snapshot(request, snapshot_id)
     targets = copy_targets(snapshot, access.project)
     return CopyTargetList(
         price_monthly=copy_price_monthly(snapshot),
