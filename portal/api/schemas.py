@@ -478,6 +478,30 @@ class SnapshotIn(InputSchema):
     name: str = Field("", **_bounds(maxLength=63), description="Empty: the source's name and the time.")
 
 
+class SnapshotCopyIn(InputSchema):
+    zone: str = Field(
+        **_bounds(maxLength=24), description="The zone (of another region) to copy into, e.g. ams1-a."
+    )
+    name: str = Field("", **_bounds(maxLength=63), description="Empty: the original's name and the zone.")
+
+
+class CopyTargetOut(Schema):
+    zone: str
+    region: str
+    allowed: bool
+    reason: str = Field(
+        description="Why not (the residency policy's reason when it forbids the region); empty when allowed."
+    )
+    by_policy: bool = Field(description="The residency policy forbids the region.")
+
+
+class CopyTargetList(Schema):
+    price_monthly: Decimal = Field(description="What keeping the copy costs per month, in `currency`.")
+    currency: str
+    unavailable: str = Field(description="Why the image can't be copied at all now; empty when it can.")
+    items: list[CopyTargetOut]
+
+
 class SnapshotOut(Schema):
     id: UUID
     project: int
@@ -490,6 +514,7 @@ class SnapshotOut(Schema):
     source_volume: UUID | None
     size_gib: int
     image: int | None = Field(description="The image new servers launch from (server snapshots, backups).")
+    copied_from: UUID | None = Field(description="For a copy in another region: the snapshot it copies.")
     price_monthly: Decimal = Field(description="What keeping it costs per month, in `currency`.")
     currency: str
     fault_message: str

@@ -36,6 +36,7 @@ class AuditAction(models.TextChoices):
     VOLUME_CHANGED_OUTSIDE = "volume.changed_outside", "Volume changed outside the portal"
     SNAPSHOT_CREATED = "snapshot.created", "Snapshot taken"
     SNAPSHOT_DELETED = "snapshot.deleted", "Snapshot deleted"
+    SNAPSHOT_COPIED = "snapshot.copied", "Image copied to another region"
     BACKUP_SCHEDULE_SET = "backup.schedule_set", "Backup schedule changed"
     SSH_KEY_ADDED = "sshkey.added", "SSH key added"
     SSH_KEY_DELETED = "sshkey.deleted", "SSH key deleted"

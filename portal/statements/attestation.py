@@ -82,6 +82,7 @@ class ResourceHistory:
     placements: list[Placement] = field(default_factory=list)
     kind: str = ""  # for snapshots and images: a key of TYPE_LABELS
     is_image: bool = False  # a server snapshot or backup new servers boot from
+    copied_from: str = ""  # for a copy in another region: "<name> in <zone>" of what it copies
 
     @property
     def compliant(self) -> bool:
@@ -341,7 +342,7 @@ def _name_and_add_records(resources: dict, intervals: dict, scope: dict, start: 
     )
     for rtype, queryset, alive, gone_field, unknown_end in kinds:
         snapshots = rtype == ResourceType.SNAPSHOT
-        details = ("kind", "image_id") if snapshots else ()
+        details = ("kind", "image_id", "copied_from__name", "copied_from__zone__code") if snapshots else ()
         seen = [r.resource_id for r in resources.values() if r.resource_type == rtype]
         for row in queryset.filter(pk__in=seen).values("pk", "name", *details):
             resource = resources[str(row["pk"])]
@@ -366,6 +367,8 @@ def _name_and_add_records(resources: dict, intervals: dict, scope: dict, start: 
 def _describe_snapshot(resource: ResourceHistory, row: dict) -> None:
     resource.kind = SNAPSHOT_TYPES.get(row["kind"], "")
     resource.is_image = row["image_id"] is not None
+    if row["copied_from__name"]:
+        resource.copied_from = f"{row['copied_from__name']} in {row['copied_from__zone__code']}"
 
 
 def _add_uploaded_images(resources: dict, intervals: dict, projects: list, start: datetime, stop: datetime):

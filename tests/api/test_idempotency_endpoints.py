@@ -51,6 +51,17 @@ def _snapshot(project):
     return "snapshots", {"project": project.pk, "server": str(InstanceFactory(project=project).pk)}
 
 
+def _copy(project):
+    from portal.compute.models import Snapshot
+
+    server = InstanceFactory(project=project, backend_id="sim-x")
+    image = Snapshot.objects.create(
+        project=project, zone=server.zone, name="golden", kind="server", source_instance=server,
+        status="available", backend_id="simsnap-golden", image_ref="simimg-golden", size_gib=10,
+    )  # fmt: skip
+    return f"snapshots/{image.pk}/copies", {"zone": "ams1-a"}
+
+
 POSTS = {
     "launch_instances": _launch,
     "instance_action": _action,
@@ -60,6 +71,7 @@ POSTS = {
     "create_volume": _volume,
     "volume_action": _attach,
     "create_snapshot": _snapshot,
+    "copy_snapshot": _copy,
 }
 
 

@@ -24,6 +24,7 @@ PATH_OBJECTS = {
     "firewall_id": "firewall",
     "volume_id": "volume",
     "project_id": "project",
+    "snapshot_id": "snapshot",
 }
 
 

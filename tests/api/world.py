@@ -148,6 +148,8 @@ ENDPOINTS = [
     Endpoint("get", "snapshots/{snapshot}", "read"),
     Endpoint("post", "snapshots", "write", lambda w: {"project": w["project"], "server": str(w["instance"])}),
     Endpoint("delete", "snapshots/{snapshot}", "write"),
+    Endpoint("get", "snapshots/{snapshot}/copy-targets", "read"),
+    Endpoint("post", "snapshots/{snapshot}/copies", "write", {"zone": "ams1-a"}),
     Endpoint("get", "images", "list"),
     Endpoint("delete", "images/{image}", "write"),
     Endpoint("get", "instances/{instance}/backup-schedule", "read"),

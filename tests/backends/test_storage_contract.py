@@ -17,6 +17,7 @@ from portal.compute.backends import (
     NotFound,
     Rejected,
     SnapshotCloudState,
+    SnapshotCopySpec,
     SnapshotSource,
     SnapshotSpec,
     VolumeCloudState,
@@ -183,3 +184,68 @@ def _from_image(server_spec, image_ref: str):
     from dataclasses import replace
 
     return replace(server_spec, image_backend_id=image_ref)
+
+
+def test_server_snapshot_is_copied_into_another_zone(cloud_pair):
+    """A server snapshot copied into another zone of the same cloud is a snapshot of that zone: it
+    becomes available there, a retried copy adopts the first, a new server boots from it there,
+    and it is deleted on its own (the source stays)."""
+    backend, zone, other = cloud_pair
+    assert Capability.IMAGE_COPY in backend.capabilities(zone) & backend.capabilities(other)
+    server = backend.create_server(spec(zone, name="copy-source"))
+    settle(backend, server.backend_id, BackendState.RUNNING)
+    taken = SnapshotSpec(str(uuid.uuid4()), "copy-image", zone, SnapshotSource.SERVER, server.backend_id)
+    source = backend.create_snapshot(taken)
+    source = until(lambda: backend.get_snapshot(source.backend_id), {S.AVAILABLE}, timeout=180)
+    backend.delete_server(server.backend_id)
+
+    asked = SnapshotCopySpec(str(uuid.uuid4()), "copy-image-elsewhere", other, source.backend_id)
+    copy = backend.copy_snapshot(asked)
+    assert copy.backend_id != source.backend_id
+    ready = until(lambda: backend.get_snapshot(copy.backend_id), {S.AVAILABLE}, timeout=180)
+    assert ready.source == SnapshotSource.SERVER and ready.image_ref and ready.image_ref != source.image_ref
+    assert ready.idempotency_key == asked.idempotency_key
+    assert ready.min_disk_gib == source.min_disk_gib and ready.size_gib >= 1
+    assert backend.copy_snapshot(asked).backend_id == copy.backend_id  # idempotent
+    assert backend.find_snapshot(other, asked.idempotency_key).backend_id == copy.backend_id
+    assert copy.backend_id in {s.backend_id for s in backend.list_snapshots(other)}
+    assert copy.backend_id not in {s.backend_id for s in backend.list_snapshots(zone)}
+    with pytest.raises(Rejected):  # into its own zone
+        backend.copy_snapshot(SnapshotCopySpec(str(uuid.uuid4()), "same", zone, source.backend_id))
+
+    clone = backend.create_server(_from_image(spec(other, name="from-copy"), ready.image_ref))
+    settle(backend, clone.backend_id, BackendState.RUNNING, timeout=180)
+    backend.delete_server(clone.backend_id)
+    gone_server(backend, clone.backend_id)
+    backend.delete_snapshot(copy.backend_id)
+    gone(lambda: backend.get_snapshot(copy.backend_id))
+    assert backend.get_snapshot(source.backend_id).state == S.AVAILABLE  # the source stays
+    backend.delete_snapshot(source.backend_id)
+    gone(lambda: backend.get_snapshot(source.backend_id))
+
+
+def test_copy_of_a_snapshot_that_is_gone_is_refused(cloud_pair):
+    backend, zone, other = cloud_pair
+    server = backend.create_server(spec(zone, name="copy-gone"))
+    settle(backend, server.backend_id, BackendState.RUNNING)
+    source = backend.create_snapshot(
+        SnapshotSpec(str(uuid.uuid4()), "copy-gone", zone, SnapshotSource.SERVER, server.backend_id)
+    )
+    until(lambda: backend.get_snapshot(source.backend_id), {S.AVAILABLE}, timeout=180)
+    backend.delete_server(server.backend_id)
+    backend.delete_snapshot(source.backend_id)
+    gone(lambda: backend.get_snapshot(source.backend_id))
+    key = str(uuid.uuid4())
+    with pytest.raises((Rejected, NotFound)):
+        backend.copy_snapshot(SnapshotCopySpec(key, "copy-of-nothing", other, source.backend_id))
+    assert backend.find_snapshot(other, key) is None
+
+
+def gone_server(backend, backend_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            backend.get_server(backend_id)
+        except NotFound:
+            return
+        time.sleep(0.2)

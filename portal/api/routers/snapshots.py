@@ -15,16 +15,21 @@ from portal.api.routers.common import api_url, get_instance, token_of
 from portal.api.schemas import (
     BackupScheduleIn,
     BackupScheduleOut,
+    CopyTargetList,
+    CopyTargetOut,
     Problem,
     ProjectImageList,
     ProjectImageOut,
+    SnapshotCopyIn,
     SnapshotIn,
     SnapshotList,
     SnapshotOut,
 )
-from portal.catalog.models import Image
+from portal.catalog.models import Image, Zone
+from portal.compute.image_copy import copy_price_monthly, copy_targets, source_problems
 from portal.compute.models import BackupSchedule, Instance, InstanceStatus, Snapshot, SnapshotStatus, Volume
 from portal.compute.services.backups import backup_schedule_set
+from portal.compute.services.image_copy import snapshot_copy
 from portal.compute.services.snapshots import image_delete, snapshot_create, snapshot_delete
 from portal.compute.snapshot_rules import snapshot_price_monthly
 from portal.tenancy.access import Perm
@@ -50,6 +55,7 @@ def snapshot_out(request: HttpRequest, snapshot: Snapshot) -> SnapshotOut:
         source_volume=snapshot.source_volume_id,
         size_gib=snapshot.size_gib,
         image=snapshot.image_id if snapshot.image_id and snapshot.image.is_active else None,
+        copied_from=snapshot.copied_from_id,
         price_monthly=snapshot_price_monthly(snapshot.size_gib),
         currency=settings.PORTAL_CURRENCY,
         fault_message=snapshot.fault_message,
@@ -129,6 +135,58 @@ def delete_snapshot(request: HttpRequest, snapshot_id: UUID):
     snapshot, access = _get_snapshot(request, snapshot_id, Perm.RESOURCE_OPERATE)
     snapshot_delete(access=access, snapshot=snapshot, request=request)
     return Status(204, None)
+
+
+@router.get(
+    "/snapshots/{snapshot_id}/copy-targets",
+    response={200: CopyTargetList, **ERRORS},
+    summary="Where an image can be copied",
+)
+def list_copy_targets(request: HttpRequest, snapshot_id: UUID):
+    """The zones of other regions of the image's cloud, each allowed or not with the reason (the
+    residency policy's for a forbidden region), and the copy's price."""
+    snapshot, access = _get_snapshot(request, snapshot_id)
+    targets = copy_targets(snapshot, access.project)
+    return CopyTargetList(
+        price_monthly=copy_price_monthly(snapshot),
+        currency=settings.PORTAL_CURRENCY,
+        unavailable=" ".join(p.message for p in source_problems(snapshot)),
+        items=[
+            CopyTargetOut(
+                zone=t.zone.code,
+                region=t.zone.region.name,
+                allowed=t.allowed,
+                reason=t.refusal,
+                by_policy=t.by_policy,
+            )
+            for t in targets
+        ],
+    )
+
+
+@router.post(
+    "/snapshots/{snapshot_id}/copies",
+    response={201: SnapshotOut, **ERRORS},
+    summary="Copy an image to another region",
+)
+def copy_snapshot(request: HttpRequest, response: HttpResponse, snapshot_id: UUID, body: SnapshotCopyIn):
+    """A new snapshot (an image of its own) in `zone`, of another region of the same cloud, billed
+    there once available. 403 with the residency policy's reason when it forbids the region (audited);
+    422 for the same region or an unknown zone, 404 for another project's image, 409 when the image is
+    not available yet or a zone cannot copy images. Honours `Idempotency-Key`."""
+    with idempotency_claim(request, response) as claim:
+        copy = claim.replayed(_reached(request, _snapshots(), None))
+        if copy is None:
+            snapshot, access = _get_snapshot(request, snapshot_id, Perm.RESOURCE_CREATE)
+            zone = Zone.objects.filter(code=body.zone).first()
+            if zone is None:
+                message = f"There is no zone {body.zone}."
+                raise ApiProblem(
+                    422, message, kind="invalid-request", errors=[{"field": "zone", "message": message}]
+                )
+            op = snapshot_copy(access=access, snapshot=snapshot, zone=zone, name=body.name, request=request)
+            copy = claim.remember(op.snapshot)
+    return Status(201, snapshot_out(request, _snapshots().get(pk=copy.pk)))
 
 
 # --- images -----------------------------------------------------------------------------------

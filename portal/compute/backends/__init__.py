@@ -20,6 +20,7 @@ from portal.compute.backends.console import ConsoleClosed, ConsoleStream, Remote
 from portal.compute.backends.storage import (
     STORAGE_METADATA_KEY,
     SnapshotCloudState,
+    SnapshotCopySpec,
     SnapshotSource,
     SnapshotSpec,
     SnapshotState,
@@ -43,6 +44,7 @@ __all__ = [
     "ServerSpec",
     "ServerState",
     "SnapshotCloudState",
+    "SnapshotCopySpec",
     "SnapshotSource",
     "SnapshotSpec",
     "SnapshotState",

@@ -19,7 +19,13 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from portal.compute.backends.console import ConsoleStream, RemoteConsole
-from portal.compute.backends.storage import SnapshotSpec, SnapshotState, VolumeSpec, VolumeState
+from portal.compute.backends.storage import (
+    SnapshotCopySpec,
+    SnapshotSpec,
+    SnapshotState,
+    VolumeSpec,
+    VolumeState,
+)
 
 # Metadata key that carries the portal's instance UUID on every server we create.
 IDEMPOTENCY_METADATA_KEY = "portal-instance-id"
@@ -67,6 +73,8 @@ class Capability(StrEnum):
     VOLUME_EXTEND = "volume_extend"  # a volume grows
     SERVER_SNAPSHOTS = "server_snapshots"  # a server's disk becomes an image new servers boot from
     VOLUME_SNAPSHOTS = "volume_snapshots"  # a volume's content is kept, and new volumes made of it
+    # a server snapshot (an image) is copied into this zone from another zone of the same cloud
+    IMAGE_COPY = "image_copy"
     SERIAL_CONSOLE = "serial_console"  # an interactive serial console, relayed by the portal (console.py)
     GRAPHICAL_CONSOLE = "graphical_console"  # the cloud's own console page, linked to (console.py)
 
@@ -79,6 +87,7 @@ CAPABILITY_NAMES = {
     Capability.VOLUME_EXTEND: "Larger volumes",
     Capability.SERVER_SNAPSHOTS: "Server snapshots",
     Capability.VOLUME_SNAPSHOTS: "Volume snapshots",
+    Capability.IMAGE_COPY: "Image copies between regions",
     Capability.SERIAL_CONSOLE: "Interactive serial consoles",
     Capability.GRAPHICAL_CONSOLE: "The cloud's graphical consoles",
 }
@@ -254,6 +263,14 @@ class ComputeBackend(ABC):
     def delete_snapshot(self, backend_id: str) -> None:
         """Delete; deleting a snapshot that is already gone is not an error."""
         raise Rejected("Snapshots are not available in this zone.")
+
+    def copy_snapshot(self, spec: SnapshotCopySpec) -> SnapshotState:
+        """Copy a server snapshot (an image) into `spec.zone`, another zone of this cloud whose
+        capabilities and the source zone's both hold IMAGE_COPY. Answers the copy, a snapshot of
+        its own in `spec.zone` (polled with `get_snapshot`, deleted with `delete_snapshot`); a
+        repeated call with the same key adopts the first copy (`find_snapshot(spec.zone, key)`).
+        Rejected when the source is not an available server snapshot, or already in that zone."""
+        raise not_available(Capability.IMAGE_COPY, spec.zone)
 
     def check_health(self, zone: str) -> str:
         """One line on how the zone's cloud answers ("2 hosts, 14 GiB free"); raises BackendError

@@ -50,6 +50,7 @@ from portal.compute.backends.libvirt_host import embedded_root
 from portal.compute.backends.libvirt_xml import run_tool
 from portal.compute.backends.storage import (
     SnapshotCloudState,
+    SnapshotCopySpec,
     SnapshotSource,
     SnapshotSpec,
     SnapshotState,
@@ -64,6 +65,7 @@ STORAGE_CAPABILITIES = {
     Capability.VOLUME_EXTEND,
     Capability.SERVER_SNAPSHOTS,
     Capability.VOLUME_SNAPSHOTS,
+    Capability.IMAGE_COPY,
 }
 # PCI Express hot unplug: the guest waits 5 s for a second press of the slot's button (which cancels).
 REPRESS_SECONDS = 8
@@ -360,6 +362,40 @@ class LibvirtStorage(CopyJobs):
             self._start_mirror(config, record, uri, domain_uuid, source)
         else:
             self._start_convert(config, record, Path(source))
+        return self.get_snapshot(backend_id)
+
+    def copy_snapshot(self, spec: SnapshotCopySpec) -> SnapshotState:
+        """The server snapshot's disk file copied (`qemu-img convert`, in the background) into the
+        target zone's snapshot store, as a snapshot of that zone; idempotent like `create_snapshot`."""
+        config = self._storage_config(spec.zone, Capability.IMAGE_COPY)
+        snapshot_uuid = storage_uuid_for(spec.idempotency_key)
+        backend_id = f"{spec.zone}/snapshot/{snapshot_uuid}"
+        record = self._snapshot_record(config, snapshot_uuid)
+        if record.meta is not None and (record.final.exists() or record.job or record.failed.exists()):
+            return self.get_snapshot(backend_id)
+        try:
+            source = self.get_snapshot(spec.source_id)
+        except NotFound:
+            raise Rejected("The image to copy no longer exists.", spec.source_id) from None
+        source_zone = self._parse_storage_id(spec.source_id, "snapshot")[0]
+        if source_zone == spec.zone:
+            raise Rejected(f"The image is already in {spec.zone}.", f"{spec.source_id} into its own zone")
+        if source.source != SnapshotSource.SERVER or source.state != SnapshotCloudState.AVAILABLE:
+            raise Rejected("Only an available image can be copied.", f"{spec.source_id}: {source.state}")
+        self._storage_config(source_zone, Capability.IMAGE_COPY)
+        self._prepare(config, record)
+        claim(
+            record.directory / "meta.json",
+            {
+                "idempotency-key": spec.idempotency_key,
+                "name": spec.name,
+                "zone": spec.zone,
+                "source": str(SnapshotSource.SERVER),
+                "source-id": spec.source_id,
+                "min-disk-gib": source.min_disk_gib,
+            },
+        )
+        self._start_convert(config, record, Path(source.metadata["path"]))
         return self.get_snapshot(backend_id)
 
     def _snapshot(self, backend_id: str) -> tuple[str, dict, Record, dict]:

@@ -26,6 +26,7 @@ from portal.compute.backends.base import (
 from portal.compute.backends.storage import (
     STORAGE_METADATA_KEY,
     SnapshotCloudState,
+    SnapshotCopySpec,
     SnapshotSource,
     SnapshotSpec,
     SnapshotState,
@@ -354,6 +355,46 @@ class SimulatedStorage:
             row.state, row.target_state = S.DELETING, "gone"
             row.transition_until = timezone.now() + timedelta(seconds=knobs.action_seconds)
             row.save()
+
+    def copy_snapshot(self, spec: SnapshotCopySpec) -> SnapshotState:
+        """A copy of a server snapshot in another zone: a row of its own there, made like a
+        snapshot (it lands after `action_seconds`; a name holding the knobs' `fail_marker` lands
+        in error, as a copy the cloud could not finish)."""
+        knobs = self._call()
+        self._require(Capability.IMAGE_COPY, spec.zone)
+        found = self.find_snapshot(spec.zone, spec.idempotency_key)
+        if found is not None:
+            return found
+        try:
+            source = self._snapshot_row(spec.source_id)
+        except NotFound:
+            raise Rejected("The image to copy no longer exists.", f"simulated {spec.source_id}") from None
+        self._require(Capability.IMAGE_COPY, source.zone_code)
+        if source.source != SnapshotSource.SERVER or source.state != S.AVAILABLE:
+            raise Rejected(
+                "Only an available image can be copied.", f"simulated {source.source} {source.state}"
+            )
+        if source.zone_code == spec.zone:
+            raise Rejected(f"The image is already in {spec.zone}.", "simulated copy into its own zone")
+        _, _, SimulatedSnapshot = _models()
+        failing = bool(knobs.fail_marker) and knobs.fail_marker in spec.name
+        row = SimulatedSnapshot(
+            backend_id=f"simsnap-{uuid.uuid4().hex[:12]}",
+            idempotency_key=spec.idempotency_key,
+            zone_code=spec.zone,
+            name=spec.name,
+            source=SnapshotSource.SERVER,
+            source_id=spec.source_id,
+            size_gib=source.size_gib,
+            min_disk_gib=source.min_disk_gib,
+            image_ref=f"simimg-{uuid.uuid4().hex[:12]}",
+            state=S.CREATING,
+            target_state=S.ERROR if failing else S.AVAILABLE,
+            transition_until=timezone.now() + timedelta(seconds=knobs.action_seconds),
+            metadata={STORAGE_METADATA_KEY: spec.idempotency_key, "copied-from": spec.source_id},
+        )
+        row.save()
+        return self._snapshot_state(row)
 
     def _image_for(self, image_ref: str, zone: str):
         """The server snapshot a new server boots from: Rejected when it is gone or elsewhere."""

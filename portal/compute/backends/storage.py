@@ -8,6 +8,10 @@ adopts what the first try made (`find_volume`, `find_snapshot`) instead of makin
 A snapshot of a server is an image the cloud can boot (`SnapshotState.image_ref`, passed back as
 `ServerSpec.image_backend_id`); a snapshot of a volume can become a new volume
 (`VolumeSpec.source_snapshot`).
+
+A server snapshot (an image) is copied into another zone of the same cloud with `copy_snapshot`
+(`SnapshotCopySpec`): the copy is a snapshot of its own in the target zone, with the copy's portal
+UUID in the cloud's metadata, polled, found and deleted like any other.
 """
 
 from __future__ import annotations
@@ -85,3 +89,11 @@ class SnapshotState:
     idempotency_key: str = ""
     name: str = ""
     metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SnapshotCopySpec:
+    idempotency_key: str  # the portal's UUID of the copy (a Snapshot of its own)
+    name: str
+    zone: str  # where the copy goes: another zone of the same cloud
+    source_id: str  # backend id of the server snapshot to copy

@@ -64,6 +64,7 @@ class Action(models.TextChoices):
     # Snapshots and backups (target `Operation.snapshot`; see compute/operations/snapshots.py).
     SNAPSHOT_CREATE = "snapshot_create", "Take snapshot"
     SNAPSHOT_DELETE = "snapshot_delete", "Delete snapshot"
+    SNAPSHOT_COPY = "snapshot_copy", "Copy to region"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,11 @@ class Snapshot(models.Model):
     source_volume = models.ForeignKey(
         "compute.Volume", null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots"
     )
+    # A copy in another region: the snapshot (an image) it was copied from; the copy is a snapshot of
+    # its own, in its own zone, billed there (compute/image_copy.py).
+    copied_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
+    )
     # Only for backups: the schedule that took it (its `keep` decides when it goes).
     schedule = models.ForeignKey(
         "compute.BackupSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="backups"
@@ -114,6 +119,10 @@ class Snapshot(models.Model):
     def source_name(self) -> str:
         source = self.source_instance if self.kind in BOOTABLE_KINDS else self.source_volume
         return source.name if source else "(deleted)"
+
+    @property
+    def is_copy(self) -> bool:
+        return self.copied_from_id is not None
 
 
 class BackupFrequency(models.TextChoices):

@@ -29,6 +29,7 @@ from portal.compute.backends import (
     NotFound,
     Rejected,
     SnapshotCloudState,
+    SnapshotCopySpec,
     SnapshotSource,
     SnapshotSpec,
     SnapshotState,
@@ -85,6 +86,26 @@ def _create(backend: ComputeBackend, ops: list[Operation]) -> Answers:
             or backend.create_snapshot(snapshot_spec(op.snapshot))
         ),
     )
+
+
+def _copy(backend: ComputeBackend, ops: list[Operation]) -> Answers:
+    """A copy into another zone (Snapshot.copied_from): adopts one already made with its UUID."""
+
+    def call(op: Operation) -> SnapshotState:
+        copy = op.snapshot
+        found = backend.find_snapshot(copy.zone.code, str(copy.pk))
+        if found is not None:
+            return found
+        source = copy.copied_from
+        if source is None or not source.backend_id or source.status != SS.AVAILABLE:
+            raise Rejected("The image to copy no longer exists.", "copy source gone from the portal")
+        return backend.copy_snapshot(
+            SnapshotCopySpec(
+                idempotency_key=str(copy.pk), name=copy.name, zone=copy.zone.code, source_id=source.backend_id
+            )
+        )
+
+    return each(ops, call)
 
 
 def _record_snapshot_ids(accepted: list[tuple[Operation, SnapshotState]]) -> None:
@@ -162,7 +183,7 @@ def _locked(ids) -> dict:
     return {
         snapshot.pk: snapshot
         for snapshot in Snapshot.objects.select_for_update(of=("self",))
-        .select_related("project", "zone", "source_instance__image", "schedule")
+        .select_related("project", "zone", "source_instance__image", "schedule", "copied_from__image")
         .filter(pk__in=list(ids))
         .order_by("pk")
     }
@@ -172,10 +193,14 @@ def _image_of(snapshot: Snapshot, state: SnapshotState) -> Image:
     """The project image a server snapshot is: it boots in the snapshot's zone only (where the
     cloud holds it), with the source's OS and licence (a Windows snapshot still runs Windows)."""
     source_image = snapshot.source_instance.image if snapshot.source_instance else None
+    version = f"{snapshot.get_kind_display()} of {snapshot.source_name}"
+    if snapshot.copied_from is not None:  # a copy is what it copies, in another region
+        source_image = snapshot.copied_from.image or source_image
+        version = f"Copy of {snapshot.copied_from.name}"
     image = Image.objects.create(
         name=snapshot.name[:80],
         os_family=source_image.os_family if source_image else "debian",
-        version=f"{snapshot.get_kind_display()} of {snapshot.source_name}"[:32],
+        version=version[:32],
         min_disk_gib=max(1, state.min_disk_gib or snapshot.size_gib),
         license_price_hourly=source_image.license_price_hourly if source_image else 0,
         project=snapshot.project,
@@ -304,7 +329,7 @@ def _snapshot_failed(op: Operation, message: str, detail: str) -> None:
         sync_snapshots([snapshot])
         if op.action == Action.SNAPSHOT_CREATE and snapshot.kind == SnapshotKind.BACKUP:
             notify.backup_failed(snapshot, message)
-    if op.action == Action.SNAPSHOT_CREATE and isinstance(seen, SnapshotState):
+    if op.action in (Action.SNAPSHOT_CREATE, Action.SNAPSHOT_COPY) and isinstance(seen, SnapshotState):
         try:
             get_backend(snapshot.zone.backend).delete_snapshot(seen.backend_id)
         except BackendError:
@@ -328,4 +353,5 @@ def _snapshot_kind(submit, progress, succeed, **extra) -> Kind:
 SNAPSHOT_OPERATIONS: dict[str, Kind] = {
     Action.SNAPSHOT_CREATE: _snapshot_kind(_create, _available, _created, submitted=_record_snapshot_ids),
     Action.SNAPSHOT_DELETE: _snapshot_kind(_delete, _deleted, _gone, gone_is_done=True),
+    Action.SNAPSHOT_COPY: _snapshot_kind(_copy, _available, _created, submitted=_record_snapshot_ids),
 }

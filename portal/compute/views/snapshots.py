@@ -100,7 +100,7 @@ def _snapshots_page(request: HttpRequest, access: Access, *, errors=(), status: 
     rows = (
         Snapshot.objects.existing()
         .filter(project=access.project)
-        .select_related("zone__region", "image", "source_instance", "source_volume")
+        .select_related("zone__region", "image", "source_instance", "source_volume", "copied_from__zone")
     )
     instance_id = request.GET.get("instance", "")
     if instance_id:
@@ -204,8 +204,8 @@ def _safe_next(request: HttpRequest) -> bool:
 def _images_page(request: HttpRequest, access: Access, *, errors=(), status: int = 200) -> HttpResponse:
     images = list(
         Image.objects.filter(project=access.project, is_active=True)
-        .select_related("snapshot__zone__region", "snapshot__source_instance")
-        .prefetch_related("zones")
+        .select_related("snapshot__zone__region", "snapshot__source_instance", "snapshot__copied_from__zone")
+        .prefetch_related("zones__region")
         .order_by("name")
     )
     for image in images:

@@ -17,6 +17,10 @@ the catalog), `cloud.image.ignores_filters` (a list that ignores `name=`), `clou
 `cloud.compute.storage.cross_az_attach`. A cloud without a service (no Cinder):
 `@pytest.mark.parametrize("fake_openstack", [{"without": ["volume"]}], indirect=True)`.
 
+Two regions: RegionOne (zone `osl1-a`) and RegionTwo (`ZONE_TWO`, `osl2-a`), each with a Nova and a
+Glance of its own (`cloud.compute2`, `cloud.image2`), for copies of images between regions; Neutron
+and Cinder answer both regions from one state (no test moves networks or volumes between them).
+
 Each service keeps its own state and is an attribute of the cloud: `cloud.compute.servers`,
 `cloud.image.images`, `cloud.network.security_groups`, `cloud.volume.volumes`, `cloud.volume.snapshots`. Another service is a module with a
 `Service` subclass, listed in `SERVICES` below; Keystone's catalog then lists it.
@@ -32,9 +36,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.backends.fake_openstack.compute import Compute, Server, nova_error
-from tests.backends.fake_openstack.identity import PASSWORD, PROJECT, REGION, USERNAME, Identity
-from tests.backends.fake_openstack.image import Image
+from tests.backends.fake_openstack.compute import Compute, ComputeRegionTwo, Server, nova_error
+from tests.backends.fake_openstack.identity import PASSWORD, PROJECT, REGION, REGION_TWO, USERNAME, Identity
+from tests.backends.fake_openstack.image import Image, ImageRegionTwo
 from tests.backends.fake_openstack.network import Network, neutron_error
 from tests.backends.fake_openstack.server import WEB_SERVER_NOT_FOUND, FakeCloud, HttpError, Service
 from tests.backends.fake_openstack.volume import Volume
@@ -43,10 +47,12 @@ __all__ = [
     "PASSWORD",
     "PROJECT",
     "REGION",
+    "REGION_TWO",
     "SERVICES",
     "USERNAME",
     "WEB_SERVER_NOT_FOUND",
     "ZONE_CODE",
+    "ZONE_TWO",
     "FakeCloud",
     "HttpError",
     "Server",
@@ -59,8 +65,9 @@ __all__ = [
 ]
 
 ZONE_CODE = "osl1-a"
+ZONE_TWO = "osl2-a"  # a zone in RegionTwo, for copies of images between regions
 # The services the cloud answers, in the order Keystone's catalog lists them.
-SERVICES = (Identity, Compute, Image, Network, Volume)
+SERVICES = (Identity, Compute, ComputeRegionTwo, Image, ImageRegionTwo, Network, Volume)
 
 
 @pytest.fixture
@@ -83,7 +90,10 @@ def backend_options(cloud: FakeCloud, **overrides) -> dict:
         },
         "password_env": "FAKE_OPENSTACK_PASSWORD",
         "timeout": 5,
-        "zones": {ZONE_CODE: {"region": REGION, "availability_zone": "nova", "network": "public"}},
+        "zones": {
+            ZONE_CODE: {"region": REGION, "availability_zone": "nova", "network": "public"},
+            ZONE_TWO: {"region": REGION_TWO, "availability_zone": "nova", "network": "public"},
+        },
     }
     options.update(overrides)
     return options

@@ -18,6 +18,7 @@ import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
 from tests.backends.fake_openstack.compute_storage import NovaStorage
+from tests.backends.fake_openstack.identity import REGION, REGION_TWO
 from tests.backends.fake_openstack.nova_server import (
     NOVA_MAX_MICROVERSION,
     Server,
@@ -35,6 +36,12 @@ class Compute(Service):
     catalog_type = "compute"
     catalog_name = "nova"
     endpoint = "/v2.1"
+    regions = (REGION,)
+    glance_name = "image"  # the Glance of its region, which it boots from and snapshots into
+
+    @property
+    def glance(self):
+        return getattr(self.cloud, self.glance_name)
 
     def __init__(
         self,
@@ -81,7 +88,7 @@ class Compute(Service):
                 id=str(uuid.uuid4()),
                 name=name,
                 flavor=self.flavors["f-small"],
-                image_id=next(iter(self.cloud.image.images)),
+                image_id=next(iter(self.glance.images)),
                 metadata=dict(metadata or {}),
                 tags=list(tags or []),
                 key_name=None,
@@ -143,7 +150,7 @@ class Compute(Service):
             "version": NOVA_MAX_MICROVERSION if current else "",
             "min_version": "2.1" if current else "",
             "updated": "2013-07-23T11:33:21Z",
-            "links": [{"rel": "self", "href": f"{self.cloud.url}/compute/{version}/"}],
+            "links": [{"rel": "self", "href": f"{self.cloud.url}/{self.name}/{version}/"}],
         }
 
     def not_found(self, headers) -> tuple:
@@ -248,7 +255,7 @@ class Compute(Service):
             "rxtx_factor": 1.0,
             "description": None,
             "extra_specs": {},
-            "links": [{"rel": "self", "href": f"{self.cloud.url}/compute/v2.1/flavors/{flavor['id']}"}],
+            "links": [{"rel": "self", "href": f"{self.cloud.url}/{self.name}/v2.1/flavors/{flavor['id']}"}],
         }
 
     def _keypair_create(self, data: dict):
@@ -278,11 +285,11 @@ class Compute(Service):
         image_id = data.get("imageRef") or next(
             (m.get("uuid") for m in mappings if m.get("source_type") == "image"), ""
         )
-        if image_id not in self.cloud.image.images:
+        if image_id not in self.glance.images:
             raise nova_error(400, f"Image {image_id} could not be found.")
-        if self.cloud.image.images[image_id]["status"] != "active":
+        if self.glance.images[image_id]["status"] != "active":
             raise nova_error(400, f"Image {image_id} is not active.")
-        _check_min_disk(self.cloud.image.images[image_id], flavor, mappings)
+        _check_min_disk(self.glance.images[image_id], flavor, mappings)
         if data.get("key_name") and data["key_name"] not in self.keypairs:
             raise nova_error(400, "Invalid key_name provided.")
         for group in data.get("security_groups") or []:
@@ -387,7 +394,7 @@ class Compute(Service):
             self.later(server, self.boot_seconds, booted)
         view = {
             "id": server.id,
-            "links": [{"rel": "self", "href": f"{self.cloud.url}/compute/v2.1/servers/{server.id}"}],
+            "links": [{"rel": "self", "href": f"{self.cloud.url}/{self.name}/v2.1/servers/{server.id}"}],
             "OS-DCF:diskConfig": "MANUAL",
             "security_groups": [{"name": name} for name in server.security_groups],
             "adminPass": "not-for-you",
@@ -436,7 +443,7 @@ class Compute(Service):
             "os-extended-volumes:volumes_attached": [
                 {"id": a["volume_id"], "delete_on_termination": False} for a in server.volumes
             ],
-            "links": [{"rel": "self", "href": f"{self.cloud.url}/compute/v2.1/servers/{server.id}"}],
+            "links": [{"rel": "self", "href": f"{self.cloud.url}/{self.name}/v2.1/servers/{server.id}"}],
         }
         if server.fault is not None:
             view["fault"] = server.fault
@@ -542,3 +549,11 @@ def _check_min_disk(image: dict, flavor: dict, mappings: list) -> None:
             "Flavor's disk is smaller than the minimum size specified in image metadata. Flavor disk is "
             f"{flavor['disk'] * gib} bytes, minimum size is {min_disk * gib} bytes.",
         )
+
+
+class ComputeRegionTwo(Compute):
+    """The Nova of the cloud's second region: servers of its own, booted from RegionTwo's Glance."""
+
+    name = "compute2"
+    regions = (REGION_TWO,)
+    glance_name = "image2"

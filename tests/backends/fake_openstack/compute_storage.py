@@ -164,7 +164,7 @@ class NovaStorage:
             if volume is not None:
                 volume.status, volume.attachments, volume.landing = "available", [], None
         server.volumes = []
-        images = self.cloud.image.images
+        images = self.compute.glance.images
         for image_id, image in list(images.items()):
             if image.get("instance_uuid") == server.id and image["status"] != "active":
                 del images[image_id]
@@ -183,7 +183,7 @@ class NovaStorage:
         ):
             raise nova_error(400, "Invalid input for field/attribute metadata.")
         self._check_state(server, "createImage")
-        glance = self.cloud.image
+        glance = self.compute.glance
         source = glance.images.get(server.image_id) or {}
         # Nova keeps max(the image's min_disk, the flavor's root disk) and hands it on to the snapshot.
         properties = {
@@ -223,4 +223,4 @@ class NovaStorage:
         self.compute.later(server, half, uploading)
         if version_tuple(microversion) >= (2, 45):
             return 202, {"image_id": image["id"]}, {}
-        return 202, None, {"Location": f"{self.cloud.url}/image/v2/images/{image['id']}"}
+        return 202, None, {"Location": f"{self.cloud.url}/{glance.name}/v2/images/{image['id']}"}

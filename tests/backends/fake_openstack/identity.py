@@ -15,6 +15,7 @@ USERNAME = "portal"
 PASSWORD = "correct horse battery staple"
 PROJECT = "portal-customers"
 REGION = "RegionOne"
+REGION_TWO = "RegionTwo"  # where the cloud has a Glance of its own, for copies of images
 NOT_FOUND = "The resource could not be found."
 
 
@@ -66,25 +67,32 @@ class Identity(Service):
         }
 
     def _token_body(self, expires: datetime) -> dict:
-        def entry(service: Service) -> dict:
-            kind = service.catalog_type
+        def endpoints(service: Service) -> list[dict]:
             url = self.catalog_urls.get(service.name) or f"{self.cloud.url}/{service.name}{service.endpoint}"
+            return [
+                {
+                    "id": hashlib.md5(f"{service.name}{region}{interface}".encode()).hexdigest(),  # noqa: S324
+                    "interface": interface,
+                    "region": region,
+                    "region_id": region,
+                    "url": url,
+                }
+                for region in service.regions or (REGION, REGION_TWO)
+                for interface in ("public", "internal")
+            ]
+
+        def entry(kind: str, services: list[Service]) -> dict:
             return {
                 "id": hashlib.md5(kind.encode()).hexdigest(),  # noqa: S324 - an id, not security
                 "type": kind,
-                "name": service.catalog_name,
-                "endpoints": [
-                    {
-                        "id": hashlib.md5(f"{kind}{interface}".encode()).hexdigest(),  # noqa: S324
-                        "interface": interface,
-                        "region": REGION,
-                        "region_id": REGION,
-                        "url": url,
-                    }
-                    for interface in ("public", "internal")
-                ],
+                "name": services[0].catalog_name,
+                "endpoints": [e for service in services for e in endpoints(service)],
             }
 
+        by_type: dict[str, list[Service]] = {}
+        for service in self.cloud.services.values():
+            if service.catalog_type:
+                by_type.setdefault(service.catalog_type, []).append(service)
         domain = {"id": "default", "name": "Default"}
         return {
             "methods": ["password"],
@@ -93,5 +101,5 @@ class Identity(Service):
             "user": {"id": "u-portal", "name": USERNAME, "domain": domain, "password_expires_at": None},
             "project": {"id": "p-portal", "name": PROJECT, "domain": domain},
             "roles": [{"id": "r-member", "name": "member"}, {"id": "r-reader", "name": "reader"}],
-            "catalog": [entry(service) for service in self.cloud.services.values() if service.catalog_type],
+            "catalog": [entry(kind, services) for kind, services in by_type.items()],
         }

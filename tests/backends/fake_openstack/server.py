@@ -71,6 +71,10 @@ class Service:
     catalog_name = ""
     endpoint = ""
     needs_token = True
+    # The regions whose catalog entry points here (empty: every region, from one state). Nova and
+    # Glance are one per region; Neutron and Cinder answer both (the tests move no network or
+    # volume between regions).
+    regions: tuple[str, ...] = ()
 
     def __init__(self, cloud: FakeCloud) -> None:
         self.cloud = cloud
@@ -242,10 +246,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str) -> None:
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._read_body()
         try:
-            body = json.loads(raw) if raw else None
+            # Image data (Glance's PUT …/file) is bytes; every other body is JSON.
+            binary = self.headers.get("Content-Type", "") == "application/octet-stream"
+            body = raw if binary else json.loads(raw) if raw else None
             try:
                 status, payload, headers = self.fake.handle(
                     method, parts.path, parse_qs(parts.query), self.headers, body
@@ -259,7 +264,10 @@ class _Handler(BaseHTTPRequestHandler):
                 (method, f"{parts.path}?{parts.query}" if parts.query else parts.path, status)
             )
         data = b""
-        if payload is not None:
+        if isinstance(payload, bytes):
+            data = payload
+            headers = {"Content-Type": "application/octet-stream", **headers}
+        elif payload is not None:
             data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -273,6 +281,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (a stalled request past its timeout)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        chunks = []
+        while True:  # HTTP/1.1 chunked: "<hex size>\r\n<data>\r\n" …, ending with a 0-size chunk
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
 
     def do_GET(self) -> None:
         self._answer("GET")
