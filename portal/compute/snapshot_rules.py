@@ -40,6 +40,7 @@ SERVER_BUSY = {
     S.STARTING: "starting",
     S.REBOOTING: "rebooting",
     S.RESIZING: "being resized",
+    S.REBUILDING: "having its disk restored",
     S.TERMINATING: "being terminated",
     S.TERMINATED: "terminated",
 }
