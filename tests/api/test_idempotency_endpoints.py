@@ -51,6 +51,22 @@ def _snapshot(project):
     return "snapshots", {"project": project.pk, "server": str(InstanceFactory(project=project).pk)}
 
 
+def _restore(project):
+    from portal.compute.models import Snapshot
+
+    server = InstanceFactory(project=project, name="db-1", status="running", backend_id="sim-restore")
+    snapshot = Snapshot.objects.create(
+        project=project,
+        zone=server.zone,
+        name="nightly",
+        kind="backup",
+        source_instance=server,
+        status="available",
+        image_ref="simimg-restore",
+    )
+    return f"instances/{server.pk}/restore", {"snapshot": str(snapshot.pk), "confirm_name": "db-1"}
+
+
 POSTS = {
     "launch_instances": _launch,
     "instance_action": _action,
@@ -60,6 +76,7 @@ POSTS = {
     "create_volume": _volume,
     "volume_action": _attach,
     "create_snapshot": _snapshot,
+    "restore_instance_disk": _restore,
 }
 
 

@@ -32,6 +32,7 @@ def build_world(project) -> dict:
         source_instance=instance,
         status="available",
         backend_id="simsnap-world",
+        image_ref="simimg-world",
         size_gib=50,
         image=image,
     )
@@ -148,6 +149,12 @@ ENDPOINTS = [
     Endpoint("get", "snapshots/{snapshot}", "read"),
     Endpoint("post", "snapshots", "write", lambda w: {"project": w["project"], "server": str(w["instance"])}),
     Endpoint("delete", "snapshots/{snapshot}", "write"),
+    Endpoint(
+        "post",
+        "instances/{instance}/restore",
+        "write",
+        lambda w: {"snapshot": str(w["snapshot"]), "confirm_name": "app-1"},
+    ),
     Endpoint("get", "images", "list"),
     Endpoint("delete", "images/{image}", "write"),
     Endpoint("get", "instances/{instance}/backup-schedule", "read"),

@@ -109,7 +109,9 @@ def _too_large(name: str, min_disk_gib: int, instance: Instance) -> str:
 def _snapshot_state_refusal(snapshot: Snapshot) -> str:
     if snapshot.status == SS.CREATING:
         return f"“{snapshot.name}” is still being taken: wait until it is available."
-    if snapshot.status != SS.AVAILABLE or not snapshot.image_ref:
+    if snapshot.status == SS.AVAILABLE and not snapshot.image_ref:
+        return f"“{snapshot.name}” has no image in the cloud to restore a disk from."
+    if snapshot.status != SS.AVAILABLE:
         return (
             f"“{snapshot.name}” is {snapshot.get_status_display().lower()}: a disk can't be restored from it."
         )
