@@ -90,7 +90,9 @@ def instance_storage(instance: Instance, access: Access) -> dict:
         "snapshot_refusal": refusal,
         "snapshots_unavailable": unavailable,
         "snapshot_price": snapshot_price_monthly(instance.root_disk_gib),
-        "snapshots_polling": any(s.is_transitional for s in taken),
+        # (also while the disk is restored: the form comes back when the server does)
+        "snapshots_polling": any(s.is_transitional for s in taken)
+        or instance.status == InstanceStatus.REBUILDING,
     }
 
 
