@@ -52,19 +52,21 @@ class RestoreChoice:
     refusal: str = ""  # why it can't be chosen now ("" when it can)
 
 
-def restore_choices(instance: Instance) -> list[RestoreChoice]:
+def restore_choices(instance: Instance, taken: list[Snapshot] | None = None) -> list[RestoreChoice]:
     """The server's own snapshots and backups in its zone (those still being taken too, with why
-    they can't be chosen yet), then the project's images in that zone that fit its disk."""
+    they can't be chosen yet), then the project's images in that zone that fit its disk. `taken`:
+    the server's existing snapshots, newest first, when the caller has them already."""
     choices = []
-    snapshots = (
-        Snapshot.objects.existing()
-        .filter(source_instance=instance, zone=instance.zone, kind__in=BOOTABLE_KINDS)
-        .exclude(status=SS.DELETING)
-        .order_by("-created_at")
-    )
-    taken = set()
+    if taken is None:
+        taken = list(Snapshot.objects.existing().filter(source_instance=instance).order_by("-created_at"))
+    snapshots = [
+        s
+        for s in taken
+        if s.zone_id == instance.zone_id and s.kind in BOOTABLE_KINDS and s.status != SS.DELETING
+    ]
+    offered = set()
     for snapshot in snapshots:
-        taken.add(snapshot.image_id)
+        offered.add(snapshot.image_id)
         refusal = _snapshot_state_refusal(snapshot)
         if not refusal and snapshot.min_disk_gib > instance.root_disk_gib:
             refusal = _too_large(snapshot.name, snapshot.min_disk_gib, instance)
@@ -85,7 +87,7 @@ def restore_choices(instance: Instance) -> list[RestoreChoice]:
         min_disk_gib__lte=instance.root_disk_gib,
     ).order_by("name")
     for image in images:
-        if image.pk in taken or not image.backend_ref(instance.zone.code):
+        if image.pk in offered or not image.backend_ref(instance.zone.code):
             continue
         choices.append(
             RestoreChoice(
@@ -118,11 +120,16 @@ def _snapshot_state_refusal(snapshot: Snapshot) -> str:
     return ""
 
 
-def server_restore_problems(instance: Instance) -> list[Problem]:
-    """What keeps the server's disk from being restored now, whatever it is restored from."""
+def server_restore_problems(
+    instance: Instance, *, unavailable: str | None = None, taking: bool | None = None
+) -> list[Problem]:
+    """What keeps the server's disk from being restored now, whatever it is restored from
+    (`unavailable`: the zone's refusal, `taking`: a snapshot of it is being taken, when known)."""
     problems = []
-    if refusal := capability_refusal(instance.zone, Capability.SERVER_REBUILD):
-        problems.append(Problem(None, refusal, 409))
+    if unavailable is None:
+        unavailable = capability_refusal(instance.zone, Capability.SERVER_REBUILD)
+    if unavailable:
+        problems.append(Problem(None, unavailable, 409))
     if instance.status == S.REBUILDING:
         problems.append(
             Problem(None, f"{instance.name} is already having its disk restored: wait until it is done.", 409)
@@ -139,7 +146,11 @@ def server_restore_problems(instance: Instance) -> list[Problem]:
         problems.append(
             Problem(None, f"{instance.name} is in error ({instance.fault_message or 'see its page'}).", 409)
         )
-    elif Snapshot.objects.filter(source_instance=instance, status=SS.CREATING).exists():
+    elif (
+        taking
+        if taking is not None
+        else Snapshot.objects.filter(source_instance=instance, status=SS.CREATING).exists()
+    ):
         problems.append(
             Problem(None, f"A snapshot of {instance.name} is being taken: wait until it is done.", 409)
         )

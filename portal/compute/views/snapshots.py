@@ -34,6 +34,7 @@ from portal.compute.services.restores import instance_restore_disk, restore_choi
 from portal.compute.services.snapshots import image_delete, image_problems, snapshot_create, snapshot_delete
 from portal.compute.snapshot_rules import (
     capability_refusal,
+    capability_refusals,
     server_snapshot_state_problems,
     snapshot_price_monthly,
 )
@@ -72,13 +73,18 @@ def instance_storage(instance: Instance, access: Access) -> dict:
             .order_by("-created_at")[:50]
         )
     )
-    unavailable = capability_refusal(instance.zone, Capability.SERVER_SNAPSHOTS)
+    refusals = capability_refusals(instance.zone, Capability.SERVER_SNAPSHOTS, Capability.SERVER_REBUILD)
+    unavailable = refusals[Capability.SERVER_SNAPSHOTS]
+    taking = any(s.status == "creating" for s in taken)
     refusal = ""
     if not unavailable:
-        problems = server_snapshot_state_problems(instance, taking=any(s.status == "creating" for s in taken))
+        problems = server_snapshot_state_problems(instance, taking=taking)
         refusal = " ".join(p.message for p in problems)
     schedule = getattr(instance, "backup_schedule", None)
-    return restore_context(instance, access) | {
+    restore = restore_context(
+        instance, access, taken=taken, unavailable=refusals[Capability.SERVER_REBUILD], taking=taking
+    )
+    return restore | {
         "can_create": access.can(Perm.RESOURCE_CREATE),
         "values": schedule_values(schedule),
         "weekdays": list(enumerate(WEEKDAYS)),
@@ -96,21 +102,22 @@ def instance_storage(instance: Instance, access: Access) -> dict:
     }
 
 
-def restore_context(instance: Instance, access: Access) -> dict:
-    """The "Restore disk" panel: what the disk may be restored from, or why it can't be now."""
-    if not access.can(Perm.RESOURCE_OPERATE) or instance.status in (InstanceStatus.TERMINATED,):
+def restore_context(
+    instance: Instance, access: Access, *, taken: list, unavailable: str, taking: bool
+) -> dict:
+    """The "Restore disk" panel: what the disk may be restored from, or why it can't be now (from
+    the snapshots and the zone's answer `instance_storage` has already: one query more, the images)."""
+    if not access.can(Perm.RESOURCE_OPERATE) or instance.status == InstanceStatus.TERMINATED:
         return {"restore_shown": False}
-    unavailable = capability_refusal(instance.zone, Capability.SERVER_REBUILD)
     restoring = instance.status == InstanceStatus.REBUILDING
-    refusal = (
-        "" if unavailable or restoring else " ".join(p.message for p in server_restore_problems(instance))
-    )
+    problems = server_restore_problems(instance, unavailable=unavailable, taking=taking)
+    refusal = "" if unavailable or restoring else " ".join(p.message for p in problems)
     return {
         "restore_shown": True,
         "restore_unavailable": unavailable,
         "restore_refusal": refusal,
         "restoring": restoring,
-        "restore_choices": [] if unavailable else restore_choices(instance),
+        "restore_choices": [] if unavailable or refusal or restoring else restore_choices(instance, taken),
     }
 
 
