@@ -502,6 +502,16 @@ class CopyTargetList(Schema):
     items: list[CopyTargetOut]
 
 
+class RestoreIn(InputSchema):
+    snapshot: UUID | None = Field(
+        None, strict=False, description="The server snapshot or backup to restore the disk from."
+    )
+    image: int | None = Field(None, description="Or one of the project's own images (GET /images).")
+    confirm_name: str = Field(
+        **_bounds(maxLength=63), description="The server's name: everything written since is lost."
+    )
+
+
 class SnapshotOut(Schema):
     id: UUID
     project: int

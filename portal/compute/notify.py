@@ -13,7 +13,8 @@ from portal.core.mail import mail_after_commit
 
 def after_operations(done: list[tuple[Operation, Instance]]) -> None:
     """Operations just finished, inside the transaction that finished them: each launch's e-mail
-    once all its servers have an outcome, and one per termination."""
+    once all its servers have an outcome, one per termination, and one per failed disk restore
+    (the customer waits for the server to come back)."""
     batches = {instance.batch_id for op, instance in done if op.action == Action.CREATE and instance.batch_id}
     for batch_id in batches:
         transaction.on_commit(lambda batch_id=batch_id: launch_batch_notify(batch_id))
@@ -23,6 +24,18 @@ def after_operations(done: list[tuple[Operation, Instance]]) -> None:
                 "compute/email/terminated",
                 op.requested_by.email,
                 {"instance": instance, "project": instance.project},
+            )
+        if op.action == Action.REBUILD and op.state == OperationState.FAILED and op.requested_by_id:
+            _mail(
+                "compute/email/restore_failed",
+                op.requested_by.email,
+                {
+                    "instance": instance,
+                    "project": instance.project,
+                    "source": op.params.get("source_name", ""),
+                    "reason": op.error_message,
+                    "link": instance.get_absolute_url(),
+                },
             )
 
 

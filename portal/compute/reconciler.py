@@ -123,7 +123,8 @@ def _fail_stuck(now, report: Report) -> None:
 def _fix_drift(zone, servers: dict, report: Report) -> None:
     """Compare settled servers of one zone with what its cloud listed (no per-server calls)."""
     settled = (
-        Instance.objects.filter(zone=zone, status__in=[S.RUNNING, S.STOPPED, S.ERROR])
+        # (A server left "restoring disk" with no operation under way: what the cloud says it is.)
+        Instance.objects.filter(zone=zone, status__in=[S.RUNNING, S.STOPPED, S.ERROR, S.REBUILDING])
         .exclude(backend_id="")
         .exclude(operations__state__in=ACTIVE_STATES)
         .select_related("project__organization", "flavor", "image")

@@ -29,6 +29,15 @@ def capability_refusal(zone: Zone, capability: Capability) -> str:
     return "" if capability in capabilities else not_available(capability, zone.code).user_message
 
 
+def capability_refusals(zone: Zone, *capabilities: Capability) -> dict[Capability, str]:
+    """`capability_refusal` for several, asking the zone's backend once."""
+    try:
+        found = get_backend(zone.backend).capabilities(zone.code)
+    except BackendError as error:
+        return dict.fromkeys(capabilities, error.user_message)
+    return {c: "" if c in found else not_available(c, zone.code).user_message for c in capabilities}
+
+
 SNAPSHOT_NAME_MAX_LENGTH = 63
 S = InstanceStatus
 SS = SnapshotStatus
@@ -40,6 +49,7 @@ SERVER_BUSY = {
     S.STARTING: "starting",
     S.REBOOTING: "rebooting",
     S.RESIZING: "being resized",
+    S.REBUILDING: "having its disk restored",
     S.TERMINATING: "being terminated",
     S.TERMINATED: "terminated",
 }

@@ -12,4 +12,5 @@ urlpatterns = [
     path(P + "images/", snapshots.images, name="images"),
     path(P + "images/<int:image_id>/delete/", snapshots.image_remove, name="image_delete"),
     path(P + "servers/<uuid:instance_id>/backups/", snapshots.instance_backups, name="instance_backups"),
+    path(P + "servers/<uuid:instance_id>/restore/", snapshots.instance_restore, name="instance_restore"),
 ]

@@ -17,7 +17,7 @@ from portal.metering.models import Meter, ResourceType, UsageSegment
 
 # What a server pays for in each status. A stopped server still pays for its disk.
 RUNNING_LIKE = {"running", "rebooting", "stopping"}
-EXISTING = RUNNING_LIKE | {"stopped", "starting", "resizing", "terminating"}
+EXISTING = RUNNING_LIKE | {"stopped", "starting", "resizing", "rebuilding", "terminating"}
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,22 @@ def _copy(project):
     return f"snapshots/{image.pk}/copies", {"zone": "ams1-a"}
 
 
+def _restore(project):
+    from portal.compute.models import Snapshot
+
+    server = InstanceFactory(project=project, name="db-1", status="running", backend_id="sim-restore")
+    snapshot = Snapshot.objects.create(
+        project=project,
+        zone=server.zone,
+        name="nightly",
+        kind="backup",
+        source_instance=server,
+        status="available",
+        image_ref="simimg-restore",
+    )
+    return f"instances/{server.pk}/restore", {"snapshot": str(snapshot.pk), "confirm_name": "db-1"}
+
+
 POSTS = {
     "launch_instances": _launch,
     "instance_action": _action,
@@ -72,6 +88,7 @@ POSTS = {
     "volume_action": _attach,
     "create_snapshot": _snapshot,
     "copy_snapshot": _copy,
+    "restore_instance_disk": _restore,
 }
 
 

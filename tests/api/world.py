@@ -32,6 +32,7 @@ def build_world(project) -> dict:
         source_instance=instance,
         status="available",
         backend_id="simsnap-world",
+        image_ref="simimg-world",
         size_gib=50,
         image=image,
     )
@@ -150,6 +151,12 @@ ENDPOINTS = [
     Endpoint("delete", "snapshots/{snapshot}", "write"),
     Endpoint("get", "snapshots/{snapshot}/copy-targets", "read"),
     Endpoint("post", "snapshots/{snapshot}/copies", "write", {"zone": "ams1-a"}),
+    Endpoint(
+        "post",
+        "instances/{instance}/restore",
+        "write",
+        lambda w: {"snapshot": str(w["snapshot"]), "confirm_name": "app-1"},
+    ),
     Endpoint("get", "images", "list"),
     Endpoint("delete", "images/{image}", "write"),
     Endpoint("get", "instances/{instance}/backup-schedule", "read"),

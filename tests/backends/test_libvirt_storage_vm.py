@@ -1,6 +1,7 @@
 """The libvirt backend's storage, seen from inside a real guest (tests/backends/libvirt_env.py): a
 volume hot plugged into a running VM appears in its /proc/partitions, grows there and goes away
-again; a marker written to a server's disk comes back in a server launched from its snapshot."""
+again; a marker written to a server's disk comes back in a server launched from its snapshot, and
+in the server itself when its disk is restored from the snapshot (what was written since is gone)."""
 
 from __future__ import annotations
 
@@ -135,3 +136,65 @@ def test_a_marker_on_a_server_disk_comes_back_in_a_server_launched_from_its_snap
         backend.delete_server(server.backend_id)
     for taken_snapshot in (snapshot, cold_snapshot):
         backend.delete_snapshot(taken_snapshot.backend_id)
+
+
+# At every boot: print the first sector of the disk, then write marker A over an empty one, or B
+# over A (so B marks what was written after a snapshot of A).
+MARK_EACH_BOOT = """#!/bin/sh
+now=$(dd if=/dev/vda bs=512 count=1 2>/dev/null | tr -d '\\000')
+echo "PORTAL-DISK-READ $now"
+case "$now" in
+    *MARK-A-*) next="MARK-B-{key}" ;;
+    *) next="MARK-A-{key}" ;;
+esac
+echo "$next" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null
+sync
+echo "PORTAL-MARK-WRITTEN $next"
+"""
+
+
+def _boots_after(backend, server_id: str, before: str) -> list[str]:
+    """The disk reads printed since `before` (the console so far; all of it if the log began anew)."""
+    output = backend.console_output(server_id)
+    fresh = output[len(before) :] if output.startswith(before) else output
+    return re.findall(r"PORTAL-DISK-READ ([^\r\n]*)", fresh)
+
+
+def test_a_restored_disk_has_what_the_snapshot_had_and_not_what_came_after(libvirt_backend, tmp_path):
+    backend, zone = libvirt_backend
+    key = uuid.uuid4().hex[:8]
+    server = backend.create_server(
+        spec(zone, name="restored", user_data=MARK_EACH_BOOT.replace("{key}", key))
+    )
+    wait_for(lambda: f"WRITTEN MARK-A-{key}" in backend.console_output(server.backend_id), what="marker A")
+
+    taken = SnapshotSpec(str(uuid.uuid4()), "with-a", zone, SnapshotSource.SERVER, server.backend_id)
+    snapshot = until(lambda: backend.get_snapshot(backend.create_snapshot(taken).backend_id), {S.AVAILABLE})
+
+    # Written after the snapshot: the next boot finds A and writes B.
+    before = backend.console_output(server.backend_id)
+    backend.reboot_server(server.backend_id, hard=True)
+    wait_for(lambda: _boots_after(backend, server.backend_id, before), what="the reboot's disk read")
+    assert _boots_after(backend, server.backend_id, before)[0] == f"MARK-A-{key}"
+    wait_for(lambda: f"WRITTEN MARK-B-{key}" in backend.console_output(server.backend_id), what="marker B")
+    wait_for(lambda: backend.get_server(server.backend_id).state == BackendState.RUNNING, what="RUNNING")
+
+    # Restored while it runs: it starts again on the snapshot's disk, which has A and not B.
+    before = backend.console_output(server.backend_id)
+    rebuild_key = str(uuid.uuid4())
+    backend.rebuild_server(server.backend_id, image_ref=snapshot.image_ref, rebuild_key=rebuild_key)
+    wait_for(lambda: _boots_after(backend, server.backend_id, before), what="the restored disk's read")
+    assert _boots_after(backend, server.backend_id, before)[0] == f"MARK-A-{key}"
+    assert backend.get_server(server.backend_id).state == BackendState.RUNNING
+
+    # Stopped, and restored again: it stays stopped, and its disk file holds A once more.
+    wait_for(lambda: f"WRITTEN MARK-B-{key}" in backend.console_output(server.backend_id), what="B again")
+    backend.stop_server(server.backend_id)
+    wait_for(lambda: backend.get_server(server.backend_id).state == BackendState.STOPPED, what="STOPPED")
+    backend.rebuild_server(server.backend_id, image_ref=snapshot.image_ref, rebuild_key=str(uuid.uuid4()))
+    assert backend.get_server(server.backend_id).state == BackendState.STOPPED
+    _config, _uri, _uuid, summary = backend._locate(server.backend_id)
+    root = Path(summary["meta"]["directory"]) / "root.qcow2"
+    assert first_sector(root, tmp_path) == f"MARK-A-{key}\n".encode()
+    backend.delete_server(server.backend_id)
+    backend.delete_snapshot(snapshot.backend_id)

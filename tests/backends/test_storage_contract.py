@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from portal.compute.backends import (
+    REBUILD_METADATA_KEY,
     BackendState,
     Capability,
     NotFound,
@@ -249,3 +250,53 @@ def gone_server(backend, backend_id: str, timeout: float = 60) -> None:
         except NotFound:
             return
         time.sleep(0.2)
+
+
+def test_server_disk_is_restored_from_its_snapshot(storage_cloud):
+    """A rebuild: the root disk replaced by the snapshot's, the server back in the state it had
+    (running, then stopped), idempotent by its key; an image that is not there is refused."""
+    backend, zone, capabilities = storage_cloud
+    if Capability.SERVER_REBUILD not in capabilities:
+        with pytest.raises(Rejected, match="not available"):
+            backend.rebuild_server(f"{zone}:x", image_ref="x", rebuild_key=str(uuid.uuid4()))
+        return
+    assert Capability.SERVER_SNAPSHOTS in capabilities  # what it restores from
+    server = backend.create_server(spec(zone, name="rebuild-me"))
+    settle(backend, server.backend_id, BackendState.RUNNING)
+    try:
+        asked = SnapshotSpec(str(uuid.uuid4()), "before", zone, SnapshotSource.SERVER, server.backend_id)
+        snapshot = backend.create_snapshot(asked)
+        ready = until(lambda: backend.get_snapshot(snapshot.backend_id), {S.AVAILABLE}, timeout=180)
+        settle(backend, server.backend_id, BackendState.RUNNING)
+
+        key = str(uuid.uuid4())
+        backend.rebuild_server(server.backend_id, image_ref=ready.image_ref, rebuild_key=key)
+        settle(backend, server.backend_id, BackendState.RUNNING, timeout=180)
+        rebuilt = backend.get_server(server.backend_id)
+        assert rebuilt.metadata[REBUILD_METADATA_KEY] == key
+        # The same request again (a retried step) does not rebuild a second time.
+        backend.rebuild_server(server.backend_id, image_ref=ready.image_ref, rebuild_key=key)
+        assert backend.get_server(server.backend_id).state == BackendState.RUNNING
+
+        with pytest.raises(Rejected):  # no such image in this cloud
+            backend.rebuild_server(
+                server.backend_id, image_ref=ready.image_ref[:-4] + "0000", rebuild_key=str(uuid.uuid4())
+            )
+        assert backend.get_server(server.backend_id).state == BackendState.RUNNING
+
+        backend.stop_server(server.backend_id)
+        settle(backend, server.backend_id, BackendState.STOPPED, timeout=120)
+        again = str(uuid.uuid4())
+        backend.rebuild_server(server.backend_id, image_ref=ready.image_ref, rebuild_key=again)
+        settle(backend, server.backend_id, BackendState.STOPPED, timeout=180)
+        assert backend.get_server(server.backend_id).metadata[REBUILD_METADATA_KEY] == again
+
+        tail = "1111" if server.backend_id.endswith("0000") else "0000"
+        with pytest.raises(NotFound):  # no such server
+            backend.rebuild_server(
+                server.backend_id[:-4] + tail, image_ref=ready.image_ref, rebuild_key=str(uuid.uuid4())
+            )
+    finally:
+        backend.delete_server(server.backend_id)
+    backend.delete_snapshot(snapshot.backend_id)
+    gone(lambda: backend.get_snapshot(snapshot.backend_id))

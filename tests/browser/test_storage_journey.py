@@ -121,6 +121,7 @@ def test_volume_snapshot_image_backups_usage(width, suffix, celery_worker_proces
     taken.get_by_role("link", name="Launch from this").wait_for(timeout=30_000)  # once available
     snapshots.get_by_role("button", name="Take snapshot").wait_for()  # "being taken: wait" is gone
     assert not snapshots.get_by_text("is being taken").count()
+    page.locator("#restore").get_by_text("Restore disk…").wait_for()  # nor in the Restore disk section
     snapshot = Snapshot.objects.get(project=project, name="before-upgrade")
     assert snapshot.status == "available" and snapshot.image is not None
     assert f"{ROOT_DISK_GIB} GiB" in taken.inner_text()

@@ -22,8 +22,9 @@ from portal.compute.models import Instance
 from tests.factories import InstanceFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 
 LIST_MAX_QUERIES = 8
-# The server page also lists its volumes (+1), its snapshots and asks its zone whether it takes them (+2).
-DETAIL_MAX_QUERIES = 11
+# The server page also lists its volumes (+1), its snapshots and asks its zone whether it takes them
+# (+2), and the project's images its disk may be restored from (+1).
+DETAIL_MAX_QUERIES = 12
 
 # Not `db`: in a test transaction Django logs SAVEPOINTs where production logs BEGIN and COMMIT,
 # the same number, but this way the count is the production one statement for statement.

@@ -14,6 +14,7 @@ EXPECTED_ACTIONS = {
     S.STARTING: set(),
     S.REBOOTING: set(),
     S.RESIZING: set(),
+    S.REBUILDING: set(),  # (a restore is asked from the Snapshots section: services/restores.py)
     S.TERMINATING: set(),
     S.TERMINATED: set(),
     S.ERROR: {Action.TERMINATE},
@@ -34,6 +35,13 @@ def test_every_action_moves_along_allowed_transitions():
         for start in rule.allowed_from:
             assert rule.during in TRANSITIONS[start], (rule.action, start)
         assert rule.done in TRANSITIONS[rule.during] or rule.done == rule.during
+
+
+def test_a_restored_disk_leaves_the_server_as_it_was():
+    from portal.compute.models import REBUILD_FROM
+
+    for start in REBUILD_FROM:
+        assert S.REBUILDING in TRANSITIONS[start] and start in TRANSITIONS[S.REBUILDING]
 
 
 def test_terminated_is_final_and_error_can_only_be_terminated():

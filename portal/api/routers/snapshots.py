@@ -11,8 +11,9 @@ from ninja import Router, Status
 from portal.api.access import find_project, token_org_access, token_project_access, token_projects
 from portal.api.errors import ApiProblem
 from portal.api.idempotency import idempotency_claim
-from portal.api.routers.common import api_url, get_instance, token_of
+from portal.api.routers.common import api_url, get_instance, instance_out, operation_ref, token_of
 from portal.api.schemas import (
+    ActionOut,
     BackupScheduleIn,
     BackupScheduleOut,
     CopyTargetList,
@@ -20,6 +21,7 @@ from portal.api.schemas import (
     Problem,
     ProjectImageList,
     ProjectImageOut,
+    RestoreIn,
     SnapshotCopyIn,
     SnapshotIn,
     SnapshotList,
@@ -27,9 +29,18 @@ from portal.api.schemas import (
 )
 from portal.catalog.models import Image, Zone
 from portal.compute.image_copy import copy_price_monthly, copy_targets, source_problems
-from portal.compute.models import BackupSchedule, Instance, InstanceStatus, Snapshot, SnapshotStatus, Volume
+from portal.compute.models import (
+    BackupSchedule,
+    Instance,
+    InstanceStatus,
+    Operation,
+    Snapshot,
+    SnapshotStatus,
+    Volume,
+)
 from portal.compute.services.backups import backup_schedule_set
 from portal.compute.services.image_copy import snapshot_copy
+from portal.compute.services.restores import instance_restore_disk
 from portal.compute.services.snapshots import image_delete, snapshot_create, snapshot_delete
 from portal.compute.snapshot_rules import snapshot_price_monthly
 from portal.tenancy.access import Perm
@@ -296,3 +307,48 @@ def put_backup_schedule(request: HttpRequest, instance_id: UUID, body: BackupSch
         request=request,
     )
     return schedule_out(instance, schedule)
+
+
+@router.post(
+    "/instances/{instance_id}/restore",
+    response={202: ActionOut, **ERRORS},
+    summary="Restore a server's disk from a snapshot or backup",
+)
+def restore_instance_disk(request: HttpRequest, response: HttpResponse, instance_id: UUID, body: RestoreIn):
+    """Replace the server's disk by a snapshot's or backup's of it (or one of the project's images)
+    in its zone: everything written since is lost, a running server restarts, a stopped one stays
+    stopped. `confirm_name` is the server's name. 404 for another project's snapshot; 400 for one in
+    another zone or too large for the disk, or a wrong name; 409 while the snapshot is being taken
+    or the server is busy (all reasons at once). Send an Idempotency-Key to retry safely."""
+    token = token_of(request)
+    with idempotency_claim(request, response) as claim:
+        operation = claim.replayed(Operation.objects.filter(instance__project__in=token_projects(token)))
+        if operation is None:
+            instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+            snapshot = image = None
+            if body.snapshot is not None:
+                snapshot = _snapshots().filter(pk=body.snapshot, project=instance.project).first()
+                if snapshot is None:
+                    raise Http404("No such snapshot or backup in this project.")
+            if body.image is not None:
+                image = (
+                    Image.objects.filter(pk=body.image)
+                    .filter(Q(project=instance.project) | Q(project=None))
+                    .first()
+                )
+                if image is None:
+                    raise Http404("No such image in this project.")
+            operation = claim.remember(
+                instance_restore_disk(
+                    access=access,
+                    instance=instance,
+                    snapshot=snapshot,
+                    image=image,
+                    confirm_name=body.confirm_name,
+                    request=request,
+                )
+            )
+    instance = Instance.objects.with_catalog().get(pk=operation.instance_id)
+    return Status(
+        202, ActionOut(operation=operation_ref(request, operation), instance=instance_out(request, instance))
+    )

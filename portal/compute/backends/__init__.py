@@ -3,6 +3,7 @@ one configured under that name in settings.COMPUTE_BACKENDS; a zone says which n
 
 from portal.compute.backends.base import (
     CAPABILITY_NAMES,
+    REBUILD_METADATA_KEY,
     BackendError,
     BackendState,
     Capability,
@@ -31,6 +32,7 @@ from portal.compute.backends.storage import (
 
 __all__ = [
     "CAPABILITY_NAMES",
+    "REBUILD_METADATA_KEY",
     "STORAGE_METADATA_KEY",
     "BackendError",
     "BackendState",

@@ -29,6 +29,8 @@ from portal.compute.backends.storage import (
 
 # Metadata key that carries the portal's instance UUID on every server we create.
 IDEMPOTENCY_METADATA_KEY = "portal-instance-id"
+# Metadata key of a rebuilt server: the key (operation UUID) of the last rebuild it was asked for.
+REBUILD_METADATA_KEY = "portal-rebuild-id"
 
 
 class BackendError(Exception):
@@ -58,6 +60,7 @@ class BackendState(StrEnum):
     STARTING = "starting"
     REBOOTING = "rebooting"
     RESIZING = "resizing"
+    REBUILDING = "rebuilding"  # its root disk is being replaced by an image's (rebuild_server)
     DELETING = "deleting"
     ERROR = "error"
 
@@ -75,6 +78,7 @@ class Capability(StrEnum):
     VOLUME_SNAPSHOTS = "volume_snapshots"  # a volume's content is kept, and new volumes made of it
     # a server snapshot (an image) is copied into this zone from another zone of the same cloud
     IMAGE_COPY = "image_copy"
+    SERVER_REBUILD = "server_rebuild"  # a server's root disk is replaced by a snapshot's (rebuild_server)
     SERIAL_CONSOLE = "serial_console"  # an interactive serial console, relayed by the portal (console.py)
     GRAPHICAL_CONSOLE = "graphical_console"  # the cloud's own console page, linked to (console.py)
 
@@ -88,13 +92,16 @@ CAPABILITY_NAMES = {
     Capability.SERVER_SNAPSHOTS: "Server snapshots",
     Capability.VOLUME_SNAPSHOTS: "Volume snapshots",
     Capability.IMAGE_COPY: "Image copies between regions",
+    Capability.SERVER_REBUILD: "Restoring a server's disk from a snapshot or backup",
     Capability.SERIAL_CONSOLE: "Interactive serial consoles",
     Capability.GRAPHICAL_CONSOLE: "The cloud's graphical consoles",
 }
 
 
 def not_available(capability: Capability, zone: str) -> Rejected:
-    return Rejected(f"{CAPABILITY_NAMES[capability]} are not available in {zone}.")
+    name = CAPABILITY_NAMES[capability]
+    verb = "is" if capability == Capability.SERVER_REBUILD else "are"  # a gerund is singular
+    return Rejected(f"{name} {verb} not available in {zone}.")
 
 
 @dataclass(frozen=True)
@@ -271,6 +278,16 @@ class ComputeBackend(ABC):
         repeated call with the same key adopts the first copy (`find_snapshot(spec.zone, key)`).
         Rejected when the source is not an available server snapshot, or already in that zone."""
         raise not_available(Capability.IMAGE_COPY, spec.zone)
+
+    def rebuild_server(self, backend_id: str, *, image_ref: str, rebuild_key: str) -> None:
+        """Replace the server's root disk by a fresh one made of `image_ref` (the cloud's id of a
+        server snapshot or image, as `ServerSpec.image_backend_id`); everything written to the disk
+        since is lost. A running server is powered off for it and started again; a stopped one
+        stays stopped. Submits and returns: the server shows `REBUILDING` (or settles at once) and
+        then its state before. Idempotent by `rebuild_key` (the operation's UUID), which the server
+        carries in its metadata (`REBUILD_METADATA_KEY`) from then on: the same key again changes
+        nothing. Rejected when the server is doing something else or the image does not fit."""
+        raise Rejected("Restoring a server's disk from a snapshot or backup is not available in this zone.")
 
     def check_health(self, zone: str) -> str:
         """One line on how the zone's cloud answers ("2 hosts, 14 GiB free"); raises BackendError

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
+    REBUILD_METADATA_KEY,
     BackendState,
     Capability,
     ComputeBackend,
@@ -165,7 +166,12 @@ class LibvirtBackend(LibvirtStorage, ComputeBackend):
             flavor=meta.get("flavor", ""),
             idempotency_key=key,
             name=meta.get("name", ""),
-            metadata={IDEMPOTENCY_METADATA_KEY: key, "host": host_key(uri), "domain": summary["name"]},
+            metadata={
+                IDEMPOTENCY_METADATA_KEY: key,
+                REBUILD_METADATA_KEY: meta.get("rebuild-id", ""),
+                "host": host_key(uri),
+                "domain": summary["name"],
+            },
         )
 
     def _locate(self, backend_id: str) -> tuple[dict, str, str, dict]:

@@ -36,6 +36,7 @@ from openstack import exceptions as sdk_exceptions
 from portal.compute.backends import openstack_lookups as lookups
 from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
+    REBUILD_METADATA_KEY,
     BackendError,
     BackendState,
     Capability,
@@ -46,6 +47,7 @@ from portal.compute.backends.base import (
     ServerState,
     Transient,
     ZoneCapacity,
+    not_available,
 )
 from portal.compute.backends.openstack_console import OpenStackConsoles
 from portal.compute.backends.openstack_image_copy import OpenStackImageCopy
@@ -75,7 +77,7 @@ SERVICES = ("compute", "image", "network", "identity", "block_storage")
 CINDER_CAPABILITIES = frozenset(
     {Capability.LARGE_ROOT_DISK, Capability.VOLUMES, Capability.VOLUME_EXTEND, Capability.VOLUME_SNAPSHOTS}
 )
-GLANCE_CAPABILITIES = frozenset({Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY})
+GLANCE_CAPABILITIES = frozenset({Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY, Capability.SERVER_REBUILD})
 # How long what a cloud can do (`capabilities`) is believed before it is asked again.
 CAPABILITIES_SECONDS = 300.0
 # Hypervisor statistics were removed from Nova's API at microversion 2.88.
@@ -405,6 +407,46 @@ class OpenStackBackend(OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, 
             conn.compute.resize_server(sid, target.id)
 
         self._action(backend_id, "resized", resize, fine={B.RESIZING})
+
+    def rebuild_server(self, backend_id: str, *, image_ref: str, rebuild_key: str) -> None:
+        """Nova's rebuild (`POST /servers/{id}/action {"rebuild": {"imageRef": …}}`), with the
+        server's metadata plus the rebuild's key (a rebuild replaces the metadata it is given).
+        Nova shows REBUILD, then ACTIVE, or SHUTOFF again for a server that was stopped."""
+        zone, server_id = self._target(backend_id)
+        conn = self._connection(zone)
+        if Capability.SERVER_REBUILD not in self.capabilities(zone):
+            raise not_available(Capability.SERVER_REBUILD, zone)
+        with self._cloud("rebuild server", conn, server_id):
+            server = self._fetch(conn, server_id)
+            metadata = dict(server.metadata or {})
+            if metadata.get(REBUILD_METADATA_KEY) == rebuild_key:
+                return  # asked before: under way or done
+            state = server_state(server.status or "", server.task_state)
+            if state not in (B.RUNNING, B.STOPPED) or server.task_state:
+                raise Rejected(
+                    f"The server is {IS_DOING[state]} right now, so its disk can't be restored. "
+                    "Try again once it has settled.",
+                    f"rebuild {backend_id}: {server.status} ({server.task_state})",
+                )
+            try:
+                conn.compute.rebuild_server(
+                    server_id, image_ref, metadata={**metadata, REBUILD_METADATA_KEY: rebuild_key}
+                )
+            except sdk_exceptions.ConflictException as conflict:
+                if (self._fetch(conn, server_id).metadata or {}).get(REBUILD_METADATA_KEY) == rebuild_key:
+                    return  # a racing request of ours got there first
+                raise Rejected(
+                    "The server is busy right now, so its disk can't be restored. Try again once it has settled.",
+                    f"rebuild {backend_id}: {error_text(conflict)}",
+                ) from None
+            except sdk_exceptions.BadRequestException as refusal:
+                text = error_text(refusal)
+                message = (
+                    "That image needs a larger disk than this server's size has."
+                    if "disk" in text.lower()
+                    else "That snapshot or image is not available in this zone."
+                )
+                raise Rejected(message, f"rebuild {backend_id}: {text}") from None
 
     def delete_server(self, backend_id: str) -> None:
         zone, server_id = self._target(backend_id)

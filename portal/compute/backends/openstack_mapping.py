@@ -78,6 +78,7 @@ IS_DOING = {
     B.STARTING: "starting",
     B.REBOOTING: "rebooting",
     B.RESIZING: "being resized",
+    B.REBUILDING: "having its disk restored",
     B.DELETING: "being deleted",
     B.ERROR: "in an error state",
 }
@@ -101,8 +102,10 @@ def server_state(status: str, task_state: str | None) -> B:
     task = task_state or ""
     if task == "deleting" or status == "SOFT_DELETED":
         return B.DELETING
-    if status in ("BUILD", "REBUILD"):
+    if status == "BUILD":
         return B.BUILDING
+    if status == "REBUILD" or task.startswith("rebuild"):
+        return B.REBUILDING
     if task == "powering-off":
         return B.STOPPING
     if task in ("powering-on", "resuming", "unpausing", "unshelving", "spawning"):

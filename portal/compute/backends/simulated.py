@@ -21,8 +21,10 @@ from django.utils import timezone
 
 from portal.compute.backends.base import (
     IDEMPOTENCY_METADATA_KEY,
+    REBUILD_METADATA_KEY,
     BackendError,
     BackendState,
+    Capability,
     ComputeBackend,
     NotFound,
     Rejected,
@@ -30,6 +32,7 @@ from portal.compute.backends.base import (
     ServerState,
     Transient,
     ZoneCapacity,
+    not_available,
 )
 from portal.compute.backends.simulated_console import SimulatedConsole
 from portal.compute.backends.simulated_storage import SimulatedStorage
@@ -404,6 +407,40 @@ class SimulatedBackend(SimulatedStorage, ComputeBackend):
             row.flavor_code, row.vcpus, row.ram_gib = flavor, vcpus, ram_gib
             row.save(update_fields=["flavor_code", "vcpus", "ram_gib"])
             self._begin(row, B.RESIZING, knobs.action_seconds)
+
+    def rebuild_server(self, backend_id: str, *, image_ref: str, rebuild_key: str) -> None:
+        """The disk is the snapshot's again: `rebuilding` for the knobs' action time, then the
+        state it had (running or stopped). The image must be an available snapshot of this zone
+        that fits the server's disk."""
+        knobs = self._call()
+        with transaction.atomic():
+            row = self._row(backend_id, lock=True)
+            self._settle(row)
+            if row.metadata.get(REBUILD_METADATA_KEY) == rebuild_key:
+                return  # asked before: under way or done
+            if Capability.SERVER_REBUILD not in self.capabilities(row.zone_code):
+                raise not_available(Capability.SERVER_REBUILD, row.zone_code)
+            if row.state not in (B.RUNNING, B.STOPPED):
+                raise Rejected(
+                    f"The server is {row.state} and can't be restored right now.",
+                    f"simulated {backend_id}: {row.state} -> rebuilding refused",
+                )
+            snapshot = self._image_for(image_ref, row.zone_code)
+            if snapshot.min_disk_gib > row.root_disk_gib:
+                raise Rejected(
+                    f"That snapshot needs a disk of at least {snapshot.min_disk_gib} GiB; "
+                    f"this server's is {row.root_disk_gib} GiB.",
+                    f"simulated image {image_ref} min disk {snapshot.min_disk_gib}",
+                )
+            row.image_ref = image_ref
+            row.metadata = {**row.metadata, REBUILD_METADATA_KEY: rebuild_key}
+            row.state, row.target_state = B.REBUILDING, row.state
+            if knobs.fail_marker and knobs.fail_marker in snapshot.name:  # the knobs' failing image
+                row.target_state, row.fault = B.ERROR, "The restored disk failed to boot."
+            row.transition_until = timezone.now() + timedelta(seconds=knobs.action_seconds)
+            row.save(
+                update_fields=["image_ref", "metadata", "state", "target_state", "transition_until", "fault"]
+            )
 
     def delete_server(self, backend_id: str) -> None:
         from portal.compute.models import SimulatedServer

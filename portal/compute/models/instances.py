@@ -19,6 +19,7 @@ class InstanceStatus(models.TextChoices):
     STARTING = "starting", "Starting"
     REBOOTING = "rebooting", "Rebooting"
     RESIZING = "resizing", "Resizing"
+    REBUILDING = "rebuilding", "Restoring disk"
     TERMINATING = "terminating", "Terminating"
     TERMINATED = "terminated", "Terminated"
     ERROR = "error", "Error"
@@ -30,18 +31,20 @@ S = InstanceStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.PROVISIONING, S.ERROR, S.TERMINATING}),
     S.PROVISIONING: frozenset({S.RUNNING, S.ERROR, S.TERMINATING}),
-    S.RUNNING: frozenset({S.STOPPING, S.REBOOTING, S.TERMINATING, S.STOPPED, S.ERROR}),
+    S.RUNNING: frozenset({S.STOPPING, S.REBOOTING, S.REBUILDING, S.TERMINATING, S.STOPPED, S.ERROR}),
     S.STOPPING: frozenset({S.STOPPED, S.ERROR, S.RUNNING}),
-    S.STOPPED: frozenset({S.STARTING, S.RESIZING, S.TERMINATING, S.RUNNING, S.ERROR}),
+    S.STOPPED: frozenset({S.STARTING, S.RESIZING, S.REBUILDING, S.TERMINATING, S.RUNNING, S.ERROR}),
     S.STARTING: frozenset({S.RUNNING, S.ERROR, S.STOPPED}),
     S.REBOOTING: frozenset({S.RUNNING, S.ERROR}),
     S.RESIZING: frozenset({S.STOPPED, S.ERROR}),
+    # A restored disk: back to what the server was doing before (Operation.params["then"]).
+    S.REBUILDING: frozenset({S.RUNNING, S.STOPPED, S.ERROR}),
     S.TERMINATING: frozenset({S.TERMINATED, S.ERROR}),
     S.ERROR: frozenset({S.TERMINATING}),
     S.TERMINATED: frozenset(),
 }
 TRANSITIONAL = frozenset(
-    {S.PENDING, S.PROVISIONING, S.STOPPING, S.STARTING, S.REBOOTING, S.RESIZING, S.TERMINATING}
+    {S.PENDING, S.PROVISIONING, S.STOPPING, S.STARTING, S.REBOOTING, S.RESIZING, S.REBUILDING, S.TERMINATING}
 )
 # Statuses that hold quota: everything that exists or is about to. Failed launches free theirs.
 HOLDS_QUOTA = frozenset(set(S) - {S.TERMINATED, S.ERROR})
@@ -55,6 +58,9 @@ class Action(models.TextChoices):
     HARD_REBOOT = "hard_reboot", "Hard reboot"
     RESIZE = "resize", "Resize"
     TERMINATE = "terminate", "Terminate"
+    # The root disk replaced by a snapshot's or backup's (services/restores.py); not in ACTIONS: it
+    # needs an image and a typed confirmation, and leaves the server as it found it.
+    REBUILD = "rebuild", "Restore disk"
     # Volumes (their operations' target is `Operation.volume`; see compute/operations/volumes.py).
     VOLUME_CREATE = "volume_create", "Create volume"
     VOLUME_ATTACH = "volume_attach", "Attach volume"
@@ -75,6 +81,9 @@ class ActionRule:
     done: str  # the status once the cloud confirms
     verb: str  # for buttons and messages
 
+
+# Where a server's disk may be restored from, and what it is during the restore.
+REBUILD_FROM = frozenset({S.RUNNING, S.STOPPED})
 
 # What each action needs and leaves. Drives the buttons shown and the server-side check.
 ACTIONS: dict[str, ActionRule] = {
@@ -207,12 +216,20 @@ class Instance(models.Model):
         rule = ACTIONS.get(action)
         return rule is not None and self.status in rule.allowed_from
 
-    def record_success(self, action: str, *, addresses=(), flavor_id=None, now) -> list[str]:
+    def record_success(
+        self, action: str, *, addresses=(), flavor_id=None, image_id=None, then=None, now
+    ) -> list[str]:
         """Set what a succeeded operation leaves on the server; the names of the fields changed.
+        (`then`: the status a restored disk leaves, the one the server had; `image_id` its image.)
 
         Nothing ([]) when the server can no longer become what the action leaves: a newer request
         (terminate, asked while it was being created) decides its status."""
-        done = S.RUNNING if action == Action.CREATE else ACTIONS[action].done
+        if action == Action.CREATE:
+            done = S.RUNNING
+        elif action == Action.REBUILD:
+            done = then or S.RUNNING
+        else:
+            done = ACTIONS[action].done
         if not self.can_become(done):
             return []
         self.status, self.updated_at = done, now
@@ -229,6 +246,9 @@ class Instance(models.Model):
         if action == Action.RESIZE:
             self.flavor_id = flavor_id
             fields.append("flavor")
+        if action == Action.REBUILD and image_id:
+            self.image_id = image_id  # its disk is now that image's
+            fields.append("image")
         if action == Action.TERMINATE:
             self.terminated_at, self.addresses = now, []
             fields += ["terminated_at", "addresses"]

@@ -1,4 +1,5 @@
-"""The kinds of operation that change servers: launch, start, stop, reboot, resize, terminate."""
+"""The kinds of operation that change servers: launch, start, stop, reboot, resize, terminate, and
+restore the disk from a snapshot (rebuild)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 from portal.catalog.models import Flavor
 from portal.compute import notify
 from portal.compute.backends import (
+    REBUILD_METADATA_KEY,
     BackendError,
     BackendState,
     ComputeBackend,
@@ -48,6 +50,7 @@ STATUS_FOR = {
     B.STARTING: S.STARTING,
     B.REBOOTING: S.REBOOTING,
     B.RESIZING: S.RESIZING,
+    B.REBUILDING: S.REBUILDING,
     B.DELETING: S.TERMINATING,
     B.ERROR: S.ERROR,
 }
@@ -216,6 +219,25 @@ def _resized(op: Operation, state: ServerState) -> tuple[Progress, str]:
     ), ""
 
 
+def _rebuilt(op: Operation, state: ServerState) -> tuple[Progress, str]:
+    """Done once the cloud carries this rebuild's key and the server is back where it was."""
+    if state.state == B.ERROR:
+        return _fault(state)
+    ours = state.metadata.get(REBUILD_METADATA_KEY) == str(op.pk)
+    return (
+        Progress.DONE if ours and STATUS_FOR.get(state.state) == op.params.get("then") else Progress.WAITING
+    ), ""
+
+
+def _rebuild(backend: ComputeBackend, ops: list[Operation]) -> Answers:
+    def call(op: Operation) -> None:
+        backend.rebuild_server(
+            _server_id(backend, op), image_ref=op.params["image_ref"], rebuild_key=str(op.pk)
+        )
+
+    return each(ops, call)
+
+
 def _still_there(op: Operation, state: ServerState) -> tuple[Progress, str]:
     return Progress.WAITING, ""  # a deletion ends when the cloud no longer finds the server
 
@@ -244,6 +266,8 @@ def _servers_succeeded(finished: list[tuple[Operation, ServerState | None]]) -> 
                 op.action,
                 addresses=state.addresses if state is not None else (),
                 flavor_id=op.params.get("flavor_id"),
+                image_id=op.params.get("image_id"),
+                then=op.params.get("then"),
                 now=now,
             )
             if written:
@@ -344,4 +368,5 @@ SERVER_OPERATIONS: dict[str, Kind] = {
     Action.HARD_REBOOT: _server_kind(_act, _as_asked),
     Action.RESIZE: _server_kind(_act, _resized),
     Action.TERMINATE: _server_kind(_delete, _still_there, gone_is_done=True),
+    Action.REBUILD: _server_kind(_rebuild, _rebuilt),
 }

@@ -30,9 +30,11 @@ from portal.compute.models import (
 from portal.compute.models.snapshots import KEEP_MAX, WEEKDAYS
 from portal.compute.services.backups import backup_schedule_set
 from portal.compute.services.common import ComputeRefused
+from portal.compute.services.restores import instance_restore_disk, restore_choices, server_restore_problems
 from portal.compute.services.snapshots import image_delete, image_problems, snapshot_create, snapshot_delete
 from portal.compute.snapshot_rules import (
     capability_refusal,
+    capability_refusals,
     server_snapshot_state_problems,
     snapshot_price_monthly,
 )
@@ -71,13 +73,18 @@ def instance_storage(instance: Instance, access: Access) -> dict:
             .order_by("-created_at")[:50]
         )
     )
-    unavailable = capability_refusal(instance.zone, Capability.SERVER_SNAPSHOTS)
+    refusals = capability_refusals(instance.zone, Capability.SERVER_SNAPSHOTS, Capability.SERVER_REBUILD)
+    unavailable = refusals[Capability.SERVER_SNAPSHOTS]
+    taking = any(s.status == "creating" for s in taken)
     refusal = ""
     if not unavailable:
-        problems = server_snapshot_state_problems(instance, taking=any(s.status == "creating" for s in taken))
+        problems = server_snapshot_state_problems(instance, taking=taking)
         refusal = " ".join(p.message for p in problems)
     schedule = getattr(instance, "backup_schedule", None)
-    return {
+    restore = restore_context(
+        instance, access, taken=taken, unavailable=refusals[Capability.SERVER_REBUILD], taking=taking
+    )
+    return restore | {
         "can_create": access.can(Perm.RESOURCE_CREATE),
         "values": schedule_values(schedule),
         "weekdays": list(enumerate(WEEKDAYS)),
@@ -89,8 +96,75 @@ def instance_storage(instance: Instance, access: Access) -> dict:
         "snapshot_refusal": refusal,
         "snapshots_unavailable": unavailable,
         "snapshot_price": snapshot_price_monthly(instance.root_disk_gib),
-        "snapshots_polling": any(s.is_transitional for s in taken),
+        # (also while the disk is restored: the form comes back when the server does)
+        "snapshots_polling": any(s.is_transitional for s in taken)
+        or instance.status == InstanceStatus.REBUILDING,
     }
+
+
+def restore_context(
+    instance: Instance, access: Access, *, taken: list, unavailable: str, taking: bool
+) -> dict:
+    """The "Restore disk" panel: what the disk may be restored from, or why it can't be now (from
+    the snapshots and the zone's answer `instance_storage` has already: one query more, the images)."""
+    if not access.can(Perm.RESOURCE_OPERATE) or instance.status == InstanceStatus.TERMINATED:
+        return {"restore_shown": False}
+    restoring = instance.status == InstanceStatus.REBUILDING
+    problems = server_restore_problems(instance, unavailable=unavailable, taking=taking)
+    refusal = "" if unavailable or restoring else " ".join(p.message for p in problems)
+    return {
+        "restore_shown": True,
+        "restore_unavailable": unavailable,
+        "restore_refusal": refusal,
+        "restoring": restoring,
+        "restore_choices": [] if unavailable or refusal or restoring else restore_choices(instance, taken),
+    }
+
+
+@login_required
+@require_POST
+def instance_restore(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
+    """Restore the server's disk from the snapshot, backup or image chosen ("snapshot:<uuid>" or
+    "image:<id>"), once its name is typed; a refusal shows the panel again with every reason."""
+    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
+    instance = get_instance(access, instance_id)
+    kind, _, ref = request.POST.get("source", "").partition(":")
+    snapshot = image = None
+    if kind == "snapshot" and _is_uuid(ref):
+        snapshot = Snapshot.objects.filter(pk=ref).select_related("zone__region", "image").first()
+    elif kind == "image" and as_id(ref) is not None:
+        image = Image.objects.filter(pk=as_id(ref)).first()
+    if (kind and snapshot is None and image is None) or (
+        (snapshot or image) and (snapshot or image).project_id != instance.project_id
+    ):
+        raise Http404("No such snapshot, backup or image in this project.")
+    try:
+        operation = instance_restore_disk(
+            access=access,
+            instance=instance,
+            snapshot=snapshot,
+            image=image,
+            confirm_name=request.POST.get("confirm_name", ""),
+            request=request,
+        )
+    except ComputeRefused as refused:
+        context = _base(access) | instance_storage(instance, access) | {"instance": instance}
+        context |= {
+            "errors": [p.message for p in refused.problems],
+            "restore_open": True,
+            "restore_source": request.POST.get("source", ""),
+        }
+        return render(request, "compute/instance_backups.html", context, status=refused.status)
+    messages.success(
+        request,
+        f"Restoring the disk of {instance.name} from {operation.params['source_name']}: "
+        + (
+            "it restarts when the disk is in place."
+            if operation.params["then"] == "running"
+            else "it stays stopped."
+        ),
+    )
+    return redirect(instance.get_absolute_url())
 
 
 # --- the project's snapshots ------------------------------------------------------------------

@@ -528,6 +528,8 @@ class Compute(Service):
                 self.later(server, self.action_seconds, lands("active"))
             case "createImage":
                 return self.storage.create_image(server, args, microversion)
+            case "rebuild":
+                return self.storage.rebuild(server, args, microversion)
             case _:
                 raise nova_error(400, f"There is no such action: {action}")
         return 202, None, {}

@@ -8,6 +8,13 @@ volume in another availability zone than the server's is refused. A server delet
 attached frees them. `createImage` moves the server through the `image_snapshot` and
 `image_uploading` task states while its image goes `queued` → `saving` → `active`; a server deleted
 meanwhile takes its unfinished image with it, as Nova cleans up a failed snapshot.
+
+`rebuild` (nova.api.openstack.compute.servers `_action_rebuild`, nova.compute.api `rebuild`) replaces
+the server's disk by an image's: `imageRef` is required, the image must exist (400 "Cannot find
+image for rebuild"), be active and fit the flavor's disk (400), the server must be ACTIVE, SHUTOFF
+or ERROR with no task under way (409); a volume-backed server takes another image only from
+microversion 2.93. Given `metadata` replaces the server's. The server shows REBUILD (task
+`rebuilding`), then ACTIVE, or SHUTOFF again when it was stopped.
 """
 
 from __future__ import annotations
@@ -168,6 +175,57 @@ class NovaStorage:
         for image_id, image in list(images.items()):
             if image.get("instance_uuid") == server.id and image["status"] != "active":
                 del images[image_id]
+
+    # --- rebuild ------------------------------------------------------------------------------
+
+    def rebuild(self, server: Server, args, microversion: str):
+        if not isinstance(args, dict) or not args.get("imageRef"):
+            raise nova_error(
+                400,
+                f"Invalid input for field/attribute rebuild. Value: {args}. 'imageRef' is a required property",
+            )
+        metadata = args.get("metadata")
+        if metadata is not None and (
+            not isinstance(metadata, dict)
+            or any(not isinstance(v, str) or len(k) > 255 or len(v) > 255 for k, v in metadata.items())
+        ):
+            raise nova_error(400, "Invalid input for field/attribute metadata.")
+        image = self.cloud.image.images.get(str(args["imageRef"]))
+        if image is None or image.get("status") == "deleted":
+            raise nova_error(400, "Cannot find image for rebuild")
+        self._check_state(server, "rebuild", vm_states=("active", "stopped", "error"))
+        if image["status"] != "active":
+            raise nova_error(400, f"Image {image['id']} is not active.")
+        gib = 1024**3
+        volume_backed = any(m.get("destination_type") == "volume" for m in server.block_device_mapping)
+        if volume_backed and image["id"] != server.image_id and version_tuple(microversion) < (2, 93):
+            raise nova_error(
+                400,
+                f"Image {image['id']} is unacceptable: Unable to rebuild with a different image for a volume-backed server.",
+            )
+        if not volume_backed and 0 < server.flavor["disk"] < (image.get("min_disk") or 0):
+            raise nova_error(
+                400,
+                "Flavor's disk is smaller than the minimum size specified in image metadata. Flavor disk is "
+                f"{server.flavor['disk'] * gib} bytes, minimum size is {image['min_disk'] * gib} bytes.",
+            )
+        if not volume_backed and 0 < server.flavor["disk"] * gib < (image.get("size") or 0):
+            raise nova_error(
+                400,
+                "Flavor's disk is too small for requested image. Flavor disk is "
+                f"{server.flavor['disk'] * gib} bytes, image is {image['size']} bytes.",
+            )
+        was_stopped = server.vm_state == "stopped"
+        server.task_state, server.image_id = "rebuilding", image["id"]
+        if metadata is not None:
+            server.metadata = dict(metadata)
+
+        def rebuilt(s: Server) -> None:
+            s.vm_state, s.task_state = ("stopped" if was_stopped else "active"), None
+            s.fault = None
+
+        self.compute.later(server, self.compute.action_seconds, rebuilt)
+        return 202, {"server": self.compute._server_view(server, microversion)}, {}
 
     # --- createImage --------------------------------------------------------------------------
 

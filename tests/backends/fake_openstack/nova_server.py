@@ -22,8 +22,10 @@ _STATUS = {
         "resize_prep": "RESIZE",
         "resize_migrating": "RESIZE",
         "resize_finish": "RESIZE",
+        "rebuilding": "REBUILD",
     },
     "stopped": {
+        "rebuilding": "REBUILD",
         "default": "SHUTOFF",
         "rebooting_hard": "HARD_REBOOT",
         "resize_prep": "RESIZE",
@@ -34,7 +36,7 @@ _STATUS = {
     "suspended": {"default": "SUSPENDED"},
     "paused": {"default": "PAUSED"},
     "shelved_offloaded": {"default": "SHELVED_OFFLOADED"},
-    "error": {"default": "ERROR"},
+    "error": {"default": "ERROR", "rebuilding": "REBUILD"},
 }
 
 
