@@ -516,6 +516,8 @@ def test_storage_is_declared_where_disks_are_files_and_a_retried_create_adopts(m
         Capability.VOLUME_EXTEND,
         Capability.SERVER_SNAPSHOTS,
         Capability.VOLUME_SNAPSHOTS,
+        Capability.IMAGE_COPY,
+        Capability.SERVER_REBUILD,
     }
     backend = make_backend()
     assert backend.capabilities(UNIT_ZONE) == storage | {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
