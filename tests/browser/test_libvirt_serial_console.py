@@ -5,6 +5,8 @@ typed. Skips (or fails under REQUIRE_SERVICES=1) without libvirt."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.urls import reverse
 
@@ -53,5 +55,10 @@ def test_typing_into_the_serial_console_of_a_real_vm(dev_var, celery_worker_proc
 
     page.locator(".console-card").get_by_role("button", name="Disconnect").click()
     page.locator(".serial-console-state", has_text="Disconnected.").wait_for()
+    # The page says "Disconnected." as soon as its socket is closed; the server records the close
+    # when its consumer hears of it, a moment later.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not ConsoleSession.objects.filter(closed_at__isnull=False).exists():
+        time.sleep(0.1)
     session = ConsoleSession.objects.get()
     assert session.closed_at is not None and session.user == owner
