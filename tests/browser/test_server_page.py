@@ -26,7 +26,7 @@ def test_a_page_opened_while_the_server_boots_shows_its_console_without_a_reload
     """The README's walk-through: launch, open the server's page, and a few seconds later its
     console shows the boot. The operation is stepped here, as the worker's messages would step it."""
     page, project = owner_page, owner_page.project
-    monkeypatch.setattr("portal.compute.services.instances.operations_enqueue", lambda steps: None)
+    monkeypatch.setattr("portal.compute.services.common.operations_enqueue", lambda steps: None)
     SimulatedKnobs.objects.create(boot_seconds=3, action_seconds=0, transient_error_rate=0)
     access = project_access(page.owner, project.organization.slug, project.slug)
     batch = services.instance_launch(
@@ -112,7 +112,7 @@ def test_a_terminated_server_leaves_a_page_its_email_links_to(owner_page, tmp_pa
     from portal.metering.models import UsageSegment
 
     page, project = owner_page, owner_page.project
-    monkeypatch.setattr("portal.compute.services.instances.operations_enqueue", lambda steps: None)
+    monkeypatch.setattr("portal.compute.services.common.operations_enqueue", lambda steps: None)
     SimulatedKnobs.objects.create(boot_seconds=0, action_seconds=0, transient_error_rate=0)
     access = project_access(page.owner, project.organization.slug, project.slug)
     batch = services.instance_launch(

@@ -22,8 +22,7 @@ __all__ = ["owner_page"]  # the fixture
 @pytest.fixture
 def world(owner_page, monkeypatch):
     page, project = owner_page, owner_page.project
-    for module in ("instances", "volumes"):
-        monkeypatch.setattr(f"portal.compute.services.{module}.operations_enqueue", lambda steps: None)
+    monkeypatch.setattr("portal.compute.services.common.operations_enqueue", lambda steps: None)
     SimulatedKnobs.objects.create(boot_seconds=0, action_seconds=0, transient_error_rate=0)
     access = project_access(page.owner, project.organization.slug, project.slug)
     fra = Zone.objects.get(code="fra1-a")

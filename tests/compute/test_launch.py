@@ -34,7 +34,7 @@ def test_launch_creates_numbered_servers_and_queues_them_after_commit(launch, pr
     assert names == ["web-1", "web-2", "web-3"]
     assert Operation.objects.filter(instance__batch=batch, action="create", state="pending").count() == 3
     # One on-commit hook enqueues all three, after commit only.
-    assert len(launch.callbacks) == 1 and "_enqueue" in launch.callbacks[0].__qualname__
+    assert len(launch.callbacks) == 1 and "enqueue_on_commit" in launch.callbacks[0].__qualname__
     assert AuditEvent.objects.filter(action="instance.launched").count() == 1
 
 

@@ -1,14 +1,17 @@
-"""What the compute services share: the refusal they raise, the project lock, the audit call."""
+"""What the compute services share: the refusal they raise, the project lock, the audit call, and
+the queueing of the operations they record."""
 
 from __future__ import annotations
 
 import re
 
+from django.db import transaction
 from django.http import HttpRequest
 
 from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
 from portal.compute.problems import Problem
+from portal.compute.tasks import operations_enqueue
 from portal.tenancy.access import Access
 from portal.tenancy.models import Project
 
@@ -66,3 +69,11 @@ def label(value: str, *, what: str, max_length: int) -> str:
     if not LABEL_RE.match(value):
         raise ComputeRefused("The name cannot contain line breaks or control characters.", "name")
     return value
+
+
+def enqueue_on_commit(operations) -> None:
+    """Queue the operations' first steps once the transaction commits. With the broker down the work
+    is committed all the same and the reconciler enqueues it after its grace period: the request must
+    not fail (the customer would ask a second time)."""
+    steps = [(op.pk, op.step_token, op.zone.backend) for op in operations]
+    transaction.on_commit(lambda: operations_enqueue(steps), robust=True)

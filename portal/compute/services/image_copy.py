@@ -16,8 +16,8 @@ from portal.catalog.models import Zone
 from portal.compute.image_copy import copy_name, source_problems, target_problems
 from portal.compute.models import Action, Operation, Snapshot, SnapshotKind, SnapshotStatus
 from portal.compute.models.operations import operation_deadline
-from portal.compute.services.common import ComputeRefused, Problem, audit, lock_project
-from portal.compute.services.snapshots import _name_problems, enqueue_snapshot_operations
+from portal.compute.services.common import ComputeRefused, Problem, audit, enqueue_on_commit, lock_project
+from portal.compute.services.snapshots import snapshot_name_problems
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
 from portal.tenancy.access import Access, Perm
@@ -42,7 +42,7 @@ def snapshot_copy(
             raise ComputeRefused(f"{source.name} has been deleted.", status=404)
         zone = Zone.objects.select_related("region").get(pk=zone.pk)
         name = (name or "").strip() or copy_name(source, zone)
-        problems = _name_problems(name) + source_problems(source) + target_problems(source, zone)
+        problems = snapshot_name_problems(name) + source_problems(source) + target_problems(source, zone)
         if Snapshot.objects.existing().filter(project=project, name=name).exists():
             problems.append(Problem("name", f"The project already has a snapshot named “{name}”.", 409))
         if problems:  # bad input is the customer's to fix first, whatever the policy
@@ -78,7 +78,7 @@ def snapshot_copy(
                 deadline=operation_deadline(),
                 step_token=uuid.uuid4().hex,
             )
-            enqueue_snapshot_operations([op])
+            enqueue_on_commit([op])
             return op
     record_placement_denied(
         access=access,

@@ -30,7 +30,7 @@ from portal.compute.models.operations import operation_deadline
 from portal.compute.presets import rule_set_from_preset
 from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
-from portal.compute.services.common import ComputeRefused, Problem
+from portal.compute.services.common import ComputeRefused, Problem, enqueue_on_commit
 from portal.compute.services.consoles import console_sessions_end
 from portal.compute.services.launch_volumes import (
     NewVolume,
@@ -39,7 +39,6 @@ from portal.compute.services.launch_volumes import (
     launch_volumes_gib,
     launch_volumes_hourly,
 )
-from portal.compute.tasks import operations_enqueue
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
@@ -185,14 +184,6 @@ def validate_launch(project: Project, req: LaunchRequest) -> None:
         raise ComputeRefused.of(problems)
 
 
-def _enqueue(operations: list[Operation]) -> None:
-    """Queue the operations' first steps once the transaction commits."""
-    steps = [(op.pk, op.step_token, op.zone.backend) for op in operations]
-    # With the broker down the work is committed all the same and the reconciler enqueues it after
-    # its grace period: the request must not fail (the customer would launch a second time).
-    transaction.on_commit(lambda: operations_enqueue(steps), robust=True)
-
-
 def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None = None) -> LaunchBatch:
     """Create `req.count` servers (names numbered when more than one) and queue their provisioning.
 
@@ -283,7 +274,7 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                 actor=user,
                 request=request,
             )
-            _enqueue(operations)
+            enqueue_on_commit(operations)
             return batch
     record_placement_denied(
         access=access,
@@ -397,7 +388,7 @@ def instance_action(
                 actor=user,
                 request=request,
             )
-            _enqueue([operation])
+            enqueue_on_commit([operation])
             if action in (Action.STOP, Action.TERMINATE):
                 ended = (
                     f"{instance.name} is {InstanceStatus(rule.during).label.lower()}: the console was closed."

@@ -29,9 +29,8 @@ from portal.compute.models import (
     SnapshotStatus,
 )
 from portal.compute.models.snapshots import BOOTABLE_KINDS
-from portal.compute.services.common import ComputeRefused, Problem, audit
+from portal.compute.services.common import ComputeRefused, Problem, audit, enqueue_on_commit
 from portal.compute.services.consoles import console_sessions_end
-from portal.compute.services.instances import _enqueue
 from portal.compute.snapshot_rules import SERVER_BUSY, capability_refusal
 from portal.metering.segments import sync_instance
 from portal.tenancy.access import Access, Perm
@@ -269,7 +268,7 @@ def instance_restore_disk(
             {"action": [None, Action.REBUILD.label], "from": [None, source_name]},
             request,
         )
-        _enqueue([operation])
+        enqueue_on_commit([operation])
         if then == S.RUNNING:
             ended = f"{locked.name} is restarting with its restored disk: the console was closed."
             transaction.on_commit(lambda: console_sessions_end(locked, ended))

@@ -29,13 +29,19 @@ from portal.compute.models import (
     Volume,
 )
 from portal.compute.models.operations import operation_deadline
-from portal.compute.services.common import LABEL_RE, ComputeRefused, Problem, audit, lock_project
+from portal.compute.services.common import (
+    LABEL_RE,
+    ComputeRefused,
+    Problem,
+    audit,
+    enqueue_on_commit,
+    lock_project,
+)
 from portal.compute.snapshot_rules import (
     default_snapshot_name,
     server_snapshot_problems,
     volume_snapshot_problems,
 )
-from portal.compute.tasks import operations_enqueue
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
 from portal.tenancy.access import Access, Perm
@@ -45,7 +51,7 @@ S = InstanceStatus
 SS = SnapshotStatus
 
 
-def _name_problems(name: str) -> list[Problem]:
+def snapshot_name_problems(name: str) -> list[Problem]:
     if not name:
         return [Problem("name", "Give the snapshot a name.")]
     if len(name) > SNAPSHOT_NAME_MAX_LENGTH:
@@ -53,12 +59,6 @@ def _name_problems(name: str) -> list[Problem]:
     if not LABEL_RE.match(name):
         return [Problem("name", "The name cannot contain line breaks or control characters.")]
     return []
-
-
-def enqueue_snapshot_operations(operations: list[Operation]) -> None:
-    steps = [(op.pk, op.step_token, op.snapshot.zone.backend) for op in operations]
-    # With the broker down the work is committed all the same; the reconciler enqueues it later.
-    transaction.on_commit(lambda: operations_enqueue(steps), robust=True)
 
 
 def _operation(access: Access | None, snapshot: Snapshot, action: Action) -> Operation:
@@ -69,7 +69,7 @@ def _operation(access: Access | None, snapshot: Snapshot, action: Action) -> Ope
         deadline=operation_deadline(),
         step_token=uuid.uuid4().hex,
     )
-    enqueue_snapshot_operations([op])
+    enqueue_on_commit([op])
     return op
 
 
@@ -91,7 +91,7 @@ def snapshot_create(
     if source.project_id != access.project.pk:
         raise ComputeRefused("Choose a server or volume of this project.", status=404)
     name = (name or "").strip() or default_snapshot_name(source.name)
-    problems = _name_problems(name)
+    problems = snapshot_name_problems(name)
     with transaction.atomic():
         project = lock_project(access)
         if instance is not None:

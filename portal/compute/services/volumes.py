@@ -33,8 +33,7 @@ from portal.compute.models import (
 from portal.compute.models.operations import operation_deadline
 from portal.compute.pricing import monthly
 from portal.compute.quota import check_quota
-from portal.compute.services.common import ComputeRefused, Problem, audit, lock_project
-from portal.compute.tasks import operations_enqueue
+from portal.compute.services.common import ComputeRefused, Problem, audit, enqueue_on_commit, lock_project
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
 from portal.tenancy.access import Access, Perm
@@ -85,9 +84,7 @@ def _operation(access: Access, volume: Volume, action: Action, params: dict | No
         deadline=operation_deadline(),
         step_token=uuid.uuid4().hex,
     )
-    steps = [(op.pk, op.step_token, volume.zone.backend)]
-    # With the broker down the work is committed all the same; the reconciler enqueues it later.
-    transaction.on_commit(lambda: operations_enqueue(steps), robust=True)
+    enqueue_on_commit([op])
     return op
 
 
