@@ -50,6 +50,7 @@ from portal.compute.backends.libvirt_storage import LibvirtStorage
 from portal.compute.backends.libvirt_xml import (
     Disks,
     build_seed_iso,
+    create_overlay,
     domain_xml,
     root_volume_xml,
     run_tool,
@@ -337,21 +338,7 @@ class LibvirtBackend(LibvirtStorage, ComputeBackend):
             directory=str(server_dir),
         )
         Path(disks.root).unlink(missing_ok=True)
-        run_tool(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                str(image.resolve()),
-                "-F",
-                fmt,
-                disks.root,
-                str(wanted),
-            ]
-        )
+        create_overlay(image, disks.root, wanted, fmt)
         Path(disks.seed).write_bytes(build_seed_iso(seed_files(spec)))
         run_as = self._run_as(config) if embedded_root(uri) else None
         if run_as and os.geteuid() == 0:

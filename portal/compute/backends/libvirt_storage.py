@@ -49,7 +49,7 @@ from portal.compute.backends.libvirt_files import (
     virtual_size,
 )
 from portal.compute.backends.libvirt_host import embedded_root
-from portal.compute.backends.libvirt_xml import run_tool
+from portal.compute.backends.libvirt_xml import create_overlay, run_tool
 from portal.compute.backends.storage import (
     SnapshotCloudState,
     SnapshotCopySpec,
@@ -505,21 +505,7 @@ class LibvirtStorage(CopyJobs):
             )
         fresh = directory / f"root.rebuild-{rebuild_key[:8]}.qcow2"
         fresh.unlink(missing_ok=True)
-        run_tool(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                str(image.resolve()),
-                "-F",
-                "qcow2",
-                str(fresh),
-                str(current),
-            ]
-        )
+        create_overlay(image, fresh, current)
         run_as = self._run_as(config) if embedded_root(uri) else None
         if run_as and os.geteuid() == 0:
             account = pwd.getpwnam(run_as)

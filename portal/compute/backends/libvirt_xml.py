@@ -83,6 +83,12 @@ def run_tool(command: list[str], cwd: Path | None = None) -> str:
     return result.stdout
 
 
+def create_overlay(base: Path, target: str | Path, size: int, base_format: str = "qcow2") -> None:
+    """A new qcow2 disk of `size` bytes at `target` that reads `base` until written to."""
+    backing = ["-b", str(base.resolve()), "-F", base_format]
+    run_tool(["qemu-img", "create", "-q", "-f", "qcow2", *backing, str(target), str(size)])
+
+
 @dataclass(frozen=True)
 class Disks:
     root: str
