@@ -171,6 +171,18 @@ def test_a_server_that_fails_to_launch_lets_go_of_its_volumes(launch, spare):
     assert (spare.status, spare.pending_server, spare.attached_to) == ("available", None, None)
 
 
+def test_a_reserved_volume_deleted_before_its_server_runs_is_not_attached(launch, spare, access):
+    batch = launch(name="db", existing_volumes=(spare,))
+    drive(volume_services.volume_delete(access=access, volume=spare))
+    spare.refresh_from_db()
+    assert (spare.status, spare.pending_server) == ("deleted", None)
+    assert AuditEvent.objects.get(action="volume.deleted").changes["waiting for"] == ["db", None]
+    _drive_all()
+    server = batch.instances.get()
+    assert server.status == "running" and not server.volumes.exists()
+    assert not Operation.objects.filter(action="volume_attach").exists()
+
+
 def _refused(launch, **kw) -> list[str]:
     instances, volumes = Instance.objects.count(), Volume.objects.count()
     with pytest.raises(ComputeRefused) as refused:

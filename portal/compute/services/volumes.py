@@ -351,7 +351,10 @@ def volume_delete(*, access: Access, volume: Volume, request: HttpRequest | None
         )
     if problem := _state_problem(volume, {VS.AVAILABLE, VS.ERROR}, "deleted"):
         raise ComputeRefused.of([problem])
-    volume.status = VS.DELETING
-    volume.save(update_fields=["status", "updated_at"])
-    audit(access, AuditAction.VOLUME_DELETED, volume, {"size": [f"{volume.size_gib} GiB", None]}, request)
+    changes = {"size": [f"{volume.size_gib} GiB", None]}
+    if volume.pending_server is not None:  # chosen for a launch: the customer changed their mind
+        changes["waiting for"] = [volume.pending_server.name, None]
+    volume.status, volume.pending_server = VS.DELETING, None
+    volume.save(update_fields=["status", "pending_server", "updated_at"])
+    audit(access, AuditAction.VOLUME_DELETED, volume, changes, request)
     return _operation(access, volume, Action.VOLUME_DELETE)
