@@ -16,13 +16,12 @@ import pytest
 from django.urls import reverse
 
 from portal.catalog.demo import load_demo_catalog
-from portal.catalog.models import Flavor, Image, Zone
-from portal.compute import services
 from portal.compute.models import Instance, Operation, Snapshot
 from portal.compute.services.snapshots import snapshot_create
 from portal.tenancy.access import project_access
 from portal.tenancy.models import Role
 from tests.browser.pages import fitting_shots
+from tests.browser.test_storage_journey import launch_shop_db
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -40,18 +39,7 @@ def _until(check, timeout: float = 60):
 def _server_with_snapshot(project, owner) -> tuple[Instance, Snapshot]:
     """shop-db, booted by the worker, and a snapshot of it taken by the worker."""
     access = project_access(owner, project.organization.slug, project.slug)
-    batch = services.instance_launch(
-        access=access,
-        req=services.LaunchRequest(
-            name="shop-db",
-            count=1,
-            zone=Zone.objects.get(code="fra1-a"),
-            flavor=Flavor.objects.get(code="s-1vcpu-2gb"),
-            image=Image.objects.get(name="Debian 13"),
-            root_disk_gib=50,
-        ),
-    )
-    server = batch.instances.get()
+    server = launch_shop_db(project, owner)
     _until(lambda: Instance.objects.get(pk=server.pk).status == "running")
     op = snapshot_create(access=access, instance=Instance.objects.get(pk=server.pk), name="before-upgrade")
     _until(lambda: Snapshot.objects.get(pk=op.snapshot_id).status == "available")

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker]
 ROOT_DISK_GIB = 50
 
 
-def _running_server(project, owner) -> Instance:
+def launch_shop_db(project, owner) -> Instance:
     """shop-db, launched as the wizard would and booted by the worker: the storage is the story."""
     access = project_access(owner, project.organization.slug, project.slug)
     batch = services.instance_launch(
@@ -57,7 +57,7 @@ def test_volume_snapshot_image_backups_usage(width, suffix, celery_worker_proces
         organization=org, role=Role.OWNER, user=UserFactory(email="dana@example.com", name="Dana Smith")
     ).user
     project = ProjectFactory(organization=org, name="Web shop", slug="web-shop")
-    server = _running_server(project, owner)
+    server = launch_shop_db(project, owner)
 
     page = new_page(width=width, height=860 if width > 600 else 844)
     page.goto(live_server.url + reverse("account_login"))
