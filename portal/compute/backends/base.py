@@ -289,6 +289,20 @@ class ComputeBackend(ABC):
         nothing. Rejected when the server is doing something else or the image does not fit."""
         raise Rejected("Restoring a server's disk from a snapshot or backup is not available in this zone.")
 
+    # --- firewalls (Capability.FIREWALL): a backend that declares it overrides these ---
+
+    def apply_firewall(self, backend_id: str, rules: tuple[dict, ...]) -> None:
+        """Make the inbound rules the cloud enforces for this server exactly `rules` (the shape of
+        `ServerSpec.firewall_rules`: protocol, port_from, port_to, source; `()` drops all inbound
+        traffic), on a running or a stopped server. Idempotent: the same rules again change
+        nothing. Returns once the cloud enforces them; raises BackendError like any call."""
+        raise Rejected("Firewall rules are not available in this zone.")
+
+    def server_firewall(self, backend_id: str) -> tuple[dict, ...] | None:
+        """The inbound rules the cloud enforces for this server now, in the shape `apply_firewall`
+        takes (for drift checks), or None when the cloud holds no portal rules for it."""
+        return None
+
     def check_health(self, zone: str) -> str:
         """One line on how the zone's cloud answers ("2 hosts, 14 GiB free"); raises BackendError
         with the reason when it does not. Shown to operators in admin."""
