@@ -11,6 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from portal.asgi import application
+from portal.audit.models import AuditAction, AuditEvent
 from portal.compute.models import ConsoleSession
 from tests.api.conftest import assert_problem
 from tests.backends.fake_openstack import fake_openstack  # noqa: F401 — the fixture
@@ -49,3 +50,29 @@ def test_an_api_ticket_opens_an_openstack_servers_console(openstack_zone, access
     openstack_zone.save(update_fields=["backend_settings"])
     refused = assert_problem(api.post(f"instances/{server.pk}/console"), 409)
     assert refused["detail"] == "Interactive serial consoles are not available in osl1-a."
+
+
+def test_an_api_caller_gets_the_clouds_novnc_address_where_the_zone_offers_it(
+    openstack_zone,  # noqa: F811
+    access,
+    org,
+    member,
+    token_for,
+):
+    openstack_zone.backend_settings = {**openstack_zone.backend_settings, "graphical_console": True}
+    openstack_zone.save(update_fields=["backend_settings"])
+    server = openstack_server(access, openstack_zone, "os-api-vnc")
+    _, api = token_for(member, org)
+
+    body = api.post(f"instances/{server.pk}/console").json()
+
+    assert "/vnc_lite.html?path=%3Ftoken%3D" in body["console_url"]
+    assert body["console_protocol"] == "vnc"
+    assert body["websocket_url"]  # the serial console too: the zone has both
+    issued = AuditEvent.objects.get(action=AuditAction.REMOTE_CONSOLE_ISSUED)
+    assert (issued.actor, issued.target_id, issued.changes) == (
+        member,
+        str(server.pk),
+        {"protocol": [None, "vnc"]},
+    )
+    assert body["console_url"] not in str(issued.changes)  # the token is never written down

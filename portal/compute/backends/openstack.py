@@ -49,7 +49,7 @@ from portal.compute.backends.base import (
     ZoneCapacity,
     not_available,
 )
-from portal.compute.backends.openstack_console import OpenStackConsoles
+from portal.compute.backends.openstack_console import CONSOLE_KINDS, OpenStackConsoles
 from portal.compute.backends.openstack_image_copy import OpenStackImageCopy
 from portal.compute.backends.openstack_mapping import (
     GENERIC_FAULT,
@@ -517,10 +517,11 @@ class OpenStackBackend(OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, 
         then a volume), VOLUMES, VOLUME_EXTEND and VOLUME_SNAPSHOTS a Cinder (`block-storage`) in the
         catalog; SERVER_SNAPSHOTS a Glance (`image`). Asked once per cloud and region every
         CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand. SERIAL_CONSOLE
-        only where the zone's settings say `serial_console` (Nova does not tell; openstack_console)."""
+        and GRAPHICAL_CONSOLE only where the zone's settings say `serial_console` / `graphical_console`
+        (Nova does not tell; openstack_console)."""
         settings = self._zone(zone)
         key = self._key(settings)
-        configured = {Capability.SERIAL_CONSOLE} if settings.get("serial_console") else set()
+        configured = {kind.capability for kind in CONSOLE_KINDS.values() if settings.get(kind.setting)}
         with self._lock:
             expires, known = self._capabilities.get(key, (0.0, frozenset()))
         if expires > time.monotonic():

@@ -1,4 +1,5 @@
-"""An OpenStack server's serial console, for the backend's `open_serial_console` (console.py).
+"""An OpenStack server's consoles (console.py): the serial console the portal relays
+(`open_serial_console`) and the cloud's own noVNC page it links to (`remote_console`).
 
 Nova hands out a serial console as an address of its serial proxy (`nova-serialproxy`):
 `POST /servers/{id}/remote-consoles` with `{"protocol": "serial", "type": "serial"}`
@@ -9,6 +10,11 @@ bytes to the customer's terminal: the customer's browser never sees the cloud's 
 Nova does not say whether its serial proxy is enabled (`[serial_console] enabled` in nova.conf
 of the compute hosts) without asking for a console of a running server, so a zone offers it only
 when its settings say so (`"serial_console": true`, docs/backends/openstack.md).
+
+The graphical console is Nova's noVNC (`{"protocol": "vnc", "type": "novnc"}`): an http(s) address
+of the cloud's noVNC proxy with a one-time token in it, which the customer's browser opens in a
+new tab; the portal relays nothing. Offered where the zone's settings say `"graphical_console":
+true` (`[vnc] enabled` and a `novncproxy_base_url` the customers can reach), for the same reason.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from openstack import exceptions as sdk_exceptions
@@ -24,13 +31,16 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import ClientConnection, connect
 
 from portal.compute.backends.base import Capability, NotFound, Rejected, Transient, not_available
-from portal.compute.backends.console import ConsoleClosed, ConsoleStream
+from portal.compute.backends.console import ConsoleClosed, ConsoleStream, RemoteConsole
 
 log = logging.getLogger(__name__)
 
 REMOTE_CONSOLES_MICROVERSION = "2.6"  # POST /servers/{id}/remote-consoles came with 2.6
 NOT_RUNNING = "The server is not running: its console answers while it runs."
 UNAVAILABLE = "The serial console of this server could not be opened. Please try again; if it keeps failing, contact support."
+GRAPHICAL_UNAVAILABLE = (
+    "The console of this server could not be opened. Please try again; if it keeps failing, contact support."
+)
 NO_ANSWER = "The server's console did not answer. Please try again in a moment."
 CLOSED = "The server's console closed (it stopped or restarted)."
 MAX_FRAME_BYTES = 1024 * 1024
@@ -83,29 +93,68 @@ def _ssl_context(conn) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
 
 
-def serial_console_url(backend, conn, zone: str, server_id: str) -> str:
-    """Ask Nova for the server's serial console: the proxy's address with a fresh token."""
-    with backend._cloud("serial console", conn, server_id, fault=console_fault):
+@dataclass(frozen=True)
+class ConsoleKind:
+    capability: Capability
+    protocol: str  # Nova's remote_console protocol and type
+    type: str
+    schemes: tuple[str, ...]  # what the address Nova answers must be
+    setting: str  # the zone setting that offers it, and nova.conf's section for it
+    section: str
+    unavailable: str
+
+
+CONSOLE_KINDS = {
+    Capability.SERIAL_CONSOLE: ConsoleKind(
+        Capability.SERIAL_CONSOLE,
+        "serial",
+        "serial",
+        ("ws", "wss"),
+        "serial_console",
+        "[serial_console]",
+        UNAVAILABLE,
+    ),
+    Capability.GRAPHICAL_CONSOLE: ConsoleKind(
+        Capability.GRAPHICAL_CONSOLE,
+        "vnc",
+        "novnc",
+        ("http", "https"),
+        "graphical_console",
+        "[vnc]",
+        GRAPHICAL_UNAVAILABLE,
+    ),
+}
+
+
+def remote_console_url(backend, conn, zone: str, server_id: str, kind: ConsoleKind) -> str:
+    """Ask Nova for one of the server's remote consoles: the proxy's address with a fresh token."""
+    refused = not_available(kind.capability, zone).user_message
+    with backend._cloud(f"{kind.protocol} console", conn, server_id, fault=console_fault):
         if not sdk_utils.supports_microversion(conn.compute, REMOTE_CONSOLES_MICROVERSION):
             raise Rejected(
-                not_available(Capability.SERIAL_CONSOLE, zone).user_message,
+                refused,
                 f"zone {zone}: Nova does not offer microversion {REMOTE_CONSOLES_MICROVERSION} "
-                "(remote consoles); unset serial_console in the zone's settings",
+                f"(remote consoles); unset {kind.setting} in the zone's settings",
             )
         try:
-            console = conn.compute.create_server_remote_console(server_id, protocol="serial", type="serial")
+            console = conn.compute.create_server_remote_console(
+                server_id, protocol=kind.protocol, type=kind.type
+            )
         except sdk_exceptions.BadRequestException as error:
             text = str(getattr(error, "details", "") or error)
-            if "unavailable console type" in text.lower():  # [serial_console] enabled = False
+            if "unavailable console type" in text.lower():  # [serial_console] / [vnc] enabled = False
                 raise Rejected(
-                    not_available(Capability.SERIAL_CONSOLE, zone).user_message,
-                    f"zone {zone}: Nova refused a serial console ({text}): enable [serial_console] in "
-                    "nova.conf, or unset serial_console in the zone's settings",
+                    refused,
+                    f"zone {zone}: Nova refused a {kind.type} console ({text}): enable {kind.section} in "
+                    f"nova.conf, or unset {kind.setting} in the zone's settings",
                 ) from None
             raise
     url = str(console.url or "")
-    if urlsplit(url).scheme not in ("ws", "wss"):
-        raise Rejected(UNAVAILABLE, f"zone {zone}: Nova's serial console address is not a websocket: {url!r}")
+    if urlsplit(url).scheme not in kind.schemes:
+        raise Rejected(
+            kind.unavailable,
+            f"zone {zone}: Nova's {kind.type} console address is not {'/'.join(kind.schemes)}: {url!r}",
+        )
     return url
 
 
@@ -152,20 +201,28 @@ def open_serial_proxy(url: str, *, conn, zone: str, timeout: float) -> NovaSeria
 class OpenStackConsoles:
     """Mixed into OpenStackBackend (it provides `_target`, `_connection`, `_cloud`, `_fetch`)."""
 
-    def open_serial_console(self, backend_id: str) -> ConsoleStream:
+    def _console_url(self, backend_id: str, kind: ConsoleKind) -> tuple[str, str, object]:
         zone, server_id = self._target(backend_id)
-        if not self._zone(zone).get("serial_console"):
-            raise not_available(Capability.SERIAL_CONSOLE, zone)
+        if not self._zone(zone).get(kind.setting):
+            raise not_available(kind.capability, zone)
         conn = self._connection(zone)
         try:
-            url = serial_console_url(self, conn, zone, server_id)
+            return zone, remote_console_url(self, conn, zone, server_id, kind), conn
         except NotFound:
             # Nova's 404 for …/servers/{id}/remote-consoles: the server, or only the route? Ask.
-            with self._cloud("serial console", conn, server_id):
+            with self._cloud(f"{kind.protocol} console", conn, server_id):
                 self._fetch(conn, server_id)  # raises NotFound when the server is gone
             raise Rejected(
-                not_available(Capability.SERIAL_CONSOLE, zone).user_message,
+                not_available(kind.capability, zone).user_message,
                 f"zone {zone}: Nova answered 404 to POST /servers/{server_id}/remote-consoles "
                 "while the server exists: the cloud lacks the call",
             ) from None
+
+    def open_serial_console(self, backend_id: str) -> ConsoleStream:
+        zone, url, conn = self._console_url(backend_id, CONSOLE_KINDS[Capability.SERIAL_CONSOLE])
         return open_serial_proxy(url, conn=conn, zone=zone, timeout=float(self.options.get("timeout", 30)))
+
+    def remote_console(self, backend_id: str) -> RemoteConsole:
+        kind = CONSOLE_KINDS[Capability.GRAPHICAL_CONSOLE]
+        _zone, url, _conn = self._console_url(backend_id, kind)
+        return RemoteConsole(url=url, protocol=kind.protocol, kind=kind.type)

@@ -7,11 +7,17 @@ from 2.8; `type` one of novnc, xvpvnc, rdp-html5, spice-html5, serial, webmks fr
 required, nothing else) — 400; the server — 404; a server without a host yet (building) is "not
 ready" and a server deleting or migrating is in the wrong task state — 409; the handler: serial
 with any type but serial is "Invalid console type" and a console the cloud does not run (every
-graphical one here, the serial one when `serial_enabled` is off, as with `[serial_console]
-enabled = False`) "Unavailable console type" — 400. A server that is not ACTIVE is refused with
+graphical one but noVNC, noVNC when `vnc_enabled` is off, the serial one when `serial_enabled`
+is off, as with `[vnc] enabled = False` / `[serial_console] enabled = False`) "Unavailable console
+type" — 400. A server that is not ACTIVE is refused with
 409 here (Nova's libvirt driver may instead hand out an address whose proxy then finds no port).
 
-The answer is `ws://127.0.0.1:<port>/?token=<uuid>`; tokens are good for `token_ttl` seconds
+A noVNC console is an address of the cloud's noVNC proxy (nova-novncproxy), which the customer's
+browser opens: `http://127.0.0.1:<port>/vnc_lite.html?path=%3Ftoken%3D<uuid>` (the shape of
+`[vnc] novncproxy_base_url` since Victoria); the fake proxy answers its page for a valid token
+(the server's name in its title) and 401 for an unknown or expired one.
+
+A serial console's answer is `ws://127.0.0.1:<port>/?token=<uuid>`; tokens are good for `token_ttl` seconds
 (nova.conf `[consoleauth] token_ttl`, 600 by default). The proxy (websockets' threaded server,
 as websockify speaks the same protocol) refuses the upgrade (400) of a client that offers
 neither the "binary" nor the "base64" subprotocol, then checks the token: an unknown or expired one is closed after the handshake, as websockify
@@ -22,10 +28,12 @@ when the server stops or is deleted, as the compute host's port goes away.
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 import uuid
-from urllib.parse import parse_qs, urlsplit
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote, urlsplit
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server as WebsocketServer
@@ -98,6 +106,9 @@ class NovaConsoles:
     def __init__(self, compute) -> None:
         self.compute = compute
         self.serial_enabled = True
+        self.vnc_enabled = True
+        self.vnc_tokens: dict[str, tuple[str, float]] = {}  # token -> (server id, expires at)
+        self._novnc: ThreadingHTTPServer | None = None
         self.token_ttl = 600.0
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (server id, expires at, monotonic)
         self.guests: dict[str, FakeSerialGuest] = {}  # server id -> its serial line
@@ -142,6 +153,13 @@ class NovaConsoles:
     def _create(self, server: Server, protocol: str, console_type: str) -> dict:
         if protocol == "serial" and console_type != "serial":
             raise nova_error(400, f"Invalid console type {console_type}")
+        if protocol == "vnc" and console_type not in ("novnc", "xvpvnc"):
+            raise nova_error(400, f"Invalid console type {console_type}")
+        if protocol == "vnc" and console_type == "novnc" and self.vnc_enabled:
+            token = str(uuid.uuid4())
+            self.vnc_tokens[token] = (server.id, time.monotonic() + self.token_ttl)
+            url = f"{self.novnc_url}/vnc_lite.html?path={quote(f'?token={token}', safe='')}"
+            return {"protocol": protocol, "type": console_type, "url": url}
         if protocol != "serial" or not self.serial_enabled:
             raise nova_error(400, f"Unavailable console type {console_type}.")
         token = str(uuid.uuid4())
@@ -169,6 +187,38 @@ class NovaConsoles:
         if self._proxy is not None:
             self._proxy.shutdown()
             self._proxy = None
+        if self._novnc is not None:
+            self._novnc.shutdown()
+            self._novnc.server_close()
+            self._novnc = None
+
+    # --- the noVNC proxy ---------------------------------------------------------------------------
+
+    @property
+    def novnc_url(self) -> str:
+        if self._novnc is None:
+            self._novnc = ThreadingHTTPServer(("127.0.0.1", 0), _novnc_handler(self))
+            self._novnc.daemon_threads = True
+            threading.Thread(
+                target=self._novnc.serve_forever, daemon=True, name="fake-nova-novncproxy"
+            ).start()
+        host, port = self._novnc.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def novnc_page(self, path: str) -> tuple[int, str]:
+        """What nova-novncproxy serves for `path`: the console page for a valid token, else 401."""
+        parts = urlsplit(path)
+        inner = parse_qs(parts.query).get("path", [""])[0]
+        token = parse_qs(urlsplit(inner).query).get("token", [""])[0]
+        with self.cloud.lock:
+            server_id, expires = self.vnc_tokens.get(token, ("", 0.0))
+            server = self.compute.servers.get(server_id)
+        if parts.path != "/vnc_lite.html":
+            return 404, "<h1>404 Not Found</h1>"
+        if server is None or expires < time.monotonic():
+            return 401, "<h1>Failed to connect to server: the token is invalid or has expired</h1>"
+        name = html.escape(server.name)
+        return 200, f"<title>{name} - noVNC</title><h1>noVNC</h1><p id=status>Connected to {name}</p>"
 
     def _running(self, server_id: str) -> Server | None:
         with self.cloud.lock:
@@ -245,3 +295,20 @@ def _validated(body: dict | None, microversion: str) -> tuple[str, str]:
                 f"{console[key]!r} is not one of {list(allowed)}",
             )
     return console["protocol"], console["type"]
+
+
+def _novnc_handler(consoles: NovaConsoles) -> type[BaseHTTPRequestHandler]:
+    class NoVncProxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = consoles.novnc_page(self.path)
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    return NoVncProxy
