@@ -198,6 +198,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "api-purge-idempotency-keys": {"task": "portal.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "core-outbox-send-due": {"task": "portal.core.tasks.outbox_send_due", "schedule": 60.0},
+    "compute-console-tickets-purge": {"task": "portal.compute.tasks.console_tickets_purge", "schedule": 3600.0},
     # Takes the backups that are due; a schedule is claimed by one run only (see compute/backups.py).
     "compute-backups-run-due": {"task": "portal.compute.tasks.backups_run_due", "schedule": 300.0},
 }
@@ -326,6 +327,9 @@ COMPUTE_USER_DATA_MAX_BYTES = env_int("COMPUTE_USER_DATA_MAX_BYTES", 16 * 1024)
 # an open session re-checks the server and the user's role this often (docs/console.md).
 CONSOLE_TICKET_SECONDS = env_int("CONSOLE_TICKET_SECONDS", 60)
 CONSOLE_RECHECK_SECONDS = float(env_str("CONSOLE_RECHECK_SECONDS", "10"))
+# A ticket never used is deleted this many hours after it expired (sessions opened are kept: they
+# are the console's audit trail).
+CONSOLE_TICKET_KEEP_HOURS = env_int("CONSOLE_TICKET_KEEP_HOURS", 24)
 
 # --- Public API --------------------------------------------------------------------------------
 # Requests per token and minute (fixed window in the shared cache); over it: 429 with Retry-After.

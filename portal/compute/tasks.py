@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 
 from portal.compute import backups, reconciler, runner
 from portal.compute.crashpoints import CrashPoint, crash_point
+from portal.compute.models import ConsoleSession
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +66,12 @@ def backups_run_due() -> None:
     (each schedule is claimed by one run); a backup whose first message is not sent here is sent
     by the reconciler."""
     operations_enqueue(backups.backups_run_due())
+
+
+@shared_task(time_limit=120, soft_time_limit=100, ignore_result=True)
+def console_tickets_purge() -> int:
+    """Hourly: console tickets that expired unused (settings.CONSOLE_TICKET_KEEP_HOURS)."""
+    deleted = ConsoleSession.delete_expired_unused(timedelta(hours=settings.CONSOLE_TICKET_KEEP_HOURS))
+    if deleted:
+        log.info("deleted %d console tickets that expired unused", deleted)
+    return deleted

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from portal.asgi import application
 from portal.audit.models import AuditAction, AuditEvent
-from portal.compute import services
+from portal.compute import services, tasks
 from portal.compute.models import ConsoleSession, Instance, InstanceStatus, Operation
 from portal.compute.services.consoles import console_grant
 from portal.tenancy.access import project_access
@@ -186,6 +186,21 @@ def test_an_expired_ticket_is_refused(server, owner, settings):
 
     assert (code, reason) == (4403, "This console ticket has expired: open the console again.")
     assert ConsoleSession.objects.get().opened_at is None
+
+
+def test_tickets_that_expired_unused_are_purged_and_opened_sessions_kept(server, owner, settings):
+    settings.CONSOLE_TICKET_KEEP_HOURS = 0
+    settings.CONSOLE_TICKET_SECONDS = 0  # expired as issued
+    unused = _grant(owner, server).session
+    opened = _grant(owner, server).session
+    ConsoleSession.objects.filter(pk=opened.pk).update(opened_at=opened.created_at)
+    settings.CONSOLE_TICKET_SECONDS = 60
+    fresh = _grant(owner, server).session
+
+    assert tasks.console_tickets_purge() == 1
+
+    assert set(ConsoleSession.objects.values_list("pk", flat=True)) == {opened.pk, fresh.pk}
+    assert not ConsoleSession.objects.filter(pk=unused.pk).exists()
 
 
 def test_a_made_up_ticket_and_a_ticket_for_another_server_are_refused(server, owner, launch):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 def ticket_digest(ticket: str) -> str:
@@ -44,6 +46,13 @@ class ConsoleSession(models.Model):
 
     def __str__(self) -> str:
         return f"console session {self.pk} of {self.instance_id}"
+
+    @classmethod
+    def delete_expired_unused(cls, keep: timedelta) -> int:
+        """Delete the tickets that expired unused more than `keep` ago (a page left open without a
+        click leaves one); sessions that were opened stay, as the console's audit trail."""
+        deleted, _ = cls.objects.filter(opened_at__isnull=True, expires_at__lt=timezone.now() - keep).delete()
+        return deleted
 
     @property
     def duration_seconds(self) -> int | None:
