@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make run    install, migrate, load demo data, start web + worker + beat on http://127.0.0.1:8000"
-	@echo "make test   test suite on SQLite, then on PostgreSQL + Redis when they answer"
+	@echo "make test   test suite on SQLite and, side by side, on PostgreSQL + Redis when they answer"
 	@echo "            (REQUIRE_SERVICES=1 makes a missing PostgreSQL/Redis a failure;"
 	@echo "             PYTEST_ARGS='-k invit -x' is passed to pytest)"
 	@echo "make lint   ruff"

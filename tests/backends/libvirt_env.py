@@ -15,6 +15,7 @@ packages (or libvirt-python) the tests skip, or fail when REQUIRE_SERVICES=1 (CI
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -68,17 +69,26 @@ def guest_files() -> GuestFiles:
     if not embed_user() or all(_others_can_read(path) for path in paths):
         return files
     shared = SHORT_TMP / f"portal-lv-guest-{os.getuid()}"
+    shared.mkdir(exist_ok=True)
     copies = []
-    for path in paths:
-        copy = shared / path.relative_to(CACHE)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        for directory in (copy.parent, *copy.parent.parents):
-            if directory == SHORT_TMP:
-                break
-            directory.chmod(0o755)  # enterable by QEMU's user, whatever the umask
-        shutil.copyfile(path, copy)
-        copy.chmod(0o644)
-        copies.append(copy)
+    # Both test passes run at once (.ci/test-passes): one may boot from a copy while the other
+    # makes it, so a copy is written beside it and renamed over it (a QEMU that has the old file
+    # open keeps reading it), and a copy already there whole is left alone.
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for path in paths:
+            copy = shared / path.relative_to(CACHE)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            for directory in (copy.parent, *copy.parent.parents):
+                if directory == SHORT_TMP:
+                    break
+                directory.chmod(0o755)  # enterable by QEMU's user, whatever the umask
+            if not copy.exists() or copy.stat().st_size != path.stat().st_size:
+                partial = copy.with_name(copy.name + ".partial")
+                shutil.copyfile(path, partial)
+                partial.chmod(0o644)
+                partial.replace(copy)
+            copies.append(copy)
     return GuestFiles(*copies)
 
 

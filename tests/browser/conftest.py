@@ -45,7 +45,7 @@ def new_page(browser):
         context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
-        page.set_default_timeout(15_000)
+        page.set_default_timeout(30_000)  # two test passes share the machine (.ci/test-passes)
         violations: list[str] = []
         page.on(
             "console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None

@@ -21,7 +21,7 @@ from tests.steps import drive
 pytestmark = pytest.mark.browser
 
 
-def wait_for_screen(page, text: str, timeout: float = 15) -> str:
+def wait_for_screen(page, text: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while text not in (screen := console_screen(page)):
         assert time.monotonic() < deadline, f"{text!r} not on screen: {screen}"
