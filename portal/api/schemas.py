@@ -224,6 +224,7 @@ class InstanceOut(Schema):
     ssh_command: str
     firewall: int | None
     termination_protection: bool
+    reverse_dns: str = Field(description="The name the public address resolves back to (PTR); empty for none.")
     fault_message: str
     batch: UUID | None
     created_at: datetime
@@ -318,6 +319,13 @@ class ActionOut(Schema):
 
 class ProtectionIn(InputSchema):
     termination_protection: bool
+
+
+class ReverseDnsIn(InputSchema):
+    name: str = Field(
+        max_length=260,
+        description="A full host name such as web-1.example.com (a trailing dot is fine); empty removes it.",
+    )
 
 
 # --- keys, firewalls, volumes -----------------------------------------------------------------

@@ -24,6 +24,7 @@ class AuditAction(models.TextChoices):
     INSTANCES_LAUNCHED = "instance.launched", "Servers launched"
     INSTANCE_ACTION = "instance.action", "Server action requested"
     INSTANCE_PROTECTION = "instance.protection_changed", "Termination protection changed"
+    INSTANCE_REVERSE_DNS = "instance.reverse_dns", "Reverse DNS changed"
     INSTANCE_CHANGED_OUTSIDE = "instance.changed_outside", "Server changed outside the portal"
     CONSOLE_OPENED = "console.opened", "Serial console opened"
     CONSOLE_CLOSED = "console.closed", "Serial console closed"

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 
-from portal.compute import runner
+from portal.compute import reverse_dns, runner
 from portal.compute.models import (
     BackendOrphan,
     FirewallRule,
     FirewallRuleSet,
     Instance,
+    InstanceStatus,
     Operation,
     SimulatedKnobs,
     SimulatedServer,
@@ -76,9 +80,30 @@ class InstanceAdmin(admin.ModelAdmin):
         "terminated_at",
         "fault_message",
         "user_data",
+        "reverse_dns",
     ]
     exclude = ["ssh_keys"]
     inlines = [OperationInline]
+    actions = ["export_reverse_dns_json", "export_reverse_dns_zone"]
+
+    @admin.action(description="Export the reverse DNS of the selected servers (JSON)")
+    def export_reverse_dns_json(self, request, queryset) -> HttpResponse:
+        records = reverse_dns.ptr_records(_with_reverse_dns(queryset))
+        response = JsonResponse(
+            {"records": [asdict(record) for record in records]}, json_dumps_params={"indent": 2}
+        )
+        response["Content-Disposition"] = 'attachment; filename="reverse-dns.json"'
+        return response
+
+    @admin.action(description="Export the reverse DNS of the selected servers (zone file)")
+    def export_reverse_dns_zone(self, request, queryset) -> HttpResponse:
+        records = reverse_dns.ptr_records(_with_reverse_dns(queryset))
+        response = HttpResponse(
+            reverse_dns.zone_file(records, generated_at=timezone.now()),
+            content_type="text/dns; charset=utf-8",
+        )
+        response["Content-Disposition"] = 'attachment; filename="reverse-dns.zone"'
+        return response
 
     @admin.display(ordering="project__organization__name")
     def organization(self, obj: Instance):
@@ -86,6 +111,18 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # servers are launched through the portal, with its checks
+
+
+def _with_reverse_dns(queryset):
+    """The servers of `queryset` that have a name and still exist, with what a record names."""
+    return (
+        queryset.select_related(None)
+        .exclude(reverse_dns="")
+        .exclude(status=InstanceStatus.TERMINATED)
+        .select_related("project__organization", "zone")
+        .only("reverse_dns", "addresses", "project__slug", "project__organization__slug", "zone__code")
+        .order_by()
+    )
 
 
 @admin.register(Operation)

@@ -23,6 +23,11 @@ urlpatterns = [
         instances.instance_protection,
         name="instance_protection",
     ),
+    path(
+        P + "servers/<uuid:instance_id>/reverse-dns/",
+        instances.instance_reverse_dns,
+        name="instance_reverse_dns",
+    ),
     path("", include("portal.compute.urls_resources")),
     path("", include("portal.compute.urls_snapshots")),
 ]

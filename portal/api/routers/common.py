@@ -100,6 +100,7 @@ def instance_out(request: HttpRequest, instance: Instance) -> InstanceOut:
         ssh_command=instance.ssh_command,
         firewall=instance.firewall_id,
         termination_protection=instance.termination_protection,
+        reverse_dns=instance.reverse_dns,
         fault_message=instance.fault_message,
         batch=instance.batch_id,
         created_at=instance.created_at,

@@ -36,6 +36,7 @@ from portal.api.schemas import (
     OperationOut,
     Problem,
     ProtectionIn,
+    ReverseDnsIn,
 )
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute import services
@@ -370,6 +371,21 @@ def update_instance(request: HttpRequest, instance_id: UUID, body: ProtectionIn)
         access=access, instance=instance, protected=body.termination_protection, request=request
     )
     instance.refresh_from_db()
+    return instance_out(request, instance)
+
+
+@router.put(
+    "/instances/{instance_id}/reverse-dns",
+    response={200: InstanceOut, **ERRORS},
+    summary="Set a server's reverse DNS name",
+)
+def set_reverse_dns(request: HttpRequest, instance_id: UUID, body: ReverseDnsIn):
+    """The name the server's public address resolves back to (its PTR record, published by the
+    operator's DNS). 409 while the server has no public address; an empty name removes it."""
+    instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+    instance = services.instance_set_reverse_dns(
+        access=access, instance=instance, name=body.name, request=request
+    )
     return instance_out(request, instance)
 
 

@@ -167,6 +167,9 @@ class Instance(models.Model):
     status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=S.PENDING, db_index=True)
     backend_id = models.CharField(max_length=128, blank=True)
     addresses = models.JSONField(default=list, blank=True)
+    # The name the public address resolves back to (PTR), set by the customer, exported by the
+    # operator (compute/reverse_dns.py); "" for none.
+    reverse_dns = models.CharField(max_length=253, blank=True)
     ssh_keys = models.ManyToManyField("compute.SshKey", blank=True, related_name="instances")
     firewall = models.ForeignKey(
         "compute.FirewallRuleSet", null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"

@@ -15,6 +15,7 @@ from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
 from portal.budgets.guard import budget_guard
 from portal.catalog.models import Flavor, Image, Zone
+from portal.compute import reverse_dns
 from portal.compute.models import (
     ACTIONS,
     Action,
@@ -426,6 +427,37 @@ def instance_set_protection(
     return instance
 
 
+@transaction.atomic
+def instance_set_reverse_dns(
+    *, access: Access, instance: Instance, name: str, request: HttpRequest | None = None
+) -> Instance:
+    """Set (or with "" clear) the name the server's public address resolves back to. Raises
+    ComputeRefused with every problem of the name, or 409 for a server without a public address."""
+    access.require(Perm.RESOURCE_OPERATE)
+    name = reverse_dns.normalize(name)
+    problems = [Problem("name", message) for message in reverse_dns.name_problems(name)]
+    if problems:
+        raise ComputeRefused.of(problems)
+    instance = Instance.objects.select_for_update().get(pk=instance.pk)
+    if name and (instance.status == InstanceStatus.TERMINATED or not instance.public_address):
+        raise ComputeRefused(
+            f"{instance.name} has no public address yet: set its reverse DNS once it has one.", status=409
+        )
+    if instance.reverse_dns != name:
+        audit_record(
+            action=AuditAction.INSTANCE_REVERSE_DNS,
+            organization=access.organization,
+            project=access.project,
+            target=instance,
+            changes={"reverse_dns": [instance.reverse_dns or None, name or None]},
+            actor=access.membership.user,
+            request=request,
+        )
+        instance.reverse_dns = name
+        instance.save(update_fields=["reverse_dns", "updated_at"])
+    return instance
+
+
 __all__ = [
     "NAME_MAX_LENGTH",
     "ROOT_DISK_MAX_GIB",
@@ -437,6 +469,7 @@ __all__ = [
     "instance_action",
     "instance_launch",
     "instance_set_protection",
+    "instance_set_reverse_dns",
     "launch_names",
     "launch_problems",
     "validate_launch",

@@ -251,10 +251,17 @@ def _consoles(access: Access, instance) -> dict:
 
 
 def _detail_page(
-    request: HttpRequest, access: Access, instance, status: int = 200, confirm_resize: int | None = None
+    request: HttpRequest,
+    access: Access,
+    instance,
+    status: int = 200,
+    confirm_resize: int | None = None,
+    extra: dict | None = None,
 ) -> HttpResponse:
-    # Outside the live region (the 2 s poll does not read them): snapshots and backups.
-    context = _detail_context(access, instance, confirm_resize) | instance_storage(instance, access)
+    # Outside the live region (the 2 s poll does not read them): snapshots, backups, reverse DNS.
+    context = (
+        _detail_context(access, instance, confirm_resize) | instance_storage(instance, access) | (extra or {})
+    )
     return render(request, "compute/instance_detail.html", context, status=status)
 
 
@@ -314,6 +321,34 @@ def instance_protection(request: HttpRequest, org_slug: str, project_slug: str, 
     protected = request.POST.get("protected") == "1"
     services.instance_set_protection(access=access, instance=instance, protected=protected, request=request)
     messages.success(request, "Termination protection is " + ("on." if protected else "off."))
+    return redirect(
+        "compute:instance_detail", org_slug=org_slug, project_slug=project_slug, instance_id=instance.pk
+    )
+
+
+@login_required
+@require_POST
+def instance_reverse_dns(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
+    access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
+    instance = get_instance(access, instance_id)
+    name = request.POST.get("reverse_dns", "")
+    try:
+        instance = services.instance_set_reverse_dns(
+            access=access, instance=instance, name=name, request=request
+        )
+    except services.ComputeRefused as refused:
+        errors = [problem.message for problem in refused.problems if problem.field]
+        for problem in refused.problems:
+            if not problem.field:
+                messages.error(request, problem.message)
+        context = {"reverse_dns_value": name, "reverse_dns_errors": errors}
+        return _detail_page(request, access, instance, refused.status, extra=context)
+    messages.success(
+        request,
+        f"{instance.public_address} now points back to {instance.reverse_dns}."
+        if instance.reverse_dns
+        else "Reverse DNS removed.",
+    )
     return redirect(
         "compute:instance_detail", org_slug=org_slug, project_slug=project_slug, instance_id=instance.pk
     )
