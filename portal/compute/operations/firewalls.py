@@ -13,11 +13,19 @@ for it is still under way (that one decides).
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.db import transaction
 from django.utils import timezone
 
-from portal.compute.backends import BackendError, ComputeBackend, NotFound
+from portal.compute.backends import (
+    BackendError,
+    Capability,
+    ComputeBackend,
+    NotFound,
+    get_backend,
+    not_available,
+)
 from portal.compute.backends.firewall import ALL_INBOUND, rules_hash
 from portal.compute.models import (
     ACTIVE_STATES,
@@ -29,10 +37,63 @@ from portal.compute.models import (
     Operation,
     OperationState,
 )
+from portal.compute.models.operations import operation_deadline
 from portal.compute.operations.kinds import Answers, Kind, Progress, each
 
 log = logging.getLogger(__name__)
 HASH = "rules_hash"
+S = InstanceStatus
+# A server whose rules follow a change of its rule set: it exists in the cloud. (A launch under
+# way reads the rules when it is submitted, and the reconciler checks them once it runs.)
+FOLLOWS_RULES = frozenset(
+    {S.RUNNING, S.STOPPED, S.STOPPING, S.STARTING, S.REBOOTING, S.RESIZING, S.REBUILDING}
+)
+
+
+def firewall_refusal(zone) -> str:
+    """Why `zone` cannot enforce firewall rules ("Firewall rules are not available in lv1-a."),
+    or "" when it can: the one question pages, the API and the services ask."""
+    try:
+        capabilities = get_backend(zone.backend).capabilities(zone.code)
+    except BackendError as error:
+        return error.user_message
+    return (
+        ""
+        if Capability.FIREWALL in capabilities
+        else not_available(Capability.FIREWALL, zone.code).user_message
+    )
+
+
+def pending_apply(instance: Instance) -> Operation | None:
+    """An apply no worker has started: it reads the rules when one does, so it carries any change."""
+    return instance.operations.filter(action=Action.FIREWALL_APPLY, state=OperationState.PENDING).first()
+
+
+def new_applies(instances, *, requested_by=None) -> list[Operation]:
+    """An apply for each of these servers whose zone enforces rules (one no worker has started is
+    reused, and not returned), each server shown as "Applying". The caller enqueues them."""
+    operations, refusals = [], {}
+    for instance in instances:
+        if instance.status not in FOLLOWS_RULES or not instance.backend_id:
+            continue
+        if instance.zone_id not in refusals:
+            refusals[instance.zone_id] = firewall_refusal(instance.zone)
+        if refusals[instance.zone_id]:
+            continue
+        if pending_apply(instance) is None:
+            operations.append(
+                Operation.objects.create(
+                    instance=instance,
+                    action=Action.FIREWALL_APPLY,
+                    requested_by=requested_by,
+                    deadline=operation_deadline(),
+                    step_token=uuid.uuid4().hex,
+                )
+            )
+        Instance.objects.filter(pk=instance.pk).update(
+            firewall_state=FirewallState.APPLYING, firewall_message=""
+        )
+    return operations
 
 
 def desired_rules(instance: Instance) -> tuple[dict, ...]:

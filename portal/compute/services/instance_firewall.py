@@ -9,82 +9,26 @@ say so in the zone's words).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 
 from django.db import transaction
 from django.http import HttpRequest
 
 from portal.audit.models import AuditAction
-from portal.catalog.models import Zone
-from portal.compute.backends import BackendError, Capability, get_backend, not_available
-from portal.compute.models import (
-    ACTIVE_STATES,
-    Action,
-    FirewallRuleSet,
-    FirewallState,
-    Instance,
-    InstanceStatus,
-    Operation,
-    OperationState,
-)
-from portal.compute.models.operations import operation_deadline
+from portal.compute.models import ACTIVE_STATES, Action, FirewallRuleSet, Instance, InstanceStatus, Operation
+from portal.compute.operations.firewalls import FOLLOWS_RULES, firewall_refusal, new_applies, pending_apply
 from portal.compute.services.common import ComputeRefused, Problem, audit, enqueue_on_commit, lock_project
 from portal.tenancy.access import Access, Perm
 
 S = InstanceStatus
 # A server whose firewall can be set by hand: it exists in the cloud and is settled.
 SETTABLE = frozenset({S.RUNNING, S.STOPPED})
-# A server whose rules follow a change of its rule set: it exists in the cloud (or is about to:
-# a launch under way reads the rules when it is submitted, and the reconciler checks them after).
-FOLLOWS_RULES = frozenset(
-    {S.RUNNING, S.STOPPED, S.STOPPING, S.STARTING, S.REBOOTING, S.RESIZING, S.REBUILDING}
-)
-
-
-def firewall_refusal(zone: Zone) -> str:
-    """Why `zone` cannot enforce firewall rules ("Firewall rules are not available in lv1-a."),
-    or "" when it can."""
-    try:
-        capabilities = get_backend(zone.backend).capabilities(zone.code)
-    except BackendError as error:
-        return error.user_message
-    return (
-        ""
-        if Capability.FIREWALL in capabilities
-        else not_available(Capability.FIREWALL, zone.code).user_message
-    )
-
-
-def _under_way(instance: Instance) -> Operation | None:
-    """An apply no worker has started: it reads the rules when one does, so it carries any change."""
-    return instance.operations.filter(action=Action.FIREWALL_APPLY, state=OperationState.PENDING).first()
 
 
 def firewall_applies(instances: Iterable[Instance], *, requested_by=None) -> list[Operation]:
-    """An apply for each of these servers whose zone enforces rules (one not yet sent is reused),
-    each server shown as "Applying"; enqueued after the caller's transaction commits."""
-    operations, refusals = [], {}
-    for instance in instances:
-        if instance.status not in FOLLOWS_RULES or not instance.backend_id:
-            continue
-        if instance.zone_id not in refusals:
-            refusals[instance.zone_id] = firewall_refusal(instance.zone)
-        if refusals[instance.zone_id]:
-            continue
-        op = _under_way(instance)
-        if op is None:
-            op = Operation.objects.create(
-                instance=instance,
-                action=Action.FIREWALL_APPLY,
-                requested_by=requested_by,
-                deadline=operation_deadline(),
-                step_token=uuid.uuid4().hex,
-            )
-            operations.append(op)
-        Instance.objects.filter(pk=instance.pk).update(
-            firewall_state=FirewallState.APPLYING, firewall_message=""
-        )
+    """An apply for each of these servers whose zone enforces rules (operations/firewalls.py's
+    `new_applies`), enqueued after the caller's transaction commits."""
+    operations = new_applies(instances, requested_by=requested_by)
     enqueue_on_commit(operations)
     return operations
 
@@ -147,5 +91,5 @@ def instance_firewall_set(
         {"firewall": [old, rule_set.name if rule_set else None]},
         request,
     )
-    (op, *_) = firewall_applies([locked], requested_by=access.membership.user) or [_under_way(locked)]
+    (op, *_) = firewall_applies([locked], requested_by=access.membership.user) or [pending_apply(locked)]
     return op
