@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from portal.compute.views import consoles, instances, launch
+from portal.compute.views import consoles, instance_firewall, instances, launch
 
 app_name = "compute"
 
@@ -22,6 +22,11 @@ urlpatterns = [
         P + "servers/<uuid:instance_id>/protection/",
         instances.instance_protection,
         name="instance_protection",
+    ),
+    path(
+        P + "servers/<uuid:instance_id>/firewall/",
+        instance_firewall.instance_firewall,
+        name="instance_firewall",
     ),
     path("", include("portal.compute.urls_resources")),
     path("", include("portal.compute.urls_snapshots")),
