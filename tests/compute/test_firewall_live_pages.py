@@ -52,6 +52,7 @@ def test_attach_from_the_server_page_then_it_shows_applied(client_as, owner, run
     ).content.decode()
     assert "Applied" in firewall_page and server.name in firewall_page
     assert "launched from now on" not in firewall_page
+    assert f"It is used by {server.name}." in firewall_page
 
 
 def test_a_failure_shows_its_reason(client_as, owner, running, ssh_only):
