@@ -223,6 +223,14 @@ class InstanceOut(Schema):
     addresses: list[str]
     ssh_command: str
     firewall: int | None
+    firewall_state: str = Field(
+        description="Whether the cloud has the server's current firewall rules: applied, applying, "
+        'failed (see firewall_message), or "" (its launch\'s rules, not checked yet).'
+    )
+    firewall_applied_at: datetime | None = Field(
+        description="When the cloud last had them applied or checked."
+    )
+    firewall_message: str
     termination_protection: bool
     reverse_dns: str = Field(description="The name the public address resolves back to (PTR); empty for none.")
     fault_message: str
@@ -326,6 +334,15 @@ class ReverseDnsIn(InputSchema):
         max_length=260,
         description="A full host name such as web-1.example.com (a trailing dot is fine); empty removes it.",
     )
+
+
+class FirewallSetIn(InputSchema):
+    firewall: int | None = Field(description="A firewall of the server's project, or null to detach it.")
+
+
+class FirewallSetOut(Schema):
+    operation: OperationRef | None = Field(description="The apply under way; null when nothing changed.")
+    instance: InstanceOut
 
 
 # --- keys, firewalls, volumes -----------------------------------------------------------------

@@ -90,6 +90,10 @@ class LaunchForm(forms.Form):
         },
     )
     firewall = forms.ChoiceField(required=False, label="Firewall")
+    allow_all_inbound = forms.BooleanField(
+        required=False,
+        label="Yes, allow all inbound traffic: every port of the server is open to the whole internet",
+    )
     ssh_keys = forms.ModelMultipleChoiceField(
         SshKey.objects.none(), required=False, widget=forms.CheckboxSelectMultiple, label="SSH keys"
     )
@@ -136,6 +140,17 @@ class LaunchForm(forms.Form):
 
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
+
+    def clean(self):
+        """No firewall (all inbound traffic allowed) only when asked for in so many words."""
+        cleaned = super().clean()
+        if "firewall" in cleaned and cleaned["firewall"] is None and not cleaned.get("allow_all_inbound"):
+            self.add_error(
+                "allow_all_inbound",
+                "Without a firewall every port of the server is open to the whole internet: tick the box "
+                "to confirm, or choose a firewall.",
+            )
+        return cleaned
 
     def clean_new_ssh_key(self):
         text = self.cleaned_data["new_ssh_key"].strip()

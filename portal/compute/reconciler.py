@@ -6,6 +6,8 @@
 - servers carrying our metadata without an instance row are flagged for operators;
 - volumes likewise: one changed outside the portal (deleted, broken, attached elsewhere, grown)
   is recorded, and one with our key but no row is flagged;
+- a server's firewall rules changed in the cloud (or never applied) are applied again
+  (reconciler_firewalls.py), in zones whose cloud enforces them;
 - zones' free capacity is refreshed from the backend.
 Running it twice, or on two machines at once, changes nothing more than running it once.
 """
@@ -49,6 +51,7 @@ from portal.compute.models import (
 )
 from portal.compute.operations import STATUS_FOR
 from portal.compute.operations.launch_volumes import attach_ready
+from portal.compute.reconciler_firewalls import firewall_drift
 from portal.metering.segments import sync_instance, sync_volume
 
 log = logging.getLogger(__name__)
@@ -195,6 +198,7 @@ def _per_zone(report: Report) -> None:
         )
         _fix_drift(zone, {server.backend_id: server for server in servers}, report)
         _volumes(zone, backend, report)
+        firewall_drift(zone, backend, report)
         keys = {server.metadata.get(IDEMPOTENCY_METADATA_KEY, "") for server in servers} - {""}
         known = {
             str(pk)

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from portal.compute.views import consoles, instances, launch
+from portal.compute.views import consoles, instance_firewall, instances, launch
 
 app_name = "compute"
 
@@ -27,6 +27,11 @@ urlpatterns = [
         P + "servers/<uuid:instance_id>/reverse-dns/",
         instances.instance_reverse_dns,
         name="instance_reverse_dns",
+    ),
+    path(
+        P + "servers/<uuid:instance_id>/firewall/",
+        instance_firewall.instance_firewall,
+        name="instance_firewall",
     ),
     path("", include("portal.compute.urls_resources")),
     path("", include("portal.compute.urls_snapshots")),

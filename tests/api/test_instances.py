@@ -62,6 +62,7 @@ def test_a_forbidden_zone_is_refused_with_the_placement_reason_as_in_the_wizard(
             "zone": catalog["iad1-a"].pk,
             "image": Image.objects.get(name="Debian 13").pk,
             "flavor": Flavor.objects.get(code="s-1vcpu-2gb").pk,
+            "allow_all_inbound": "on",
         },
     )
     assert page.status_code == 403

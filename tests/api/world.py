@@ -126,6 +126,7 @@ ENDPOINTS = [
     Endpoint("post", "instances/{instance}/actions", "write", {"action": "stop"}),
     Endpoint("patch", "instances/{instance}", "write", {"termination_protection": True}),
     Endpoint("put", "instances/{instance}/reverse-dns", "write", {"name": "web.example.com"}),
+    Endpoint("put", "instances/{instance}/firewall", "write", lambda w: {"firewall": w["firewall"]}),
     Endpoint("delete", "instances/{instance}", "write"),
     Endpoint("post", "ssh-keys", "write", lambda w: {"project": w["project"], "public_key": KEY_A}),
     Endpoint("delete", "ssh-keys/{key}", "write"),

@@ -33,6 +33,7 @@ def test_a_launch_while_the_broker_is_down_is_saved_and_answered(
             "zone": catalog["fra1-a"].pk,
             "flavor": catalog["fra1-a"].flavors.order_by("vcpus").first().pk,
             "image": catalog["fra1-a"].images.first().pk,
+            "allow_all_inbound": "on",
         },
     )
     assert response.status_code in (200, 302), response.content[:500]

@@ -24,6 +24,7 @@ def form_data(catalog):
         "zone": catalog["fra1-a"].pk,
         "image": Image.objects.get(name="Debian 13").pk,
         "flavor": Flavor.objects.get(code="s-1vcpu-2gb").pk,
+        "allow_all_inbound": "on",  # no firewall, confirmed
     }
 
 

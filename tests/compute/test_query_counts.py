@@ -23,8 +23,9 @@ from tests.factories import InstanceFactory, MembershipFactory, OrganizationFact
 
 LIST_MAX_QUERIES = 8
 # The server page also lists its volumes (+1), its snapshots and asks its zone whether it takes them
-# (+2), and the project's images its disk may be restored from (+1).
-DETAIL_MAX_QUERIES = 12
+# (+2), the project's images its disk may be restored from (+1), and for its firewall card whether
+# its zone enforces rules and the project's rule sets to switch to (+2).
+DETAIL_MAX_QUERIES = 14
 
 # Not `db`: in a test transaction Django logs SAVEPOINTs where production logs BEGIN and COMMIT,
 # the same number, but this way the count is the production one statement for statement.

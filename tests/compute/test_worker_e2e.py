@@ -41,6 +41,7 @@ def test_launch_stop_start_terminate_with_a_real_worker(celery_worker_process, c
             "zone": Zone.objects.get(code="fra1-a").pk,
             "image": Image.objects.get(name="Debian 13").pk,
             "flavor": Flavor.objects.get(code="s-1vcpu-2gb").pk,
+            "allow_all_inbound": "on",  # no firewall, confirmed
         },
     )
     assert response.status_code == 302, response.content.decode()[:3000]

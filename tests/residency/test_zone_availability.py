@@ -72,6 +72,7 @@ def test_a_full_zone_reads_sold_out_on_its_badge_and_its_note_and_refuses(projec
             "zone": zone.pk,
             "image": Image.objects.get(name="Debian 13").pk,
             "flavor": Flavor.objects.get(code="s-1vcpu-2gb").pk,
+            "allow_all_inbound": "on",  # no firewall, confirmed
         },
     )
     assert response.status_code == 409

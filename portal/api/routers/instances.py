@@ -27,6 +27,8 @@ from portal.api.routers.common import (
 from portal.api.schemas import (
     ActionIn,
     ActionOut,
+    FirewallSetIn,
+    FirewallSetOut,
     InstanceOut,
     InstancePage,
     LaunchedInstance,
@@ -50,6 +52,7 @@ from portal.compute.models import (
     SshKey,
     Volume,
 )
+from portal.compute.services.instance_firewall import instance_firewall_set
 from portal.lib.ids import as_id
 from portal.tenancy.access import Perm
 
@@ -387,6 +390,32 @@ def set_reverse_dns(request: HttpRequest, instance_id: UUID, body: ReverseDnsIn)
         access=access, instance=instance, name=body.name, request=request
     )
     return instance_out(request, instance)
+
+
+@router.put(
+    "/instances/{instance_id}/firewall",
+    response={200: FirewallSetOut, 202: FirewallSetOut, **ERRORS},
+    summary="Attach, switch or detach a server's firewall",
+)
+def set_instance_firewall(request: HttpRequest, instance_id: UUID, body: FirewallSetIn):
+    """The server's firewall becomes `firewall` (null: none, all inbound traffic allowed), on a
+    running or stopped server; 202 with the operation that applies its rules in the cloud. The same
+    firewall again changes nothing (200, with the apply still under way if any). A firewall of
+    another project is refused (422, as any invalid field); a zone whose cloud applies no rules a 409."""
+    instance, access = get_instance(request, instance_id, Perm.RESOURCE_OPERATE)
+    rule_set = None
+    if body.firewall is not None:
+        rule_set = FirewallRuleSet.objects.filter(project=instance.project, pk=body.firewall).first()
+        if rule_set is None:
+            raise services.ComputeRefused("Choose one of the project's firewalls.", "firewall")
+    before = instance.firewall_id
+    operation = instance_firewall_set(access=access, instance=instance, rule_set=rule_set, request=request)
+    instance = Instance.objects.with_catalog().get(pk=instance.pk)
+    out = FirewallSetOut(
+        operation=operation_ref(request, operation) if operation else None,
+        instance=instance_out(request, instance),
+    )
+    return Status(202 if instance.firewall_id != before else 200, out)
 
 
 @operations.get(

@@ -293,8 +293,9 @@ class ComputeBackend(ABC):
 
     def apply_firewall(self, backend_id: str, rules: tuple[dict, ...]) -> None:
         """Make the inbound rules the cloud enforces for this server exactly `rules` (the shape of
-        `ServerSpec.firewall_rules`: protocol, port_from, port_to, source; `()` drops all inbound
-        traffic), on a running or a stopped server. Idempotent: the same rules again change
+        `ServerSpec.firewall_rules`: protocol, port_from, port_to, source, described in firewall.py;
+        protocol "any" allows every protocol; `()` drops all inbound traffic), on a running or a
+        stopped server. A rule the cloud cannot take is Rejected and nothing changes. Idempotent: the same rules again change
         nothing. Returns once the cloud enforces them; raises BackendError like any call."""
         raise Rejected("Firewall rules are not available in this zone.")
 

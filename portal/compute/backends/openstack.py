@@ -50,6 +50,7 @@ from portal.compute.backends.base import (
     not_available,
 )
 from portal.compute.backends.openstack_console import CONSOLE_KINDS, OpenStackConsoles
+from portal.compute.backends.openstack_firewall import OpenStackFirewall
 from portal.compute.backends.openstack_image_copy import OpenStackImageCopy
 from portal.compute.backends.openstack_mapping import (
     GENERIC_FAULT,
@@ -77,14 +78,18 @@ SERVICES = ("compute", "image", "network", "identity", "block_storage")
 CINDER_CAPABILITIES = frozenset(
     {Capability.LARGE_ROOT_DISK, Capability.VOLUMES, Capability.VOLUME_EXTEND, Capability.VOLUME_SNAPSHOTS}
 )
-GLANCE_CAPABILITIES = frozenset({Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY, Capability.SERVER_REBUILD})
+GLANCE_CAPABILITIES = frozenset(
+    {Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY, Capability.SERVER_REBUILD}
+)
 # How long what a cloud can do (`capabilities`) is believed before it is asked again.
 CAPABILITIES_SECONDS = 300.0
 # Hypervisor statistics were removed from Nova's API at microversion 2.88.
 HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
-class OpenStackBackend(OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, ComputeBackend):
+class OpenStackBackend(
+    OpenStackFirewall, OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, ComputeBackend
+):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         # One connection per (cloud, region) per process: keystoneauth keeps the token and the

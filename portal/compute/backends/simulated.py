@@ -35,6 +35,7 @@ from portal.compute.backends.base import (
     not_available,
 )
 from portal.compute.backends.simulated_console import SimulatedConsole
+from portal.compute.backends.simulated_firewall import SimulatedFirewall, launch_rules
 from portal.compute.backends.simulated_storage import SimulatedStorage
 
 B = BackendState
@@ -77,7 +78,7 @@ def _knobs():
     return SimulatedKnobs.objects.first() or SimulatedKnobs.from_settings()
 
 
-class SimulatedBackend(SimulatedStorage, ComputeBackend):
+class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
     """Every capability (`capabilities` in simulated_storage.py: a zone's settings may declare
     some absent); volumes and snapshots are simulated_storage.py's."""
 
@@ -243,6 +244,7 @@ class SimulatedBackend(SimulatedStorage, ComputeBackend):
             total = self._lock_zone(zone)
             used_vcpus, used_ram = self._used(zone)
             addresses = iter(self._free_addresses(zone, len(specs)))
+            enforces_rules = Capability.FIREWALL in self.capabilities(zone)
             made = []
             for n, spec in zip(numbers, specs, strict=True):
                 if spec.image_backend_id:
@@ -287,6 +289,7 @@ class SimulatedBackend(SimulatedStorage, ComputeBackend):
                             if failing
                             else "",
                             metadata={IDEMPOTENCY_METADATA_KEY: spec.idempotency_key},
+                            firewall_rules=launch_rules(spec) if enforces_rules else None,
                         ),
                     )
                 )

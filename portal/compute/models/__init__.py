@@ -1,5 +1,5 @@
 from portal.compute.models.consoles import ConsoleSession
-from portal.compute.models.firewall import FirewallRule, FirewallRuleSet, Protocol
+from portal.compute.models.firewall import FirewallRule, FirewallRuleSet, FirewallState, Protocol
 from portal.compute.models.instances import (
     ACTIONS,
     REBUILD_FROM,
@@ -40,6 +40,7 @@ __all__ = [
     "ConsoleSession",
     "FirewallRule",
     "FirewallRuleSet",
+    "FirewallState",
     "Instance",
     "InstanceStatus",
     "LaunchBatch",

@@ -25,6 +25,15 @@ class FirewallRuleSet(models.Model):
         return self.name
 
 
+class FirewallState(models.TextChoices):
+    """Whether a server's cloud enforces the rules the portal holds for it (Instance.firewall_*)."""
+
+    UNKNOWN = "", "Not checked yet"  # launched with its rules; the reconciler confirms them
+    APPLYING = "applying", "Applying"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+
+
 class Protocol(models.TextChoices):
     TCP = "tcp", "TCP"
     UDP = "udp", "UDP"

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from portal.compute.models.firewall import FirewallState
+
 
 class InstanceStatus(models.TextChoices):
     PENDING = "pending", "Queued"
@@ -71,6 +73,8 @@ class Action(models.TextChoices):
     SNAPSHOT_CREATE = "snapshot_create", "Take snapshot"
     SNAPSHOT_DELETE = "snapshot_delete", "Delete snapshot"
     SNAPSHOT_COPY = "snapshot_copy", "Copy to region"
+    # The server's firewall rules made the cloud's (compute/operations/firewalls.py).
+    FIREWALL_APPLY = "firewall_apply", "Apply firewall"
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,12 @@ class Instance(models.Model):
     firewall = models.ForeignKey(
         "compute.FirewallRuleSet", null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
     )
+    # What its cloud enforces (FirewallState): the fingerprint of the rules last applied and when
+    # (backends/firewall.py's rules_hash), or why applying them failed.
+    firewall_state = models.CharField(max_length=12, blank=True, default="", choices=FirewallState.choices)
+    firewall_applied_hash = models.CharField(max_length=16, blank=True)
+    firewall_applied_at = models.DateTimeField(null=True, blank=True)
+    firewall_message = models.CharField(max_length=500, blank=True)
     user_data = models.TextField(blank=True)
     termination_protection = models.BooleanField(default=False)
     fault_message = models.CharField(

@@ -24,6 +24,8 @@ class SimulatedServer(models.Model):
     root_disk_gib = models.PositiveIntegerField(default=0)
     image_ref = models.CharField(max_length=64, blank=True, help_text="The server snapshot it boots from.")
     metadata = models.JSONField(default=dict)
+    # The inbound rules the cloud enforces (simulated_firewall.py); None: none of the portal's.
+    firewall_rules = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     deleted = models.BooleanField(default=False, db_index=True)
 

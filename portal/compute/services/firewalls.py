@@ -2,8 +2,8 @@
 validates, changes rows under the project lock, records an audit event, and raises ComputeRefused.
 
 Firewall rules reach a server when it is launched (the create operation passes them to the
-backend); changing a rule set does not update servers that already run with it. The firewall
-page says so.
+backend), and every change of a rule set's rules reaches the servers that use it: an apply
+operation each (services/instance_firewall.py), enqueued with the change.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from portal.compute.models import (
 )
 from portal.compute.presets import presets_for
 from portal.compute.services.common import ComputeRefused, Problem, audit, label, lock_project
+from portal.compute.services.instance_firewall import rule_set_applies
 from portal.tenancy.access import Access, Perm
 
 PORT_MIN, PORT_MAX = 1, 65535
@@ -191,6 +192,7 @@ def firewall_rule_add(
             description=description,
         )
         audit(access, AuditAction.FIREWALL_UPDATED, rule_set, {"rule added": [None, str(rule)]}, request)
+        rule_set_applies(rule_set, requested_by=access.membership.user)
     return rule
 
 
@@ -203,6 +205,7 @@ def firewall_rule_delete(*, access: Access, rule: FirewallRule, request: HttpReq
             return
         audit(access, AuditAction.FIREWALL_UPDATED, rule_set, {"rule removed": [str(rule), None]}, request)
         rule.delete()
+        rule_set_applies(rule_set, requested_by=access.membership.user)
 
 
 def servers_using(rule_set: FirewallRuleSet) -> list[Instance]:

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.audit.services import client_ip
 from portal.compute.models import FirewallRule, FirewallRuleSet, Instance, InstanceStatus, Protocol
+from portal.compute.operations.firewalls import firewall_refusal
 from portal.compute.presets import Preset, presets_for
 from portal.compute.services import ComputeRefused
 from portal.compute.services import firewalls as firewall_services
@@ -159,6 +160,18 @@ def firewalls(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRes
 # --- One rule set -----------------------------------------------------------------------------
 
 
+def _servers_with_state(rule_set: FirewallRuleSet) -> list[tuple[Instance, str]]:
+    """The servers using the rule set, each with why its zone applies no rules ("" when it does)."""
+    servers = list(
+        Instance.objects.filter(firewall=rule_set).visible().select_related("zone").order_by("name")
+    )
+    refusals = {}
+    for server in servers:
+        if server.zone_id not in refusals:
+            refusals[server.zone_id] = firewall_refusal(server.zone)
+    return [(server, refusals[server.zone_id]) for server in servers]
+
+
 def _detail_page(
     request: HttpRequest,
     access: Access,
@@ -176,7 +189,7 @@ def _detail_page(
             "project": access.project,
             "rule_set": rule_set,
             "rules": rule_set.rules.order_by("protocol", "port_from", "source"),
-            "servers": Instance.objects.filter(firewall=rule_set).visible().order_by("name"),
+            "servers": _servers_with_state(rule_set),
             "form": form or RuleForm(),
             "my_cidr": mine.rules[0][3] if mine else "",
             "can_operate": access.can(Perm.RESOURCE_OPERATE),

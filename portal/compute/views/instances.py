@@ -18,12 +18,13 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 from portal.catalog.models import Flavor, Zone
 from portal.compute import services
 from portal.compute.backends import BackendError, Capability, NotFound, get_backend, not_available
-from portal.compute.models import ACTIONS, Action, InstanceStatus
+from portal.compute.models import ACTIONS, Action, FirewallState, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
 from portal.compute.selectors import instance_activity, instance_tombstone, instance_volumes
 from portal.compute.services.consoles import console_capabilities
 from portal.compute.views.common import get_instance
+from portal.compute.views.instance_firewall import firewall_context
 from portal.compute.views.snapshots import instance_storage
 from portal.lib.ids import as_id
 from portal.residency.placement import PlacementDenied
@@ -230,8 +231,10 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
         "currency": settings.PORTAL_CURRENCY,
         # A launch volume waiting for the server keeps the page following it until it is attached.
         "polling": instance.is_transitional
+        or instance.firewall_state == FirewallState.APPLYING
         or any(v.is_transitional or (v.pending_server_id and v.status == "available") for v in volumes),
         **_consoles(access, instance),
+        **firewall_context(access, instance),
         "can_console": access.can(Perm.CONSOLE),
     }
 

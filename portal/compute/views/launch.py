@@ -56,6 +56,10 @@ def _form(request: HttpRequest, access: Access, data=None, files=None) -> Launch
         "count": 1,
         "zone": project.default_zone_id,
     }
+    presets = presets_for(client_ip(request))
+    # SSH from where the customer is now, as DigitalOcean and AWS suggest; "all inbound" asks twice.
+    if "ssh-my-ip" in presets:
+        initial["firewall"] = "preset:ssh-my-ip"
     # "Launch from this" on an image or snapshot: that image (of this project or the catalog),
     # in the zone that holds it.
     image_ref, zone_ref = request.GET.get("image", ""), request.GET.get("zone", "")
@@ -66,7 +70,7 @@ def _form(request: HttpRequest, access: Access, data=None, files=None) -> Launch
             initial["image"] = image.pk
             if zone_id is not None and image.zones.filter(pk=zone_id).exists():
                 initial["zone"] = zone_id
-    return LaunchForm(data, files, initial=initial, project=project, presets=presets_for(client_ip(request)))
+    return LaunchForm(data, files, initial=initial, project=project, presets=presets)
 
 
 def _value(form: LaunchForm, name: str):

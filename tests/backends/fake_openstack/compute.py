@@ -17,6 +17,7 @@ import time
 import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
+from tests.backends.fake_openstack.compute_firewall import NovaSecurityGroups
 from tests.backends.fake_openstack.compute_storage import NovaStorage
 from tests.backends.fake_openstack.identity import REGION, REGION_TWO
 from tests.backends.fake_openstack.nova_server import (
@@ -75,6 +76,7 @@ class Compute(Service):
         self._addresses = itertools.count(10)
         self.storage = NovaStorage(self)  # volume attachments and createImage
         self.consoles = NovaConsoles(self)  # remote consoles and the serial proxy behind them
+        self.firewall = NovaSecurityGroups(self)  # a server's security groups, changed while it runs
 
     def stop(self) -> None:
         self.consoles.stop()
@@ -241,6 +243,8 @@ class Compute(Service):
         answer = self.storage.route(method, route, body, microversion)
         if answer is None:
             answer = self.consoles.route(method, route, body, microversion)
+        if answer is None:
+            answer = self.firewall.route(method, route, body, microversion)
         if answer is None:
             raise nova_error(404, NOT_FOUND)
         return answer
@@ -530,6 +534,8 @@ class Compute(Service):
                 return self.storage.create_image(server, args, microversion)
             case "rebuild":
                 return self.storage.rebuild(server, args, microversion)
+            case "addSecurityGroup" | "removeSecurityGroup":
+                return self.firewall.action(server, action, args)
             case _:
                 raise nova_error(400, f"There is no such action: {action}")
         return 202, None, {}

@@ -1,10 +1,13 @@
 """Neutron v2.0: networks, its extensions, and security groups with their rules (Neutron's default
-egress rules included; a duplicate rule answers 409 as Neutron does). Without the `security-group`
+egress rules included; a duplicate rule answers 409 as Neutron does, a rule Neutron would not
+take a 400: an unknown protocol, a port range running backwards or past 65535, a prefix that is
+not a network or of the other family than its ethertype). Without the `security-group`
 extension (`extensions.discard("security-group")`), as in a cloud whose Neutron runs no security
 group driver, the security group routes are not there: webob's 404, as for any unknown route."""
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 
 from tests.backends.fake_openstack.server import HttpError, Service, now_iso
@@ -89,6 +92,15 @@ class Network(Service):
                 return 200, {"security_group_rules": self._filtered(rules, query)}, {}
             case ("POST", ["security-group-rules"]):
                 return 201, {"security_group_rule": self._rule_create(body["security_group_rule"])}, {}
+            case ("DELETE", ["security-group-rules", rule_id]):
+                for group in self.security_groups.values():
+                    kept = [r for r in group["security_group_rules"] if r["id"] != rule_id]
+                    if len(kept) != len(group["security_group_rules"]):
+                        group["security_group_rules"] = kept
+                        return 204, None, {}
+                raise neutron_error(
+                    404, "SecurityGroupRuleNotFound", f"Security group rule {rule_id} does not exist"
+                )
         return self.not_found(headers)
 
     def _filtered(self, items: list[dict], query: dict) -> list[dict]:
@@ -126,6 +138,7 @@ class Network(Service):
         )
         rule = {name: data.get(name) for name in fields}
         rule["ethertype"] = rule["ethertype"] or "IPv4"
+        _check_rule(rule)
         for existing in group["security_group_rules"]:
             if all(existing[name] == rule[name] for name in fields):
                 raise neutron_error(
@@ -143,6 +156,41 @@ class Network(Service):
         )
         group["security_group_rules"].append(rule)
         return rule
+
+
+PROTOCOLS = {None, "tcp", "udp", "icmp", "ipv6-icmp"}
+
+
+def _check_rule(rule: dict) -> None:
+    """What Neutron's API refuses with a 400 (neutron/extensions/securitygroup.py and the db checks)."""
+    if rule["protocol"] not in PROTOCOLS:
+        raise neutron_error(
+            400,
+            "SecurityGroupRuleInvalidProtocol",
+            f"Security group rule protocol {rule['protocol']} not supported.",
+        )
+    low, high = rule["port_range_min"], rule["port_range_max"]
+    for port in (low, high):
+        if port is not None and not 0 <= int(port) <= 65535:
+            raise neutron_error(400, "SecurityGroupInvalidPortValue", f"Invalid value for port {port}.")
+    if rule["protocol"] in ("tcp", "udp") and low is not None and (high is None or int(low) > int(high)):
+        raise neutron_error(
+            400,
+            "SecurityGroupInvalidPortRange",
+            "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+        )
+    prefix = rule["remote_ip_prefix"]
+    if prefix is not None:
+        try:
+            network = ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
+            raise neutron_error(400, "HTTPBadRequest", f"'{prefix}' is not a valid IP subnet.") from None
+        if f"IPv{network.version}" != rule["ethertype"]:
+            raise neutron_error(
+                400,
+                "SecurityGroupRuleParameterConflict",
+                f"Conflicting value ethertype {rule['ethertype']} for CIDR {prefix}",
+            )
 
 
 def _extension(alias: str) -> dict:
