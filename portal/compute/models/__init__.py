@@ -2,6 +2,7 @@ from portal.compute.models.consoles import ConsoleSession
 from portal.compute.models.firewall import FirewallRule, FirewallRuleSet, Protocol
 from portal.compute.models.instances import (
     ACTIONS,
+    NEEDS_CAPABILITY,
     REBUILD_FROM,
     Action,
     Instance,
@@ -29,6 +30,7 @@ from portal.compute.models.volumes import VOLUME_SETTLED, VOLUME_TRANSITIONAL, V
 
 __all__ = [
     "ACTIONS",
+    "NEEDS_CAPABILITY",
     "ACTIVE_STATES",
     "REBUILD_FROM",
     "VOLUME_SETTLED",
