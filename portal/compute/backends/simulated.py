@@ -502,7 +502,7 @@ class SimulatedBackend(SimulatedStorage, ComputeBackend):
         if row.address:
             lines.append(f"[    1.310177] cloud-init[213]: ens3: {row.address}/24 up")
         if row.state in (B.RESCUING, B.RESCUE):
-            return "\n".join(RESCUE_BOOT + [f"{row.name}-rescue login: "]) + "\n"
+            return "\n".join([*RESCUE_BOOT, f"{row.name}-rescue login: "]) + "\n"
         if row.state == B.ERROR:
             lines.append(f"[    1.402211] {row.fault or 'Kernel panic - not syncing'}")
         else:

@@ -30,8 +30,8 @@ from portal.compute.models.volumes import VOLUME_SETTLED, VOLUME_TRANSITIONAL, V
 
 __all__ = [
     "ACTIONS",
-    "NEEDS_CAPABILITY",
     "ACTIVE_STATES",
+    "NEEDS_CAPABILITY",
     "REBUILD_FROM",
     "VOLUME_SETTLED",
     "VOLUME_TRANSITIONAL",

@@ -15,6 +15,7 @@ from portal.audit.models import AuditAction
 from portal.audit.services import audit_record
 from portal.budgets.guard import budget_guard
 from portal.catalog.models import Flavor, Image, Zone
+from portal.compute.backends import Capability
 from portal.compute.models import (
     ACTIONS,
     NEEDS_CAPABILITY,
@@ -27,14 +28,12 @@ from portal.compute.models import (
     OperationState,
     SshKey,
 )
-from portal.compute.backends import Capability
 from portal.compute.models.operations import operation_deadline
 from portal.compute.presets import rule_set_from_preset
 from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
 from portal.compute.services.common import ComputeRefused, Problem, enqueue_on_commit
 from portal.compute.services.consoles import console_sessions_end
-from portal.compute.snapshot_rules import capability_refusal
 from portal.compute.services.launch_volumes import (
     NewVolume,
     launch_volume_problems,
@@ -42,6 +41,7 @@ from portal.compute.services.launch_volumes import (
     launch_volumes_gib,
     launch_volumes_hourly,
 )
+from portal.compute.snapshot_rules import capability_refusal
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
