@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent
 from portal.compute.backends import BackendState, Rejected, get_backend
@@ -140,3 +141,54 @@ def test_the_simulated_console_is_the_rescue_system_while_in_rescue(access, serv
         assert b"vdb" in said and b"this server's own disk" in said
     finally:
         console.close()
+
+
+# --- the server page -------------------------------------------------------------------------------
+
+
+def _action(client, instance, **data):
+    project = instance.project
+    url = reverse("compute:instance_action", args=[project.organization.slug, project.slug, instance.pk])
+    return client.post(url, data)
+
+
+def test_the_page_offers_rescue_and_shows_the_banner_with_how_to_leave(project, owner, client_as, server):
+    client = client_as(owner)
+    page = client.get(server.get_absolute_url()).content.decode()
+    assert "Rescue…" in page and 'value="rescue"' in page and "data-rescue-banner" not in page
+    response = _action(client, server, action="rescue")
+    assert response.status_code == 302
+    server.refresh_from_db()
+    assert server.status == "rescuing"
+    assert "Entering rescue mode" in client.get(server.get_absolute_url()).content.decode()
+    drive(Operation.objects.get(instance=server, action="rescue"))
+    page = client.get(server.get_absolute_url()).content.decode()
+    assert "data-rescue-banner" in page and "In rescue mode." in page
+    assert 'value="unrescue"' in page and "Leave rescue mode" in page
+    assert 'href="#console-card-rescue"' in page and 'id="console-card-rescue"' in page
+    assert "Open serial console" in page  # the rescue system answers on it
+    assert 'value="reboot"' not in page and "Rescue…" not in page
+    assert _action(client, server, action="unrescue").status_code == 302
+    drive(Operation.objects.get(instance=server, action="unrescue"))
+    server.refresh_from_db()
+    assert server.status == "running"
+
+
+def test_a_zone_without_rescue_says_so_and_offers_no_button(project, owner, client_as, server):
+    server.zone.backend_settings = {"absent": ["rescue"]}
+    server.zone.save()
+    client = client_as(owner)
+    page = client.get(server.get_absolute_url()).content.decode()
+    assert "Rescue…" not in page and f"Rescue mode is not available in {server.zone.code}." in page
+    response = _action(client, server, action="rescue")
+    assert response.status_code == 409 and "Rescue mode is not available" in response.content.decode()
+    server.refresh_from_db()
+    assert server.status == "running"
+
+
+def test_a_viewer_sees_no_rescue_and_may_not_post_it(project, viewer, client_as, server):
+    client = client_as(viewer)
+    assert "Rescue…" not in client.get(server.get_absolute_url()).content.decode()
+    assert _action(client, server, action="rescue").status_code == 403
+    server.refresh_from_db()
+    assert server.status == "running"
