@@ -67,6 +67,7 @@ from portal.compute.backends.openstack_mapping import (
     translated_error,
     user_data_with_keys,
 )
+from portal.compute.backends.openstack_rescue import OpenStackRescue
 from portal.compute.backends.openstack_storage import ZONE_METADATA_KEY, OpenStackStorage
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,18 @@ SERVICES = ("compute", "image", "network", "identity", "block_storage")
 CINDER_CAPABILITIES = frozenset(
     {Capability.LARGE_ROOT_DISK, Capability.VOLUMES, Capability.VOLUME_EXTEND, Capability.VOLUME_SNAPSHOTS}
 )
-GLANCE_CAPABILITIES = frozenset({Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY, Capability.SERVER_REBUILD})
+GLANCE_CAPABILITIES = frozenset(
+    {Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY, Capability.SERVER_REBUILD}
+)
 # How long what a cloud can do (`capabilities`) is believed before it is asked again.
 CAPABILITIES_SECONDS = 300.0
 # Hypervisor statistics were removed from Nova's API at microversion 2.88.
 HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
-class OpenStackBackend(OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, ComputeBackend):
+class OpenStackBackend(
+    OpenStackConsoles, OpenStackRescue, OpenStackStorage, OpenStackImageCopy, ComputeBackend
+):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         # One connection per (cloud, region) per process: keystoneauth keeps the token and the
@@ -517,10 +522,12 @@ class OpenStackBackend(OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, 
         then a volume), VOLUMES, VOLUME_EXTEND and VOLUME_SNAPSHOTS a Cinder (`block-storage`) in the
         catalog; SERVER_SNAPSHOTS a Glance (`image`). Asked once per cloud and region every
         CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand. SERIAL_CONSOLE
-        only where the zone's settings say `serial_console` (Nova does not tell; openstack_console)."""
+        only where the zone's settings say `serial_console` (Nova does not tell; openstack_console);
+        RESCUE unless they say `"rescue": false` (Nova's policy may forbid it; openstack_rescue)."""
         settings = self._zone(zone)
         key = self._key(settings)
         configured = {Capability.SERIAL_CONSOLE} if settings.get("serial_console") else set()
+        configured |= set() if settings.get("rescue") is False else {Capability.RESCUE}
         with self._lock:
             expires, known = self._capabilities.get(key, (0.0, frozenset()))
         if expires > time.monotonic():

@@ -17,6 +17,7 @@ import time
 import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
+from tests.backends.fake_openstack.compute_rescue import rescue_action
 from tests.backends.fake_openstack.compute_storage import NovaStorage
 from tests.backends.fake_openstack.identity import REGION, REGION_TWO
 from tests.backends.fake_openstack.nova_server import (
@@ -530,6 +531,8 @@ class Compute(Service):
                 return self.storage.create_image(server, args, microversion)
             case "rebuild":
                 return self.storage.rebuild(server, args, microversion)
+            case "rescue" | "unrescue":
+                return rescue_action(self, server, action, args, refuse, lands)
             case _:
                 raise nova_error(400, f"There is no such action: {action}")
         return 202, None, {}
