@@ -192,3 +192,9 @@ def test_a_viewer_sees_no_rescue_and_may_not_post_it(project, viewer, client_as,
     assert _action(client, server, action="rescue").status_code == 403
     server.refresh_from_db()
     assert server.status == "running"
+
+
+def test_the_usage_card_counts_rescue_as_running(project, owner, client_as, access, server):
+    drive(instance_rescue(access=access, instance=server))
+    page = client_as(owner).get(server.get_absolute_url()).content.decode()
+    assert "Not running" not in page and "now in rescue mode (billed as running)" in page
