@@ -39,7 +39,7 @@ def _running_server(page) -> Instance:
 
 
 @pytest.mark.parametrize(("width", "suffix"), [(1366, ""), (390, "-mobile")], ids=["laptop", "phone"])
-def test_rescue_a_server_and_leave_rescue(owner_page, knobs, shoot, width, suffix):
+def test_rescue_a_server_and_leave_rescue(owner_page, knobs, shoot, width, suffix):  # noqa: F811
     page, take = owner_page, fitting_shots(shoot, suffix)
     page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
     server = _running_server(page)
