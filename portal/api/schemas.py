@@ -316,7 +316,11 @@ class LaunchOut(Schema):
 
 
 class ActionIn(InputSchema):
-    action: Literal["start", "stop", "reboot", "hard_reboot", "resize"]
+    action: Literal["start", "stop", "reboot", "hard_reboot", "resize", "rescue", "unrescue"] = Field(
+        description="`rescue` boots the rescue system with the server's own disk attached as a second "
+        "disk (status `rescuing`, then `rescue`; only where the zone has rescue mode, else 409); "
+        "`unrescue` boots its own disk again (`unrescuing`, then `running`)."
+    )
     flavor: str | None = Field(None, description="For resize: the new flavor code.")
 
 

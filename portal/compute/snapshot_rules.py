@@ -50,6 +50,9 @@ SERVER_BUSY = {
     S.REBOOTING: "rebooting",
     S.RESIZING: "being resized",
     S.REBUILDING: "having its disk restored",
+    S.RESCUING: "entering rescue mode",
+    S.RESCUE: "in rescue mode",
+    S.UNRESCUING: "leaving rescue mode",
     S.TERMINATING: "being terminated",
     S.TERMINATED: "terminated",
 }

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from portal.metering.models import Meter, ResourceType, UsageSegment
 
-# What a server pays for in each status. A stopped server still pays for its disk.
-RUNNING_LIKE = {"running", "rebooting", "stopping"}
+# What a server pays for in each status. A stopped server still pays for its disk; one in rescue
+# mode (and entering or leaving it) runs, and pays as it does.
+RUNNING_LIKE = {"running", "rebooting", "stopping", "rescuing", "rescue", "unrescuing"}
 EXISTING = RUNNING_LIKE | {"stopped", "starting", "resizing", "rebuilding", "terminating"}
 
 

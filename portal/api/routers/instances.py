@@ -326,7 +326,7 @@ def get_instance_detail(request: HttpRequest, instance_id: UUID):
 @router.post(
     "/instances/{instance_id}/actions",
     response={202: ActionOut, **ERRORS},
-    summary="Start, stop, reboot or resize",
+    summary="Start, stop, reboot, resize, rescue or leave rescue",
 )
 def instance_action(request: HttpRequest, response: HttpResponse, instance_id: UUID, body: ActionIn):
     token = token_of(request)

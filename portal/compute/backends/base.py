@@ -61,6 +61,9 @@ class BackendState(StrEnum):
     REBOOTING = "rebooting"
     RESIZING = "resizing"
     REBUILDING = "rebuilding"  # its root disk is being replaced by an image's (rebuild_server)
+    RESCUING = "rescuing"  # booting the rescue system (rescue_server)
+    RESCUE = "rescue"  # running the rescue system, its own disk attached as a second one
+    UNRESCUING = "unrescuing"  # leaving rescue: booting from its own disk again (unrescue_server)
     DELETING = "deleting"
     ERROR = "error"
 
@@ -81,6 +84,7 @@ class Capability(StrEnum):
     SERVER_REBUILD = "server_rebuild"  # a server's root disk is replaced by a snapshot's (rebuild_server)
     SERIAL_CONSOLE = "serial_console"  # an interactive serial console, relayed by the portal (console.py)
     GRAPHICAL_CONSOLE = "graphical_console"  # the cloud's own console page, linked to (console.py)
+    RESCUE = "rescue"  # the server boots a rescue system with its own disk attached (rescue_server)
 
 
 # What the customer reads when a zone cannot do something: "<name> are not available in <zone>".
@@ -95,12 +99,13 @@ CAPABILITY_NAMES = {
     Capability.SERVER_REBUILD: "Restoring a server's disk from a snapshot or backup",
     Capability.SERIAL_CONSOLE: "Interactive serial consoles",
     Capability.GRAPHICAL_CONSOLE: "The cloud's graphical consoles",
+    Capability.RESCUE: "Rescue mode",
 }
 
 
 def not_available(capability: Capability, zone: str) -> Rejected:
     name = CAPABILITY_NAMES[capability]
-    verb = "is" if capability == Capability.SERVER_REBUILD else "are"  # a gerund is singular
+    verb = "is" if capability in (Capability.SERVER_REBUILD, Capability.RESCUE) else "are"  # singular
     return Rejected(f"{name} {verb} not available in {zone}.")
 
 
@@ -288,6 +293,20 @@ class ComputeBackend(ABC):
         carries in its metadata (`REBUILD_METADATA_KEY`) from then on: the same key again changes
         nothing. Rejected when the server is doing something else or the image does not fit."""
         raise Rejected("Restoring a server's disk from a snapshot or backup is not available in this zone.")
+
+    # --- rescue (Capability.RESCUE): a backend that declares it overrides these ---
+
+    def rescue_server(self, backend_id: str) -> None:
+        """Boot the server from the operator's rescue system with its own disk attached as a second
+        disk (nothing on it is changed), from running or stopped. Submits and returns: the server
+        shows `RESCUING`, then `RESCUE`. Asking again while rescuing or in rescue changes nothing;
+        Rejected when the server is doing something else."""
+        raise Rejected("Rescue mode is not available in this zone.")
+
+    def unrescue_server(self, backend_id: str) -> None:
+        """Leave rescue: boot from its own disk again. Submits and returns: `UNRESCUING`, then
+        `RUNNING`. Asking again while leaving changes nothing; Rejected when not in rescue."""
+        raise Rejected("Rescue mode is not available in this zone.")
 
     # --- firewalls (Capability.FIREWALL): a backend that declares it overrides these ---
 

@@ -68,6 +68,7 @@ from portal.compute.backends.openstack_mapping import (
     translated_error,
     user_data_with_keys,
 )
+from portal.compute.backends.openstack_rescue import OpenStackRescue
 from portal.compute.backends.openstack_storage import ZONE_METADATA_KEY, OpenStackStorage
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
 class OpenStackBackend(
-    OpenStackFirewall, OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, ComputeBackend
+    OpenStackFirewall, OpenStackConsoles, OpenStackRescue, OpenStackStorage, OpenStackImageCopy, ComputeBackend
 ):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
@@ -523,10 +524,12 @@ class OpenStackBackend(
         catalog; SERVER_SNAPSHOTS a Glance (`image`). Asked once per cloud and region every
         CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand. SERIAL_CONSOLE
         and GRAPHICAL_CONSOLE only where the zone's settings say `serial_console` / `graphical_console`
-        (Nova does not tell; openstack_console)."""
+        (Nova does not tell; openstack_console);
+        RESCUE unless they say `"rescue": false` (Nova's policy may forbid it; openstack_rescue)."""
         settings = self._zone(zone)
         key = self._key(settings)
         configured = {kind.capability for kind in CONSOLE_KINDS.values() if settings.get(kind.setting)}
+        configured |= set() if settings.get("rescue") is False else {Capability.RESCUE}
         with self._lock:
             expires, known = self._capabilities.get(key, (0.0, frozenset()))
         if expires > time.monotonic():

@@ -79,6 +79,9 @@ IS_DOING = {
     B.REBOOTING: "rebooting",
     B.RESIZING: "being resized",
     B.REBUILDING: "having its disk restored",
+    B.RESCUING: "entering rescue mode",
+    B.RESCUE: "in rescue mode",
+    B.UNRESCUING: "leaving rescue mode",
     B.DELETING: "being deleted",
     B.ERROR: "in an error state",
 }
@@ -106,6 +109,12 @@ def server_state(status: str, task_state: str | None) -> B:
         return B.BUILDING
     if status == "REBUILD" or task.startswith("rebuild"):
         return B.REBUILDING
+    if task == "rescuing":
+        return B.RESCUING
+    if task == "unrescuing":
+        return B.UNRESCUING
+    if status == "RESCUE":
+        return B.RESCUE
     if task == "powering-off":
         return B.STOPPING
     if task in ("powering-on", "resuming", "unpausing", "unshelving", "spawning"):
@@ -116,7 +125,7 @@ def server_state(status: str, task_state: str | None) -> B:
         ("resize", "migrat")
     ):
         return B.RESIZING
-    if status in ("ACTIVE", "PASSWORD", "RESCUE"):
+    if status in ("ACTIVE", "PASSWORD"):
         return B.RUNNING
     if status in ("SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED"):
         return B.STOPPED

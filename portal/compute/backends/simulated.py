@@ -46,8 +46,21 @@ LANDS = {
     B.STARTING: B.RUNNING,
     B.REBOOTING: B.RUNNING,
     B.RESIZING: B.STOPPED,
+    B.RESCUING: B.RESCUE,
+    B.UNRESCUING: B.RUNNING,
 }
 
+
+# What the rescue system prints as it boots (its console asks for a login: root, no password).
+RESCUE_BOOT = [
+    "[    0.000000] Linux version 6.1.0-cloud-amd64 (rescue system)",
+    "[    0.000000] Command line: console=ttyS0 rescue",
+    "[    0.388410] virtio_blk virtio1: [vdb] the server's own disk, not mounted",
+    "",
+    "Rescue system: the server's own disk is /dev/vdb (mount /dev/vdb1 /mnt to repair it).",
+    "Leave rescue mode from the portal to boot it again.",
+    "",
+]
 
 # CPU samples: one a minute for a window up to 6 hours, then sparser as windows grow.
 SAMPLE_STEPS = ((timedelta(hours=6), 60), (timedelta(days=2), 300), (timedelta(days=14), 1800))
@@ -386,6 +399,19 @@ class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
     def reboot_server(self, backend_id: str, *, hard: bool = False) -> None:
         self._transition(backend_id, allowed={B.RUNNING}, during=B.REBOOTING, noop=set())
 
+    def rescue_server(self, backend_id: str) -> None:
+        """The rescue system boots (for the knobs' action time); its console says so."""
+        self._rescue_call(backend_id, allowed={B.RUNNING, B.STOPPED}, during=B.RESCUING, noop={B.RESCUE})
+
+    def unrescue_server(self, backend_id: str) -> None:
+        self._rescue_call(backend_id, allowed={B.RESCUE}, during=B.UNRESCUING, noop=set())
+
+    def _rescue_call(self, backend_id: str, **transition) -> None:
+        row = self._row(backend_id)
+        if Capability.RESCUE not in self.capabilities(row.zone_code):
+            raise not_available(Capability.RESCUE, row.zone_code)
+        self._transition(backend_id, **transition)
+
     def resize_server(self, backend_id: str, *, flavor: str, vcpus: int, ram_gib: int) -> None:
         knobs = self._call()
         with transaction.atomic():
@@ -478,6 +504,8 @@ class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
         ]
         if row.address:
             lines.append(f"[    1.310177] cloud-init[213]: ens3: {row.address}/24 up")
+        if row.state in (B.RESCUING, B.RESCUE):
+            return "\n".join([*RESCUE_BOOT, f"{row.name}-rescue login: "]) + "\n"
         if row.state == B.ERROR:
             lines.append(f"[    1.402211] {row.fault or 'Kernel panic - not syncing'}")
         else:
@@ -485,10 +513,15 @@ class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
         return "\n".join(lines) + "\n"
 
     def open_serial_console(self, backend_id: str) -> SimulatedConsole:
-        """A login prompt and a small shell (simulated_console.py), while the server runs."""
+        """A login prompt and a small shell (simulated_console.py), while the server runs, or the
+        rescue system's with the server's disk at /dev/vdb, while it is in rescue."""
         self._call()
         row = self._row(backend_id)
         self._settle(row)
+        if row.state == B.RESCUE:
+            return SimulatedConsole(
+                name=f"{row.name}-rescue", address=row.address or "", booted_at=row.created_at, rescue=True
+            )
         if row.state != B.RUNNING:
             raise Rejected(
                 f"The server is {row.state}: its serial console answers while it runs.",
@@ -506,6 +539,6 @@ class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
         self._call()
         row = self._row(backend_id)
         self._settle(row)
-        if row.state not in (B.RUNNING, B.REBOOTING, B.STOPPING):
+        if row.state not in (B.RUNNING, B.REBOOTING, B.STOPPING, B.RESCUE):
             return []
         return _cpu_wave(backend_id, max(start, row.created_at), min(end, timezone.now()), end - start)

@@ -26,6 +26,7 @@ COMMANDS = (
     "uptime",
     "whoami",
     "date",
+    "lsblk",
     "echo TEXT",
     "clear",
     "exit",
@@ -46,8 +47,8 @@ def _calculate(match: re.Match) -> str:
 
 
 class SimulatedConsole(ConsoleStream):
-    def __init__(self, *, name: str, address: str, booted_at: datetime) -> None:
-        self.name, self.address, self.booted_at = name, address, booted_at
+    def __init__(self, *, name: str, address: str, booted_at: datetime, rescue: bool = False) -> None:
+        self.name, self.address, self.booted_at, self.rescue = name, address, booted_at, rescue
         self._output = bytearray()
         self._line = ""
         self._stage = "login"  # login -> password -> shell
@@ -55,7 +56,7 @@ class SimulatedConsole(ConsoleStream):
         self._closed = False
         self._ready = threading.Condition()
         with self._ready:
-            self._say(f"\r\nDebian GNU/Linux 13 {name} ttyS0\r\n\r\n{name} login: ")
+            self._say(f"\r\n{self._banner()}\r\n\r\n{name} login: ")
 
     # --- the stream ------------------------------------------------------------------------------
 
@@ -107,6 +108,11 @@ class SimulatedConsole(ConsoleStream):
             if self._stage != "password":
                 self._say(char)
 
+    def _banner(self) -> str:
+        if self.rescue:
+            return "Rescue system (Debian GNU/Linux 13) ttyS0: the server's own disk is /dev/vdb"
+        return f"Debian GNU/Linux 13 {self.name} ttyS0"
+
     def _prompt(self) -> str:
         if self._stage == "shell":
             return f"{self._user}@{self.name}:~$ "
@@ -136,6 +142,12 @@ class SimulatedConsole(ConsoleStream):
             "whoami": self._user,
             "uptime": f" {timezone.now():%H:%M:%S} up {minutes // 60}:{minutes % 60:02d},  1 user,  load average: 0.08, 0.03, 0.01",
             "date": f"{timezone.now():%a %b %d %H:%M:%S UTC %Y}",
+            "lsblk": (
+                "NAME   SIZE TYPE MOUNTPOINTS\r\nvda      2G disk /  (the rescue system)\r\n"
+                "vdb     20G disk    (this server's own disk)\r\n`-vdb1  20G part"
+                if self.rescue
+                else "NAME   SIZE TYPE MOUNTPOINTS\r\nvda     20G disk\r\n`-vda1  20G part /"
+            ),
             "ip": (
                 "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 state UNKNOWN\r\n    inet 127.0.0.1/8 scope host lo\r\n"
                 "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP\r\n"
@@ -154,7 +166,7 @@ class SimulatedConsole(ConsoleStream):
             self._say("\x1b[H\x1b[2J")
         elif program in ("exit", "logout"):
             self._stage, self._user = "login", ""
-            self._say(f"\r\nDebian GNU/Linux 13 {self.name} ttyS0\r\n\r\n")
+            self._say(f"\r\n{self._banner()}\r\n\r\n")
         elif program in answers and (program != "ip" or command.split()[1:2] in (["addr"], ["a"])):
             self._say(answers[program] + "\r\n")
         else:

@@ -2,6 +2,7 @@ from portal.compute.models.consoles import ConsoleSession
 from portal.compute.models.firewall import FirewallRule, FirewallRuleSet, FirewallState, Protocol
 from portal.compute.models.instances import (
     ACTIONS,
+    NEEDS_CAPABILITY,
     REBUILD_FROM,
     Action,
     Instance,
@@ -30,6 +31,7 @@ from portal.compute.models.volumes import VOLUME_SETTLED, VOLUME_TRANSITIONAL, V
 __all__ = [
     "ACTIONS",
     "ACTIVE_STATES",
+    "NEEDS_CAPABILITY",
     "REBUILD_FROM",
     "VOLUME_SETTLED",
     "VOLUME_TRANSITIONAL",

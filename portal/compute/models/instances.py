@@ -22,6 +22,9 @@ class InstanceStatus(models.TextChoices):
     REBOOTING = "rebooting", "Rebooting"
     RESIZING = "resizing", "Resizing"
     REBUILDING = "rebuilding", "Restoring disk"
+    RESCUING = "rescuing", "Entering rescue"
+    RESCUE = "rescue", "In rescue mode"
+    UNRESCUING = "unrescuing", "Leaving rescue"
     TERMINATING = "terminating", "Terminating"
     TERMINATED = "terminated", "Terminated"
     ERROR = "error", "Error"
@@ -33,20 +36,40 @@ S = InstanceStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.PROVISIONING, S.ERROR, S.TERMINATING}),
     S.PROVISIONING: frozenset({S.RUNNING, S.ERROR, S.TERMINATING}),
-    S.RUNNING: frozenset({S.STOPPING, S.REBOOTING, S.REBUILDING, S.TERMINATING, S.STOPPED, S.ERROR}),
+    S.RUNNING: frozenset(
+        {S.STOPPING, S.REBOOTING, S.REBUILDING, S.RESCUING, S.TERMINATING, S.STOPPED, S.ERROR}
+    ),
     S.STOPPING: frozenset({S.STOPPED, S.ERROR, S.RUNNING}),
-    S.STOPPED: frozenset({S.STARTING, S.RESIZING, S.REBUILDING, S.TERMINATING, S.RUNNING, S.ERROR}),
+    S.STOPPED: frozenset(
+        {S.STARTING, S.RESIZING, S.REBUILDING, S.RESCUING, S.TERMINATING, S.RUNNING, S.ERROR}
+    ),
     S.STARTING: frozenset({S.RUNNING, S.ERROR, S.STOPPED}),
     S.REBOOTING: frozenset({S.RUNNING, S.ERROR}),
     S.RESIZING: frozenset({S.STOPPED, S.ERROR}),
     # A restored disk: back to what the server was doing before (Operation.params["then"]).
     S.REBUILDING: frozenset({S.RUNNING, S.STOPPED, S.ERROR}),
+    # Rescue: a failed rescue leaves what the cloud says (running or stopped); in rescue the server
+    # is left by unrescue (or terminated); a failed unrescue leaves it in rescue.
+    S.RESCUING: frozenset({S.RESCUE, S.RUNNING, S.STOPPED, S.ERROR}),
+    S.RESCUE: frozenset({S.UNRESCUING, S.TERMINATING, S.RUNNING, S.ERROR}),
+    S.UNRESCUING: frozenset({S.RUNNING, S.RESCUE, S.ERROR}),
     S.TERMINATING: frozenset({S.TERMINATED, S.ERROR}),
     S.ERROR: frozenset({S.TERMINATING}),
     S.TERMINATED: frozenset(),
 }
 TRANSITIONAL = frozenset(
-    {S.PENDING, S.PROVISIONING, S.STOPPING, S.STARTING, S.REBOOTING, S.RESIZING, S.REBUILDING, S.TERMINATING}
+    {
+        S.PENDING,
+        S.PROVISIONING,
+        S.STOPPING,
+        S.STARTING,
+        S.REBOOTING,
+        S.RESIZING,
+        S.REBUILDING,
+        S.RESCUING,
+        S.UNRESCUING,
+        S.TERMINATING,
+    }
 )
 # Statuses that hold quota: everything that exists or is about to. Failed launches free theirs.
 HOLDS_QUOTA = frozenset(set(S) - {S.TERMINATED, S.ERROR})
@@ -60,6 +83,9 @@ class Action(models.TextChoices):
     HARD_REBOOT = "hard_reboot", "Hard reboot"
     RESIZE = "resize", "Resize"
     TERMINATE = "terminate", "Terminate"
+    # Rescue mode (services/rescue.py): offered only where the zone declares Capability.RESCUE.
+    RESCUE = "rescue", "Rescue"
+    UNRESCUE = "unrescue", "Leave rescue"
     # The root disk replaced by a snapshot's or backup's (services/restores.py); not in ACTIONS: it
     # needs an image and a typed confirmation, and leaves the server as it found it.
     REBUILD = "rebuild", "Restore disk"
@@ -100,12 +126,20 @@ ACTIONS: dict[str, ActionRule] = {
     Action.RESIZE: ActionRule(Action.RESIZE, frozenset({S.STOPPED}), S.RESIZING, S.STOPPED, "Resize"),
     Action.TERMINATE: ActionRule(
         Action.TERMINATE,
-        frozenset({S.PENDING, S.PROVISIONING, S.RUNNING, S.STOPPED, S.ERROR}),
+        frozenset({S.PENDING, S.PROVISIONING, S.RUNNING, S.STOPPED, S.RESCUE, S.ERROR}),
         S.TERMINATING,
         S.TERMINATED,
         "Terminate",
     ),
+    Action.RESCUE: ActionRule(
+        Action.RESCUE, frozenset({S.RUNNING, S.STOPPED}), S.RESCUING, S.RESCUE, "Rescue"
+    ),
+    Action.UNRESCUE: ActionRule(
+        Action.UNRESCUE, frozenset({S.RESCUE}), S.UNRESCUING, S.RUNNING, "Leave rescue"
+    ),
 }
+# Actions a zone may not have: offered and accepted only where its backend declares the capability.
+NEEDS_CAPABILITY = {Action.RESCUE: "rescue", Action.UNRESCUE: "rescue"}
 
 
 class LaunchBatch(models.Model):
@@ -250,7 +284,7 @@ class Instance(models.Model):
         if addresses:
             self.addresses = list(addresses)
             fields.append("addresses")
-        if done == S.RUNNING and not self.running_since:
+        if done in (S.RUNNING, S.RESCUE) and not self.running_since:  # rescue is billed as running
             self.running_since = now
             fields.append("running_since")
         if done == S.STOPPED:
@@ -273,12 +307,21 @@ class Instance(models.Model):
     def record_failure(self, message: str, status_in_cloud: str | None) -> None:
         """After a failed operation: what the cloud says the server is doing when that is a settled
         state (a failed stop usually leaves it running), otherwise an error for a person to look at."""
-        self.status = status_in_cloud if status_in_cloud in (S.RUNNING, S.STOPPED) else S.ERROR
+        self.status = status_in_cloud if status_in_cloud in (S.RUNNING, S.STOPPED, S.RESCUE) else S.ERROR
         self.fault_message = message[:500] if self.status == S.ERROR else ""
 
     @property
     def available_actions(self) -> list[ActionRule]:
-        return [rule for rule in ACTIONS.values() if self.status in rule.allowed_from]
+        """The actions every zone has that the server's status allows (rescue: `rescue_actions`)."""
+        return [
+            rule
+            for rule in ACTIONS.values()
+            if self.status in rule.allowed_from and rule.action not in NEEDS_CAPABILITY
+        ]
+
+    @property
+    def in_rescue(self) -> bool:
+        return self.status in (S.RESCUING, S.RESCUE, S.UNRESCUING)
 
     @property
     def is_transitional(self) -> bool:

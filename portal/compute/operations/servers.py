@@ -1,5 +1,5 @@
-"""The kinds of operation that change servers: launch, start, stop, reboot, resize, terminate, and
-restore the disk from a snapshot (rebuild)."""
+"""The kinds of operation that change servers: launch, start, stop, reboot, resize, terminate,
+restore the disk from a snapshot (rebuild), and enter and leave rescue mode."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ STATUS_FOR = {
     B.REBOOTING: S.REBOOTING,
     B.RESIZING: S.RESIZING,
     B.REBUILDING: S.REBUILDING,
+    B.RESCUING: S.RESCUING,
+    B.RESCUE: S.RESCUE,
+    B.UNRESCUING: S.UNRESCUING,
     B.DELETING: S.TERMINATING,
     B.ERROR: S.ERROR,
 }
@@ -166,6 +169,10 @@ def _act(backend: ComputeBackend, ops: list[Operation]) -> Answers:
                 backend.resize_server(
                     backend_id, flavor=flavor.code, vcpus=flavor.vcpus, ram_gib=flavor.ram_gib
                 )
+            case Action.RESCUE:
+                backend.rescue_server(backend_id)
+            case Action.UNRESCUE:
+                backend.unrescue_server(backend_id)
 
     return each(ops, call)
 
@@ -369,4 +376,6 @@ SERVER_OPERATIONS: dict[str, Kind] = {
     Action.RESIZE: _server_kind(_act, _resized),
     Action.TERMINATE: _server_kind(_delete, _still_there, gone_is_done=True),
     Action.REBUILD: _server_kind(_rebuild, _rebuilt),
+    Action.RESCUE: _server_kind(_act, _as_asked),
+    Action.UNRESCUE: _server_kind(_act, _as_asked),
 }

@@ -34,8 +34,9 @@ from portal.tenancy.access import Access, Perm, project_access
 
 log = logging.getLogger(__name__)
 
-# A session stays open while the server is in one of these (a reboot keeps the serial line).
-CONSOLE_STATUSES = frozenset({InstanceStatus.RUNNING, InstanceStatus.REBOOTING})
+# A session stays open while the server is in one of these (a reboot keeps the serial line; the
+# rescue system answers on it too: that is how a customer who locked themselves out gets in).
+CONSOLE_STATUSES = frozenset({InstanceStatus.RUNNING, InstanceStatus.REBOOTING, InstanceStatus.RESCUE})
 
 
 class ConsoleRefused(Exception):

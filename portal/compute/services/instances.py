@@ -16,8 +16,10 @@ from portal.audit.services import audit_record
 from portal.budgets.guard import budget_guard
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute import reverse_dns
+from portal.compute.backends import Capability
 from portal.compute.models import (
     ACTIONS,
+    NEEDS_CAPABILITY,
     Action,
     FirewallRuleSet,
     Instance,
@@ -40,6 +42,7 @@ from portal.compute.services.launch_volumes import (
     launch_volumes_gib,
     launch_volumes_hourly,
 )
+from portal.compute.snapshot_rules import capability_refusal
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
@@ -323,12 +326,16 @@ def instance_action(
     confirm_name: str | None = None,
     request: HttpRequest | None = None,
 ) -> Operation:
-    """Start, stop, reboot, hard-reboot, resize or terminate. Asking again while the same action is
-    still under way returns that operation and changes nothing."""
+    """Start, stop, reboot, hard-reboot, resize, terminate, rescue or leave rescue. Asking again
+    while the same action is still under way returns that operation and changes nothing. An action
+    the zone may not have (NEEDS_CAPABILITY) is refused, naming the zone, where it does not."""
     access.require(Perm.RESOURCE_OPERATE)
     rule = ACTIONS.get(action)
     if rule is None:
         raise ComputeRefused("Unknown action.")
+    needs = NEEDS_CAPABILITY.get(action)
+    if needs and (refusal := capability_refusal(instance.zone, Capability(needs))):
+        raise ComputeRefused(refusal, status=409)
     user = access.membership.user
     if action == Action.TERMINATE and (confirm_name or "").strip() != instance.name:
         raise ComputeRefused(f"Type the server's name “{instance.name}” to confirm.", "confirm_name")
@@ -390,7 +397,8 @@ def instance_action(
                 request=request,
             )
             enqueue_on_commit([operation])
-            if action in (Action.STOP, Action.TERMINATE):
+            if action in (Action.STOP, Action.TERMINATE, Action.RESCUE, Action.UNRESCUE):
+                # (Rescue boots another system: the serial line's session ends with the old one.)
                 ended = (
                     f"{instance.name} is {InstanceStatus(rule.during).label.lower()}: the console was closed."
                 )

@@ -23,6 +23,7 @@ from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
 from portal.compute.selectors import instance_activity, instance_tombstone, instance_volumes
 from portal.compute.services.consoles import console_capabilities
+from portal.compute.services.rescue import rescue_refusal
 from portal.compute.views.common import get_instance
 from portal.compute.views.instance_firewall import firewall_context
 from portal.compute.views.snapshots import instance_storage
@@ -38,6 +39,8 @@ PROGRESSIVE = {
     Action.HARD_REBOOT: "Hard-rebooting",
     Action.RESIZE: "Resizing",
     Action.TERMINATE: "Terminating",
+    Action.RESCUE: "Booting the rescue system for",
+    Action.UNRESCUE: "Leaving rescue mode: booting its own disk for",
 }
 
 
@@ -236,6 +239,22 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
         **_consoles(access, instance),
         **firewall_context(access, instance),
         "can_console": access.can(Perm.CONSOLE),
+        **_rescue(access, instance),
+    }
+
+
+def _rescue(access: Access, instance) -> dict:
+    """The rescue actions the page offers (`rescue_actions`), or why the zone has none."""
+    if not access.can(Perm.RESOURCE_OPERATE) or not (
+        instance.allows(Action.RESCUE) or instance.allows(Action.UNRESCUE)
+    ):
+        return {"rescue_actions": [], "rescue_absent": ""}
+    refusal = rescue_refusal(instance)
+    if refusal:
+        return {"rescue_actions": [], "rescue_absent": refusal}
+    return {
+        "rescue_actions": [ACTIONS[a] for a in (Action.RESCUE, Action.UNRESCUE) if instance.allows(a)],
+        "rescue_absent": "",
     }
 
 

@@ -18,6 +18,7 @@ import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
 from tests.backends.fake_openstack.compute_firewall import NovaSecurityGroups
+from tests.backends.fake_openstack.compute_rescue import rescue_action
 from tests.backends.fake_openstack.compute_storage import NovaStorage
 from tests.backends.fake_openstack.identity import REGION, REGION_TWO
 from tests.backends.fake_openstack.nova_server import (
@@ -536,6 +537,8 @@ class Compute(Service):
                 return self.storage.rebuild(server, args, microversion)
             case "addSecurityGroup" | "removeSecurityGroup":
                 return self.firewall.action(server, action, args)
+            case "rescue" | "unrescue":
+                return rescue_action(self, server, action, args, refuse, lands)
             case _:
                 raise nova_error(400, f"There is no such action: {action}")
         return 202, None, {}

@@ -33,6 +33,7 @@ _STATUS = {
         "resize_finish": "RESIZE",
     },
     "resized": {"default": "VERIFY_RESIZE"},
+    "rescued": {"default": "RESCUE"},
     "suspended": {"default": "SUSPENDED"},
     "paused": {"default": "PAUSED"},
     "shelved_offloaded": {"default": "SHELVED_OFFLOADED"},
