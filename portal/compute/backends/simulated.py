@@ -35,6 +35,7 @@ from portal.compute.backends.base import (
     not_available,
 )
 from portal.compute.backends.simulated_console import SimulatedConsole
+from portal.compute.backends.simulated_networks import SimulatedNetworks
 from portal.compute.backends.simulated_storage import SimulatedStorage
 
 B = BackendState
@@ -77,7 +78,7 @@ def _knobs():
     return SimulatedKnobs.objects.first() or SimulatedKnobs.from_settings()
 
 
-class SimulatedBackend(SimulatedStorage, ComputeBackend):
+class SimulatedBackend(SimulatedNetworks, SimulatedStorage, ComputeBackend):
     """Every capability (`capabilities` in simulated_storage.py: a zone's settings may declare
     some absent); volumes and snapshots are simulated_storage.py's."""
 
@@ -449,6 +450,7 @@ class SimulatedBackend(SimulatedStorage, ComputeBackend):
         with transaction.atomic():
             SimulatedServer.objects.filter(backend_id=backend_id).update(deleted=True, address=None)
             self._detach_from_deleted_server(backend_id)
+            self._leave_networks(backend_id)
 
     def zone_capacity(self, zone: str) -> ZoneCapacity:
         self._call()

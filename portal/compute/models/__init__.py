@@ -9,10 +9,18 @@ from portal.compute.models.instances import (
     LaunchBatch,
 )
 from portal.compute.models.keys import SshKey
+from portal.compute.models.networks import (
+    PORT_PRESENT,
+    Network,
+    NetworkPort,
+    NetworkStatus,
+    PortStatus,
+)
 from portal.compute.models.operations import ACTIVE_STATES, Operation, OperationState
 from portal.compute.models.simulated import (
     BackendOrphan,
     SimulatedKnobs,
+    SimulatedNetwork,
     SimulatedServer,
     SimulatedSnapshot,
     SimulatedVolume,
@@ -30,6 +38,7 @@ from portal.compute.models.volumes import VOLUME_SETTLED, VOLUME_TRANSITIONAL, V
 __all__ = [
     "ACTIONS",
     "ACTIVE_STATES",
+    "PORT_PRESENT",
     "REBUILD_FROM",
     "VOLUME_SETTLED",
     "VOLUME_TRANSITIONAL",
@@ -43,10 +52,15 @@ __all__ = [
     "Instance",
     "InstanceStatus",
     "LaunchBatch",
+    "Network",
+    "NetworkPort",
+    "NetworkStatus",
     "Operation",
     "OperationState",
+    "PortStatus",
     "Protocol",
     "SimulatedKnobs",
+    "SimulatedNetwork",
     "SimulatedServer",
     "SimulatedSnapshot",
     "SimulatedVolume",

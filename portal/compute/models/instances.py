@@ -71,6 +71,11 @@ class Action(models.TextChoices):
     SNAPSHOT_CREATE = "snapshot_create", "Take snapshot"
     SNAPSHOT_DELETE = "snapshot_delete", "Delete snapshot"
     SNAPSHOT_COPY = "snapshot_copy", "Copy to region"
+    # Private networks (target `Operation.network`; see compute/operations/networks.py).
+    NETWORK_CREATE = "network_create", "Create network"
+    NETWORK_DELETE = "network_delete", "Delete network"
+    NETWORK_ATTACH = "network_attach", "Join network"
+    NETWORK_DETACH = "network_detach", "Leave network"
 
 
 @dataclass(frozen=True)
