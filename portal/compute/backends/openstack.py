@@ -67,6 +67,7 @@ from portal.compute.backends.openstack_mapping import (
     translated_error,
     user_data_with_keys,
 )
+from portal.compute.backends.openstack_networks import OpenStackNetworks
 from portal.compute.backends.openstack_storage import ZONE_METADATA_KEY, OpenStackStorage
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,18 @@ SERVICES = ("compute", "image", "network", "identity", "block_storage")
 CINDER_CAPABILITIES = frozenset(
     {Capability.LARGE_ROOT_DISK, Capability.VOLUMES, Capability.VOLUME_EXTEND, Capability.VOLUME_SNAPSHOTS}
 )
-GLANCE_CAPABILITIES = frozenset({Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY, Capability.SERVER_REBUILD})
+GLANCE_CAPABILITIES = frozenset(
+    {Capability.SERVER_SNAPSHOTS, Capability.IMAGE_COPY, Capability.SERVER_REBUILD}
+)
 # How long what a cloud can do (`capabilities`) is believed before it is asked again.
 CAPABILITIES_SECONDS = 300.0
 # Hypervisor statistics were removed from Nova's API at microversion 2.88.
 HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
-class OpenStackBackend(OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, ComputeBackend):
+class OpenStackBackend(
+    OpenStackNetworks, OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, ComputeBackend
+):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         # One connection per (cloud, region) per process: keystoneauth keeps the token and the
@@ -526,7 +531,7 @@ class OpenStackBackend(OpenStackConsoles, OpenStackStorage, OpenStackImageCopy, 
         if expires > time.monotonic():
             return set(known) | configured
         conn = self._connection(zone)
-        found = {Capability.FIREWALL, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
+        found = {Capability.FIREWALL, Capability.PRIVATE_NETWORKS, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
         with self._cloud("capabilities", conn):
             if "security-group" not in {extension.alias for extension in conn.network.extensions()}:
                 found.discard(Capability.FIREWALL)

@@ -17,6 +17,7 @@ import time
 import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
+from tests.backends.fake_openstack.compute_interfaces import NovaInterfaces
 from tests.backends.fake_openstack.compute_storage import NovaStorage
 from tests.backends.fake_openstack.identity import REGION, REGION_TWO
 from tests.backends.fake_openstack.nova_server import (
@@ -75,6 +76,7 @@ class Compute(Service):
         self._addresses = itertools.count(10)
         self.storage = NovaStorage(self)  # volume attachments and createImage
         self.consoles = NovaConsoles(self)  # remote consoles and the serial proxy behind them
+        self.interfaces = NovaInterfaces(self)  # ports of the project's networks (os-interface)
 
     def stop(self) -> None:
         self.consoles.stop()
@@ -233,6 +235,7 @@ class Compute(Service):
                 if server_id not in self.deleted:
                     server.task_state, server.landing = "deleting", None
                     self.storage.server_deleted(server)
+                    self.interfaces.server_deleted(server)
                     self.deleted[server_id] = time.monotonic() + self.delete_seconds
                     self.settle()
                 return 204, None, {}
@@ -241,6 +244,8 @@ class Compute(Service):
         answer = self.storage.route(method, route, body, microversion)
         if answer is None:
             answer = self.consoles.route(method, route, body, microversion)
+        if answer is None:
+            answer = self.interfaces.route(method, route, body, microversion)
         if answer is None:
             raise nova_error(404, NOT_FOUND)
         return answer

@@ -1,4 +1,5 @@
-"""Neutron v2.0: networks, its extensions, and security groups with their rules (Neutron's default
+"""Neutron v2.0: networks (the project's own, with subnets and ports: network_ports.py), its
+extensions, and security groups with their rules (Neutron's default
 egress rules included; a duplicate rule answers 409 as Neutron does). Without the `security-group`
 extension (`extensions.discard("security-group")`), as in a cloud whose Neutron runs no security
 group driver, the security group routes are not there: webob's 404, as for any unknown route."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from tests.backends.fake_openstack.network_ports import NeutronPorts
 from tests.backends.fake_openstack.server import HttpError, Service, now_iso
 
 
@@ -21,7 +23,9 @@ class Network(Service):
 
     def __init__(self, cloud) -> None:
         super().__init__(cloud)
-        self.networks = {str(uuid.UUID(int=100)): {"id": str(uuid.UUID(int=100)), "name": "public"}}
+        public = str(uuid.UUID(int=100))
+        self.networks = {public: {"id": public, "name": "public", "shared": True, "router:external": True}}
+        self.project_networks = NeutronPorts(self)  # networks of the project, subnets, ports
         self.security_groups: dict[str, dict] = {}
         self.ignores_filters = False  # lists answer everything, whatever the query asks
         # A few of the aliases a stock ML2/OVN Neutron lists at GET /v2.0/extensions.
@@ -89,7 +93,8 @@ class Network(Service):
                 return 200, {"security_group_rules": self._filtered(rules, query)}, {}
             case ("POST", ["security-group-rules"]):
                 return 201, {"security_group_rule": self._rule_create(body["security_group_rule"])}, {}
-        return self.not_found(headers)
+        answer = self.project_networks.route(method, rest[1:], query, body)
+        return answer if answer is not None else self.not_found(headers)
 
     def _filtered(self, items: list[dict], query: dict) -> list[dict]:
         """Neutron's list filters: every query parameter that names a field must match."""
@@ -100,16 +105,15 @@ class Network(Service):
 
     def _network_view(self, network: dict) -> dict:
         return {
-            **network,
             "status": "ACTIVE",
             "admin_state_up": True,
-            "shared": True,
-            "router:external": True,
-            "subnets": [],
+            "description": "",
             "project_id": "p-admin",
             "tenant_id": "p-admin",
             "mtu": 1500,
             "tags": [],
+            **network,
+            "subnets": self.project_networks.subnet_ids(network["id"]),
         }
 
     def _rule_create(self, data: dict) -> dict:
