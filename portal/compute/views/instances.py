@@ -24,6 +24,7 @@ from portal.compute.pricing import monthly, price_per_hour
 from portal.compute.selectors import instance_activity, instance_tombstone, instance_volumes
 from portal.compute.services.consoles import console_capabilities
 from portal.compute.views.common import get_instance
+from portal.compute.views.networks import instance_networks
 from portal.compute.views.snapshots import instance_storage
 from portal.lib.ids import as_id
 from portal.residency.placement import PlacementDenied
@@ -233,6 +234,7 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
         or any(v.is_transitional or (v.pending_server_id and v.status == "available") for v in volumes),
         **_consoles(access, instance),
         "can_console": access.can(Perm.CONSOLE),
+        **instance_networks(access, instance),
     }
 
 
