@@ -378,12 +378,17 @@ def update_instance(request: HttpRequest, instance_id: UUID, body: ProtectionIn)
 )
 def get_operation(request: HttpRequest, operation_id: UUID):
     """Poll this until `state` is succeeded or failed (every 2 to 5 s is plenty). A server's
-    operation names its `instance`, a volume's its `volume`."""
+    operation names its `instance`, a volume's its `volume`, a private network's its `network`."""
     token = token_of(request)
     projects = token_projects(token)
     operation = (
-        Operation.objects.select_related("instance__project", "volume__project")
-        .filter(Q(instance__project__in=projects) | Q(volume__project__in=projects), pk=operation_id)
+        Operation.objects.select_related("instance__project", "volume__project", "network__project")
+        .filter(
+            Q(instance__project__in=projects)
+            | Q(volume__project__in=projects)
+            | Q(network__project__in=projects),
+            pk=operation_id,
+        )
         .first()
     )
     if operation is None:
