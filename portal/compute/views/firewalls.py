@@ -172,7 +172,7 @@ def _servers_with_state(rule_set: FirewallRuleSet) -> list[tuple[Instance, str]]
     return [(server, refusals[server.zone_id]) for server in servers]
 
 
-def _detail_page(
+def detail_page(
     request: HttpRequest,
     access: Access,
     rule_set: FirewallRuleSet,
@@ -204,7 +204,7 @@ def firewall_detail(request: HttpRequest, org_slug: str, project_slug: str, fire
     access = project_access(request.user, org_slug, project_slug)
     rule_set = _get_rule_set(access, firewall_id)
     if request.method == "GET":
-        return _detail_page(request, access, rule_set)
+        return detail_page(request, access, rule_set)
     access.require(Perm.RESOURCE_OPERATE)
     form = RuleForm(request.POST)
     status = 400
@@ -243,7 +243,7 @@ def firewall_detail(request: HttpRequest, org_slug: str, project_slug: str, fire
                 data.get("description", ""),
             ),
         )
-    return _detail_page(request, access, rule_set, form, status)
+    return detail_page(request, access, rule_set, form, status)
 
 
 @login_required
@@ -260,7 +260,7 @@ def firewall_rule_delete(
         firewall_services.firewall_rule_delete(access=access, rule=rule, request=request)
     except ComputeRefused as refused:
         messages.error(request, refused.message)
-        return _detail_page(request, access, rule_set, status=refused.status)
+        return detail_page(request, access, rule_set, status=refused.status)
     messages.success(request, f"Rule removed: {rule}.")
     return redirect(
         "compute:firewall_detail", org_slug=org_slug, project_slug=project_slug, firewall_id=rule_set.pk
@@ -276,6 +276,6 @@ def firewall_delete(request: HttpRequest, org_slug: str, project_slug: str, fire
         firewall_services.firewall_delete(access=access, rule_set=rule_set, request=request)
     except ComputeRefused as refused:
         messages.error(request, refused.message)
-        return _detail_page(request, access, rule_set, status=refused.status)
+        return detail_page(request, access, rule_set, status=refused.status)
     messages.success(request, f"Firewall “{rule_set.name}” deleted.")
     return redirect("compute:firewalls", org_slug=org_slug, project_slug=project_slug)

@@ -1,5 +1,5 @@
-"""A server's firewall on its page: what its cloud enforces (applied / applying / failed), and the
-form that attaches, switches or detaches its rule set (services/instance_firewall.py)."""
+"""The form on a server's page that attaches, switches or detaches its rule set
+(services/instance_firewall.py); the card it posts from is views/firewall_card.py."""
 
 from __future__ import annotations
 
@@ -9,36 +9,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from portal.compute.models import FirewallRuleSet, Instance
-from portal.compute.operations.firewalls import firewall_refusal
+from portal.compute.models import FirewallRuleSet
 from portal.compute.services.common import ComputeRefused
-from portal.compute.services.instance_firewall import SETTABLE, instance_firewall_set
+from portal.compute.services.instance_firewall import instance_firewall_set
 from portal.compute.views.common import get_instance
+from portal.compute.views.instances import detail_page
 from portal.lib.ids import as_id
-from portal.tenancy.access import Access, Perm, project_access
-
-NONE_LABEL = "None: all inbound traffic allowed"
-
-
-def firewall_context(access: Access, instance: Instance) -> dict:
-    """What the server page's firewall card shows."""
-    refusal = firewall_refusal(instance.zone)
-    settable = access.can(Perm.RESOURCE_OPERATE) and instance.status in SETTABLE and not refusal
-    return {
-        "firewall_absent": refusal,
-        "firewall_settable": settable,
-        "firewall_choices": list(FirewallRuleSet.objects.filter(project=access.project).only("pk", "name"))
-        if settable
-        else [],
-        "firewall_none_label": NONE_LABEL,
-    }
+from portal.tenancy.access import Perm, project_access
 
 
 @login_required
 @require_POST
 def instance_firewall(request: HttpRequest, org_slug: str, project_slug: str, instance_id) -> HttpResponse:
-    from portal.compute.views.instances import _detail_page
-
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_OPERATE)
     instance = get_instance(access, instance_id)
     raw = request.POST.get("firewall", "")
@@ -47,13 +29,13 @@ def instance_firewall(request: HttpRequest, org_slug: str, project_slug: str, in
         rule_set = FirewallRuleSet.objects.filter(project=access.project, pk=as_id(raw)).first()
         if as_id(raw) is None or rule_set is None:
             messages.error(request, "Choose one of the project's firewalls.")
-            return _detail_page(request, access, instance, 400)
+            return detail_page(request, access, instance, 400)
     try:
         op = instance_firewall_set(access=access, instance=instance, rule_set=rule_set, request=request)
     except ComputeRefused as refused:
         for problem in refused.problems:
             messages.error(request, problem.message)
-        return _detail_page(request, access, instance, refused.status)
+        return detail_page(request, access, instance, refused.status)
     if op is None:
         messages.info(request, f"{instance.name} already has that firewall; its rules are applied.")
     else:

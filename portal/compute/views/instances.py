@@ -17,15 +17,14 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from portal.catalog.models import Flavor, Zone
 from portal.compute import services
-from portal.compute.backends import BackendError, Capability, NotFound, get_backend, not_available
+from portal.compute.backends import BackendError, Capability, NotFound, get_backend
 from portal.compute.models import ACTIONS, Action, FirewallState, InstanceStatus
 from portal.compute.models.instances import TRANSITIONAL
 from portal.compute.pricing import monthly, price_per_hour
 from portal.compute.selectors import instance_activity, instance_tombstone, instance_volumes
-from portal.compute.services.consoles import console_capabilities
-from portal.compute.services.rescue import rescue_refusal
+from portal.compute.snapshot_rules import capability_refusals
 from portal.compute.views.common import get_instance
-from portal.compute.views.instance_firewall import firewall_context
+from portal.compute.views.firewall_card import firewall_context
 from portal.compute.views.snapshots import instance_storage
 from portal.lib.ids import as_id
 from portal.residency.placement import PlacementDenied
@@ -124,7 +123,7 @@ def instance_detail(request: HttpRequest, org_slug: str, project_slug: str, inst
         context = _detail_context(access, instance)
         response = render(request, "compute/instance_detail.html#instance-live", context)
         return response if context["polling"] else _stop_polling(response)
-    return _detail_page(request, access, instance)
+    return detail_page(request, access, instance)
 
 
 # The tail the customer sees: enough for a boot and a login prompt, small enough for a page.
@@ -219,7 +218,24 @@ def what_shrinks(current: Flavor, new: Flavor) -> str:
     return " and ".join(parts)
 
 
-def _detail_context(access: Access, instance, confirm_resize: int | None = None) -> dict:
+# What the server page may offer, asked of the zone's backend once per page (capability_refusals).
+PAGE_CAPABILITIES = (
+    Capability.SERVER_SNAPSHOTS,
+    Capability.SERVER_REBUILD,
+    Capability.FIREWALL,
+    Capability.RESCUE,
+    Capability.SERIAL_CONSOLE,
+    Capability.GRAPHICAL_CONSOLE,
+)
+CONSOLE_KINDS = (Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE)
+
+
+def _detail_context(
+    access: Access, instance, confirm_resize: int | None = None, refusals: dict | None = None
+) -> dict:
+    """The live part of the server page; `refusals` is the zone's answer for PAGE_CAPABILITIES."""
+    if refusals is None:
+        refusals = capability_refusals(instance.zone, *PAGE_CAPABILITIES)
     volumes = instance_volumes(instance)
     return {
         "access": access,
@@ -236,20 +252,19 @@ def _detail_context(access: Access, instance, confirm_resize: int | None = None)
         "polling": instance.is_transitional
         or instance.firewall_state == FirewallState.APPLYING
         or any(v.is_transitional or (v.pending_server_id and v.status == "available") for v in volumes),
-        **_consoles(access, instance),
-        **firewall_context(access, instance),
+        **_consoles(access, instance, refusals),
+        **firewall_context(access, instance, refusals[Capability.FIREWALL]),
         "can_console": access.can(Perm.CONSOLE),
-        **_rescue(access, instance),
+        **_rescue(access, instance, refusals[Capability.RESCUE]),
     }
 
 
-def _rescue(access: Access, instance) -> dict:
-    """The rescue actions the page offers (`rescue_actions`), or why the zone has none."""
+def _rescue(access: Access, instance, refusal: str) -> dict:
+    """The rescue actions the page offers (`rescue_actions`), or why the zone has none (`refusal`)."""
     if not access.can(Perm.RESOURCE_OPERATE) or not (
         instance.allows(Action.RESCUE) or instance.allows(Action.UNRESCUE)
     ):
         return {"rescue_actions": [], "rescue_absent": ""}
-    refusal = rescue_refusal(instance)
     if refusal:
         return {"rescue_actions": [], "rescue_absent": refusal}
     return {
@@ -258,21 +273,17 @@ def _rescue(access: Access, instance) -> dict:
     }
 
 
-def _consoles(access: Access, instance) -> dict:
+def _consoles(access: Access, instance, refusals: dict) -> dict:
     """Which consoles the page offers this user (`consoles`: "serial_console", "graphical_console"),
-    and, for a user who may connect to a zone that has none, the sentence that says so."""
+    and, for a user who may connect to a zone that has none, the sentence that says so (or why the
+    cloud could not be asked: the log below still shows what it printed)."""
     if not instance.backend_id or not access.can(Perm.CONSOLE):
         return {"consoles": set(), "console_absent": ""}
-    try:
-        kinds = {str(kind) for kind in console_capabilities(instance)}
-    except BackendError:
-        # The cloud can't be asked now: the log below still shows what it printed.
-        return {"consoles": set(), "console_absent": ""}
-    absent = "" if kinds else not_available(Capability.SERIAL_CONSOLE, instance.zone.code).user_message
-    return {"consoles": kinds, "console_absent": absent}
+    kinds = {str(kind) for kind in CONSOLE_KINDS if not refusals[kind]}
+    return {"consoles": kinds, "console_absent": "" if kinds else refusals[Capability.SERIAL_CONSOLE]}
 
 
-def _detail_page(
+def detail_page(
     request: HttpRequest,
     access: Access,
     instance,
@@ -281,8 +292,11 @@ def _detail_page(
     extra: dict | None = None,
 ) -> HttpResponse:
     # Outside the live region (the 2 s poll does not read them): snapshots, backups, reverse DNS.
+    refusals = capability_refusals(instance.zone, *PAGE_CAPABILITIES)
     context = (
-        _detail_context(access, instance, confirm_resize) | instance_storage(instance, access) | (extra or {})
+        _detail_context(access, instance, confirm_resize, refusals)
+        | instance_storage(instance, access, refusals)
+        | (extra or {})
     )
     return render(request, "compute/instance_detail.html", context, status=status)
 
@@ -311,7 +325,7 @@ def instance_action(request: HttpRequest, org_slug: str, project_slug: str, inst
                 f"{flavor.name} is smaller than {instance.flavor.name} "
                 f"({what_shrinks(instance.flavor, flavor)}): confirm the smaller size below.",
             )
-            return _detail_page(request, access, instance, 400, confirm_resize=flavor.pk)
+            return detail_page(request, access, instance, 400, confirm_resize=flavor.pk)
     try:
         services.instance_action(
             access=access,
@@ -364,7 +378,7 @@ def instance_reverse_dns(request: HttpRequest, org_slug: str, project_slug: str,
             if not problem.field:
                 messages.error(request, problem.message)
         context = {"reverse_dns_value": name, "reverse_dns_errors": errors}
-        return _detail_page(request, access, instance, refused.status, extra=context)
+        return detail_page(request, access, instance, refused.status, extra=context)
     messages.success(
         request,
         f"{instance.public_address} now points back to {instance.reverse_dns}."
@@ -378,4 +392,4 @@ def instance_reverse_dns(request: HttpRequest, org_slug: str, project_slug: str,
 
 def _refused(request: HttpRequest, access: Access, instance, message: str, status: int) -> HttpResponse:
     messages.error(request, message)
-    return _detail_page(request, access, instance, status)
+    return detail_page(request, access, instance, status)

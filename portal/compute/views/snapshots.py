@@ -61,7 +61,7 @@ def _with_prices(snapshots) -> list:
     return snapshots
 
 
-def instance_storage(instance: Instance, access: Access) -> dict:
+def instance_storage(instance: Instance, access: Access, refusals: dict | None = None) -> dict:
     """What the server page shows of its snapshots and backups: the lists, the schedule, the price
     of one more, and why the button is missing when the zone or the server's state refuses. Two
     queries (the snapshots, the zone's capabilities); the schedule comes with the server."""
@@ -73,7 +73,8 @@ def instance_storage(instance: Instance, access: Access) -> dict:
             .order_by("-created_at")[:50]
         )
     )
-    refusals = capability_refusals(instance.zone, Capability.SERVER_SNAPSHOTS, Capability.SERVER_REBUILD)
+    if refusals is None:  # (the server page asks the zone once for all its cards)
+        refusals = capability_refusals(instance.zone, Capability.SERVER_SNAPSHOTS, Capability.SERVER_REBUILD)
     unavailable = refusals[Capability.SERVER_SNAPSHOTS]
     taking = any(s.status == "creating" for s in taken)
     refusal = ""
