@@ -6,10 +6,12 @@ without it are refused, naming the zone, with nothing changed."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent
 from portal.compute.backends import Rejected, get_backend
@@ -118,4 +120,65 @@ def test_a_viewer_may_not_and_an_outsider_does_not_see_it(org, project, viewer, 
         instance_password_reset(access=project_access(viewer, org.slug, project.slug), instance=server)
     with pytest.raises(Http404):
         project_access(outsider, org.slug, project.slug)
+    assert SimulatedServer.objects.get(backend_id=server.backend_id).password_hashes == {}
+
+
+# --- the server page -------------------------------------------------------------------------------
+
+
+def _reset(client, instance, **data):
+    project = instance.project
+    url = reverse(
+        "compute:instance_password_reset", args=[project.organization.slug, project.slug, instance.pk]
+    )
+    return client.post(url, data)
+
+
+def test_the_page_resets_and_shows_the_password_once(project, owner, client_as, server):
+    client = client_as(owner)
+    page = client.get(server.get_absolute_url()).content.decode()
+    assert "Reset root password…" in page and "the current root password stops working" in page.lower()
+    response = _reset(client, server, confirm="1")
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    body = response.content.decode()
+    password = re.search(r'id="new-root-password">([^<]+)<', body)[1]
+    assert "it will not be shown again" in body and 'data-copy="new-root-password"' in body
+    assert "js/copy.js" in body and "<script>" not in body  # no inline script: the CSP forbids it
+    assert b"root@web:~$ " in _log_in(server.backend_id, "root", password)
+    assert password not in client.get(server.get_absolute_url()).content.decode()  # once
+
+
+def test_the_page_asks_for_the_confirmation(project, owner, client_as, server):
+    response = _reset(client_as(owner), server)
+    assert response.status_code == 400 and "Confirm the reset" in response.content.decode()
+    assert SimulatedServer.objects.get(backend_id=server.backend_id).password_hashes == {}
+
+
+def test_a_zone_without_it_says_so_and_offers_no_button(project, owner, client_as, server):
+    server.zone.backend_settings = {"absent": ["password_reset"]}
+    server.zone.save()
+    client = client_as(owner)
+    page = client.get(server.get_absolute_url()).content.decode()
+    assert "Reset root password…" not in page
+    assert f"Root password reset is not available in {server.zone.code}." in page
+    response = _reset(client, server, confirm="1")
+    assert response.status_code == 409 and 'id="new-root-password"' not in response.content.decode()
+
+
+def test_a_stopped_server_says_when(project, owner, client_as, server):
+    Instance.objects.filter(pk=server.pk).update(status="stopped")
+    client = client_as(owner)
+    assert "can be reset while web runs" in client.get(server.get_absolute_url()).content.decode()
+    assert _reset(client, server, confirm="1").status_code == 409
+
+
+def test_viewer_403_outsider_404_get_405(project, viewer, outsider, owner, client_as, server):
+    assert "Reset root password" not in client_as(viewer).get(server.get_absolute_url()).content.decode()
+    assert _reset(client_as(viewer), server, confirm="1").status_code == 403
+    assert _reset(client_as(outsider), server, confirm="1").status_code == 404
+    project = server.project
+    url = reverse(
+        "compute:instance_password_reset", args=[project.organization.slug, project.slug, server.pk]
+    )
+    assert client_as(owner).get(url).status_code == 405
     assert SimulatedServer.objects.get(backend_id=server.backend_id).password_hashes == {}
