@@ -11,9 +11,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.compute.backends import BackendError, Transient
+from portal.compute.services import passwords
 from portal.compute.services.common import ComputeRefused
 from portal.compute.services.consoles import console_grant
-from portal.compute.services import passwords
 from portal.compute.views.common import get_instance
 from portal.compute.views.instances import detail_page
 from portal.tenancy.access import Perm, project_access
