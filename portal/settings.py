@@ -424,5 +424,7 @@ LOGGING = {
         # DEBUG) that also propagates to ours: every request error was printed twice. Only ours.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
+        # At DEBUG it prints each request's body, a password reset's new password with it.
+        "keystoneauth.session": {"level": "INFO"},
     },
 }

@@ -27,6 +27,7 @@ class AuditAction(models.TextChoices):
     INSTANCE_REVERSE_DNS = "instance.reverse_dns", "Reverse DNS changed"
     INSTANCE_CHANGED_OUTSIDE = "instance.changed_outside", "Server changed outside the portal"
     INSTANCE_FIREWALL = "instance.firewall_changed", "Server firewall changed"
+    INSTANCE_PASSWORD_RESET = "instance.password_reset", "Root password reset"
     CONSOLE_OPENED = "console.opened", "Serial console opened"
     CONSOLE_CLOSED = "console.closed", "Serial console closed"
     REMOTE_CONSOLE_ISSUED = "console.remote_issued", "Cloud console address handed out"

@@ -17,6 +17,11 @@ urlpatterns = [
         consoles.instance_console_open,
         name="instance_console_open",
     ),
+    path(
+        P + "servers/<uuid:instance_id>/password/",
+        consoles.instance_password_reset,
+        name="instance_password_reset",
+    ),
     path(P + "servers/<uuid:instance_id>/action/", instances.instance_action, name="instance_action"),
     path(
         P + "servers/<uuid:instance_id>/protection/",

@@ -119,6 +119,8 @@ def test_the_openapi_schema_is_public_and_lists_every_endpoint(client):
         }.items():
             template = template.replace(name, param)
         assert endpoint.method in paths[template], endpoint.id
-    assert len(paths) == 32  # ENDPOINTS, and the console ticket (tests/api/test_console.py)
+    # ENDPOINTS, the console ticket (tests/api/test_console.py), the root password reset
+    # (tests/api/test_password_api.py)
+    assert len(paths) == 33
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert client.get("/api/v1/docs").status_code == 200  # the interactive reference

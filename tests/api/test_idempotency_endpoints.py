@@ -98,12 +98,15 @@ NOT_REPLAYED = {
     # (replaying the first answer would hand out a ticket that may be used already).
     "open_console",
 }
+# POSTs replayed without what the first answer held once: a retry of a root password reset resets
+# nothing again and answers `password: null` (tests/api/test_password_api.py).
+REPLAYED_WITHOUT_SECRET = {"reset_password"}
 
 
 def test_the_table_lists_every_post_of_the_schema(owner_api):
     schema = owner_api.get("openapi.json").json()
     posts = {ops["post"]["operationId"] for ops in schema["paths"].values() if "post" in ops}
-    assert posts == set(POSTS) | NOT_REPLAYED
+    assert posts == set(POSTS) | NOT_REPLAYED | REPLAYED_WITHOUT_SECRET
 
 
 @pytest.mark.parametrize("endpoint", POSTS)

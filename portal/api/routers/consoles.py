@@ -1,18 +1,23 @@
 """A server's console over the API: a one-time ticket for the serial console's websocket (and, in
-clouds that serve their own, the address of that console), with the web page's rules."""
+clouds that serve their own, the address of that console), and its root password reset, with the
+web page's rules."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from uuid import UUID
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 
+from portal.api.access import token_projects
 from portal.api.errors import ApiProblem
-from portal.api.routers.common import get_instance
+from portal.api.idempotency import idempotency_claim
+from portal.api.routers.common import get_instance, token_of
 from portal.api.schemas import Problem
+from portal.audit.models import AuditAction, AuditEvent
 from portal.compute.backends import BackendError, Transient
+from portal.compute.services import passwords
 from portal.compute.services.consoles import console_grant
 from portal.compute.views.consoles import websocket_url
 from portal.tenancy.access import Perm
@@ -50,3 +55,39 @@ def open_console(request: HttpRequest, instance_id: UUID):
         console_url=grant.remote.url if grant.remote else None,
         console_protocol=grant.remote.protocol if grant.remote else None,
     )
+
+
+class PasswordOut(Schema):
+    user: str  # the guest's user whose password was set: root
+    password: str | None  # the new password, in this answer only; null on an Idempotency-Key replay
+    reset_at: datetime
+
+
+@router.post(
+    "/instances/{instance_id}/password",
+    response={200: PasswordOut, **ERRORS},
+    summary="Reset the root password",
+)
+def reset_password(request: HttpRequest, response: HttpResponse, instance_id: UUID):
+    """Set a new, generated root password on a running server, where its zone can (the zone's
+    `password_reset` capability); the current one stops working. The password is in this answer
+    and nowhere else: the portal keeps no copy. 409 when the server is not running or its zone (or
+    its image) cannot; needs a read-write token of someone who may connect to the console.
+
+    With an `Idempotency-Key`, a retry of a reset that succeeded resets nothing again and answers
+    200 with `password: null` (and `Idempotent-Replayed: true`): the password was shown once. If
+    that first answer was lost, reset again with a new key."""
+    token = token_of(request)
+    with idempotency_claim(request, response) as claim:
+        resets = AuditEvent.objects.filter(
+            action=AuditAction.INSTANCE_PASSWORD_RESET,
+            project__in=token_projects(token),
+            target_id=str(instance_id),
+        )
+        event = claim.replayed(resets)
+        if event is not None:
+            return PasswordOut(user=passwords.ROOT, password=None, reset_at=event.created_at)
+        instance, access = get_instance(request, instance_id, Perm.CONSOLE)
+        reset = passwords.instance_password_reset(access=access, instance=instance, request=request)
+        claim.remember(reset.event)
+    return PasswordOut(user=reset.user, password=reset.password, reset_at=reset.event.created_at)

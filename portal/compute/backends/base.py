@@ -85,6 +85,8 @@ class Capability(StrEnum):
     SERIAL_CONSOLE = "serial_console"  # an interactive serial console, relayed by the portal (console.py)
     GRAPHICAL_CONSOLE = "graphical_console"  # the cloud's own console page, linked to (console.py)
     RESCUE = "rescue"  # the server boots a rescue system with its own disk attached (rescue_server)
+    # the cloud sets a user's password in the running guest (set_password)
+    PASSWORD_RESET = "password_reset"  # noqa: S105 (a name, not a password)
 
 
 # What the customer reads when a zone cannot do something: "<name> are not available in <zone>".
@@ -100,12 +102,14 @@ CAPABILITY_NAMES = {
     Capability.SERIAL_CONSOLE: "Interactive serial consoles",
     Capability.GRAPHICAL_CONSOLE: "The cloud's graphical consoles",
     Capability.RESCUE: "Rescue mode",
+    Capability.PASSWORD_RESET: "Root password reset",
 }
 
 
 def not_available(capability: Capability, zone: str) -> Rejected:
     name = CAPABILITY_NAMES[capability]
-    verb = "is" if capability in (Capability.SERVER_REBUILD, Capability.RESCUE) else "are"  # singular
+    singular = (Capability.SERVER_REBUILD, Capability.RESCUE, Capability.PASSWORD_RESET)
+    verb = "is" if capability in singular else "are"  # singular
     return Rejected(f"{name} {verb} not available in {zone}.")
 
 
@@ -307,6 +311,19 @@ class ComputeBackend(ABC):
         """Leave rescue: boot from its own disk again. Submits and returns: `UNRESCUING`, then
         `RUNNING`. Asking again while leaving changes nothing; Rejected when not in rescue."""
         raise Rejected("Rescue mode is not available in this zone.")
+
+    # --- password reset (Capability.PASSWORD_RESET): a backend that declares it overrides this ---
+
+    def set_password(self, backend_id: str, user: str, password: str) -> None:
+        """Set `user`'s password inside the running guest (the cloud's agent in it does the work);
+        the old one stops working. Returns once the cloud says it is done. Rejected when the server
+        is not running or the guest cannot take it (no agent); never logs or keeps `password`."""
+        raise not_available(Capability.PASSWORD_RESET, "this zone")
+
+    def absent_reason(self, zone: str, capability: Capability) -> str:
+        """Why `zone` has no `capability`, in the customer's words, beyond "… is not available"
+        ("" when there is nothing more to say, e.g. the zone's settings turned it off)."""
+        return ""
 
     # --- firewalls (Capability.FIREWALL): a backend that declares it overrides these ---
 

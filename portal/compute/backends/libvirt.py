@@ -92,6 +92,16 @@ class LibvirtBackend(LibvirtStorage, ComputeBackend):
         libvirt host (yet)."""
         return {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE} | self._storage_capabilities(zone)
 
+    def absent_reason(self, zone: str, capability: Capability) -> str:
+        # Setting a guest's password (virDomainSetUserPassword) goes through the QEMU guest agent,
+        # whose channel the domains made here do not have (libvirt_xml): nothing answers in them.
+        if capability == Capability.PASSWORD_RESET:
+            return (
+                "Password reset needs the QEMU guest agent, which this server's image does not run; "
+                "use the console instead (rescue mode where the zone has it)."
+            )
+        return ""
+
     # --- configuration -----------------------------------------------------------------------
 
     def _config(self, zone: str) -> dict:

@@ -68,6 +68,7 @@ from portal.compute.backends.openstack_mapping import (
     translated_error,
     user_data_with_keys,
 )
+from portal.compute.backends.openstack_password import OpenStackPassword
 from portal.compute.backends.openstack_rescue import OpenStackRescue
 from portal.compute.backends.openstack_storage import ZONE_METADATA_KEY, OpenStackStorage
 
@@ -89,7 +90,13 @@ HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
 class OpenStackBackend(
-    OpenStackFirewall, OpenStackConsoles, OpenStackRescue, OpenStackStorage, OpenStackImageCopy, ComputeBackend
+    OpenStackFirewall,
+    OpenStackConsoles,
+    OpenStackRescue,
+    OpenStackPassword,
+    OpenStackStorage,
+    OpenStackImageCopy,
+    ComputeBackend,
 ):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
@@ -525,11 +532,12 @@ class OpenStackBackend(
         CAPABILITIES_SECONDS: one call to Neutron, the catalog is already at hand. SERIAL_CONSOLE
         and GRAPHICAL_CONSOLE only where the zone's settings say `serial_console` / `graphical_console`
         (Nova does not tell; openstack_console);
-        RESCUE unless they say `"rescue": false` (Nova's policy may forbid it; openstack_rescue)."""
+        RESCUE, PASSWORD_RESET unless they say false (`rescue`, `password_reset`; openstack_rescue, _password)."""
         settings = self._zone(zone)
         key = self._key(settings)
         configured = {kind.capability for kind in CONSOLE_KINDS.values() if settings.get(kind.setting)}
-        configured |= set() if settings.get("rescue") is False else {Capability.RESCUE}
+        for optional in (Capability.RESCUE, Capability.PASSWORD_RESET):  # on unless set to false
+            configured |= set() if settings.get(optional.value) is False else {optional}
         with self._lock:
             expires, known = self._capabilities.get(key, (0.0, frozenset()))
         if expires > time.monotonic():

@@ -36,6 +36,7 @@ from portal.compute.backends.base import (
 )
 from portal.compute.backends.simulated_console import SimulatedConsole
 from portal.compute.backends.simulated_firewall import SimulatedFirewall, launch_rules
+from portal.compute.backends.simulated_password import SimulatedPassword
 from portal.compute.backends.simulated_storage import SimulatedStorage
 
 B = BackendState
@@ -91,7 +92,7 @@ def _knobs():
     return SimulatedKnobs.objects.first() or SimulatedKnobs.from_settings()
 
 
-class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
+class SimulatedBackend(SimulatedFirewall, SimulatedPassword, SimulatedStorage, ComputeBackend):
     """Every capability (`capabilities` in simulated_storage.py: a zone's settings may declare
     some absent); volumes and snapshots are simulated_storage.py's."""
 
@@ -527,7 +528,9 @@ class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
                 f"The server is {row.state}: its serial console answers while it runs.",
                 f"simulated {backend_id} is {row.state}",
             )
-        return SimulatedConsole(name=row.name, address=row.address or "", booted_at=row.created_at)
+        return SimulatedConsole(
+            name=row.name, address=row.address or "", booted_at=row.created_at, passwords=row.password_hashes
+        )
 
     def cpu_samples(self, backend_id: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         """Plausible and repeatable: the same server at the same minute always gives the same figure.

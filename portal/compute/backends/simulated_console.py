@@ -6,6 +6,9 @@ nothing itself), Enter arrives as a carriage return and lines end in CR LF, back
 DEL (0x7f) and is answered with "\\b \\b". The shell knows `help`, `uname -a`, `hostname`,
 `ip addr`, `uptime`, `whoami`, `date`, `echo` (with `$((…))` integer arithmetic), `clear`
 and `exit`.
+
+A user whose password was reset (`set_password`, kept as a hash in `passwords`) logs in with that
+password only ("Login incorrect" otherwise); anyone else with any password, as before.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 import threading
 from datetime import datetime
 
+from django.contrib.auth.hashers import check_password
 from django.utils import timezone
 
 from portal.compute.backends.console import ConsoleClosed, ConsoleStream
@@ -47,8 +51,17 @@ def _calculate(match: re.Match) -> str:
 
 
 class SimulatedConsole(ConsoleStream):
-    def __init__(self, *, name: str, address: str, booted_at: datetime, rescue: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        address: str,
+        booted_at: datetime,
+        rescue: bool = False,
+        passwords: dict[str, str] | None = None,
+    ) -> None:
         self.name, self.address, self.booted_at, self.rescue = name, address, booted_at, rescue
+        self.passwords = dict(passwords or {})  # {user: password hash}; the rescue system has none
         self._output = bytearray()
         self._line = ""
         self._stage = "login"  # login -> password -> shell
@@ -123,6 +136,12 @@ class SimulatedConsole(ConsoleStream):
             if line.strip():
                 self._user, self._stage = line.strip()[:32], "password"
         elif self._stage == "password":
+            known = self.passwords.get(self._user)
+            if known is not None and not check_password(line, known):
+                self._stage, self._user = "login", ""
+                self._say("\r\nLogin incorrect\r\n")
+                self._say(self._prompt())
+                return
             self._stage = "shell"
             self._say(
                 f"Linux {self.name} 6.1.0-cloud-amd64 #1 SMP x86_64\r\n\r\n"

@@ -26,6 +26,9 @@ class SimulatedServer(models.Model):
     metadata = models.JSONField(default=dict)
     # The inbound rules the cloud enforces (simulated_firewall.py); None: none of the portal's.
     firewall_rules = models.JSONField(null=True, blank=True)
+    # The guest's /etc/shadow, as far as the portal can change it: {user: Django password hash}
+    # set by `set_password`; the serial console's login checks them (simulated_console.py).
+    password_hashes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     deleted = models.BooleanField(default=False, db_index=True)
 

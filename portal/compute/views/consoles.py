@@ -1,16 +1,21 @@
 """The server page's console button: a one-time ticket for the serial console's websocket and/or
-the address of the cloud's own console, as JSON for static/js/console.js."""
+the address of the cloud's own console, as JSON for static/js/console.js; and its root password
+reset, whose answer is the page with the new password, once."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.compute.backends import BackendError, Transient
+from portal.compute.services import passwords
 from portal.compute.services.common import ComputeRefused
 from portal.compute.services.consoles import console_grant
 from portal.compute.views.common import get_instance
+from portal.compute.views.instances import detail_page
 from portal.tenancy.access import Perm, project_access
 
 
@@ -41,3 +46,24 @@ def instance_console_open(
             "console_protocol": grant.remote.protocol if grant.remote else "",
         }
     )
+
+
+@never_cache
+@login_required
+@require_POST
+def instance_password_reset(
+    request: HttpRequest, org_slug: str, project_slug: str, instance_id
+) -> HttpResponse:
+    """Rendered, not redirected: the new password is in this one answer and nowhere else (no
+    message in the session, no-store for the browser's cache)."""
+    access = project_access(request.user, org_slug, project_slug, Perm.CONSOLE)
+    instance = get_instance(access, instance_id)
+    if request.POST.get("confirm") != "1":
+        messages.error(request, "Confirm the reset: the current root password stops working.")
+        return detail_page(request, access, instance, 400)
+    try:
+        reset = passwords.instance_password_reset(access=access, instance=instance, request=request)
+    except ComputeRefused as refused:
+        messages.error(request, refused.message)
+        return detail_page(request, access, instance, refused.status)
+    return detail_page(request, access, instance, extra={"new_password": reset.password})

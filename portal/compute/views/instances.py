@@ -25,6 +25,7 @@ from portal.compute.selectors import instance_activity, instance_tombstone, inst
 from portal.compute.snapshot_rules import capability_refusals
 from portal.compute.views.common import get_instance
 from portal.compute.views.firewall_card import firewall_context
+from portal.compute.views.password_card import password_context
 from portal.compute.views.snapshots import instance_storage
 from portal.lib.ids import as_id
 from portal.residency.placement import PlacementDenied
@@ -226,6 +227,7 @@ PAGE_CAPABILITIES = (
     Capability.RESCUE,
     Capability.SERIAL_CONSOLE,
     Capability.GRAPHICAL_CONSOLE,
+    Capability.PASSWORD_RESET,
 )
 CONSOLE_KINDS = (Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE)
 
@@ -291,11 +293,13 @@ def detail_page(
     confirm_resize: int | None = None,
     extra: dict | None = None,
 ) -> HttpResponse:
-    # Outside the live region (the 2 s poll does not read them): snapshots, backups, reverse DNS.
+    # Outside the live region (the 2 s poll does not read them): snapshots, backups, reverse DNS,
+    # the root password card.
     refusals = capability_refusals(instance.zone, *PAGE_CAPABILITIES)
     context = (
         _detail_context(access, instance, confirm_resize, refusals)
         | instance_storage(instance, access, refusals)
+        | password_context(access, instance, refusals[Capability.PASSWORD_RESET])
         | (extra or {})
     )
     return render(request, "compute/instance_detail.html", context, status=status)

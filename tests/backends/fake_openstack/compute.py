@@ -18,6 +18,7 @@ import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
 from tests.backends.fake_openstack.compute_firewall import NovaSecurityGroups
+from tests.backends.fake_openstack.compute_password import password_action
 from tests.backends.fake_openstack.compute_rescue import rescue_action
 from tests.backends.fake_openstack.compute_storage import NovaStorage
 from tests.backends.fake_openstack.identity import REGION, REGION_TWO
@@ -78,6 +79,9 @@ class Compute(Service):
         self.storage = NovaStorage(self)  # volume attachments and createImage
         self.consoles = NovaConsoles(self)  # remote consoles and the serial proxy behind them
         self.firewall = NovaSecurityGroups(self)  # a server's security groups, changed while it runs
+        self.password_unsupported = (
+            ""  # "agent" / "driver": changePassword fails as Nova's do (compute_password)
+        )
 
     def stop(self) -> None:
         self.consoles.stop()
@@ -539,6 +543,8 @@ class Compute(Service):
                 return self.firewall.action(server, action, args)
             case "rescue" | "unrescue":
                 return rescue_action(self, server, action, args, refuse, lands)
+            case "changePassword":
+                return password_action(self, server, args, refuse)
             case _:
                 raise nova_error(400, f"There is no such action: {action}")
         return 202, None, {}

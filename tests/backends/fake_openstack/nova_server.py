@@ -47,6 +47,7 @@ def nova_error(status: int, message: str) -> HttpError:
         403: "forbidden",
         404: "itemNotFound",
         409: "conflictingRequest",
+        501: "notImplemented",
     }.get(status, "computeFault")
     return HttpError(status, {key: {"code": status, "message": message}})
 
@@ -76,6 +77,7 @@ class Server:
     stopped_before_resize: bool = False
     console: list = field(default_factory=list)
     volumes: list = field(default_factory=list)  # attached: {volume_id, device, attachment_id}
+    admin_password: str | None = None  # what changePassword last set in the guest
 
     @property
     def status(self) -> str:
