@@ -19,6 +19,7 @@ from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
 from portal.compute.models import Instance, Operation
 from portal.core.models import OutboxMessage
+from portal.ipam.models import AddressAllocation, ExhaustionAlert
 from portal.residency.models import ResidencyPolicy
 from portal.statements.models import Statement
 from portal.tenancy import services
@@ -26,6 +27,7 @@ from portal.tenancy.models import Invitation, Role
 from tests.api.rows import api_admin_rows
 from tests.budgets.rows import budget_admin_rows
 from tests.factories import PASSWORD, UserFactory
+from tests.ipam.rows import ipam_admin_rows
 from tests.statements.rows import statement_admin_rows
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +156,7 @@ def populated(owner, member, project, superuser):
     budget_admin_rows(project, owner)
     api_admin_rows(project, owner)
     statement_admin_rows(project)
+    ipam_admin_rows(project)
     OutboxMessage.objects.create(
         subject="Hello",
         body="Hi",
@@ -261,6 +264,8 @@ NOT_ADDABLE = {
     Statement,
     ApiToken,
     OutboxMessage,
+    AddressAllocation,
+    ExhaustionAlert,
 }
 ADDABLE = [model for model in REGISTERED if model not in NOT_ADDABLE]
 

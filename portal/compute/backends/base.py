@@ -85,6 +85,8 @@ class Capability(StrEnum):
     SERIAL_CONSOLE = "serial_console"  # an interactive serial console, relayed by the portal (console.py)
     GRAPHICAL_CONSOLE = "graphical_console"  # the cloud's own console page, linked to (console.py)
     RESCUE = "rescue"  # the server boots a rescue system with its own disk attached (rescue_server)
+    # the server is given the addresses the portal's pools assign (ServerSpec.addresses; portal/ipam)
+    OPERATOR_ADDRESSES = "operator_addresses"
 
 
 # What the customer reads when a zone cannot do something: "<name> are not available in <zone>".
@@ -100,6 +102,7 @@ CAPABILITY_NAMES = {
     Capability.SERIAL_CONSOLE: "Interactive serial consoles",
     Capability.GRAPHICAL_CONSOLE: "The cloud's graphical consoles",
     Capability.RESCUE: "Rescue mode",
+    Capability.OPERATOR_ADDRESSES: "Addresses from the operator's pools",
 }
 
 
@@ -123,6 +126,9 @@ class ServerSpec:
     user_data: str = ""
     firewall_rules: tuple[dict, ...] = ()
     image_backend_id: str = ""  # boot this image of the cloud's (a server snapshot) instead of `image`
+    # The addresses the portal's pools assigned (one IPv4, one IPv6 at most): given only to a zone
+    # that declares Capability.OPERATOR_ADDRESSES; empty: the cloud picks.
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
