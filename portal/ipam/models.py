@@ -74,6 +74,8 @@ class AddressPool(models.Model):
 
     def clean(self) -> None:
         """Every problem at once, each next to its field, in plain words."""
+        if not (self.cidr or "").strip():
+            return  # "This field cannot be blank." says it; nothing else can be checked without it
         errors: dict[str, list[str]] = {}
         network, problem = addresses.parse_network(self.cidr, self.family)
         if problem:

@@ -216,7 +216,12 @@ def _compute_rows(project, owner) -> None:
     )
     BackendOrphan.objects.create(backend="simulated", zone_code="fra1-a", backend_id="sim-2")
     SimulatedVolume.objects.create(
-        backend_id="simvol-1", idempotency_key="k", zone_code="fra1-a", name="v", size_gib=1, state="available"
+        backend_id="simvol-1",
+        idempotency_key="k",
+        zone_code="fra1-a",
+        name="v",
+        size_gib=1,
+        state="available",
     )
 
 
@@ -409,7 +414,9 @@ def test_a_users_email_addresses_are_on_their_page(client_as, superuser, require
     assert 'name="emailaddress_set-0-email"' in page and superuser.email in page
 
 
-def test_simulated_settings_list_says_which_defaults_are_in_effect(client_as, superuser, require_mfa, settings):
+def test_simulated_settings_list_says_which_defaults_are_in_effect(
+    client_as, superuser, require_mfa, settings
+):
     from portal.compute.models import SimulatedKnobs
 
     settings.SIMULATED_BACKEND = {**settings.SIMULATED_BACKEND, "boot_seconds": 7.5, "fail_marker": "doom"}
