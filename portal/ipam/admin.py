@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from portal.compute.services.launch_addresses import zone_takes_pool_addresses
 from portal.ipam.models import AddressAllocation, AddressPool, ExhaustionAlert
 
 
@@ -25,7 +26,17 @@ class AddressPoolAdmin(admin.ModelAdmin):
     list_filter = ["zone", "family", "is_active"]
     list_select_related = ["zone"]
     search_fields = ["cidr", "zone__code"]
-    fields = ["zone", "family", "cidr", "gateway", "reserved", "quarantine_minutes", "is_active"]
+    fields = [
+        "zone",
+        "family",
+        "cidr",
+        "gateway",
+        "reserved",
+        "quarantine_minutes",
+        "is_active",
+        "used_by_cloud",
+    ]
+    readonly_fields = ["used_by_cloud"]
 
     def get_queryset(self, request):
         # Two counts in the list's one query; the free count is arithmetic on the pool's fields.
@@ -50,6 +61,19 @@ class AddressPoolAdmin(admin.ModelAdmin):
     @admin.display(description="free")
     def free(self, pool: AddressPool) -> int:
         return max(0, pool.usable_count() - pool.held_count - pool.resting_count)
+
+    @admin.display(description="used by the cloud")
+    def used_by_cloud(self, pool: AddressPool) -> str:
+        """Whether launches in the zone take this pool's addresses (asked of the zone's backend on
+        this page only: the list would ask once per row)."""
+        if not pool.zone_id:
+            return "—"
+        if zone_takes_pool_addresses(pool.zone):
+            return f"Yes: servers launched in {pool.zone.code} get their addresses from its pools."
+        return (
+            f"No: the cloud of {pool.zone.code} ({pool.zone.backend}) picks its own addresses, "
+            "so this pool is not used (docs/ipam.md says which clouds take them)."
+        )
 
 
 class AllocationState(admin.SimpleListFilter):

@@ -61,3 +61,16 @@ def test_allocations_are_read_only(admin_client, catalog):
     assert admin_client.get(reverse("admin:ipam_addressallocation_add")).status_code == 403
     delete = reverse("admin:ipam_addressallocation_delete", args=[allocation.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_a_pool_page_says_whether_the_zones_cloud_uses_it(admin_client, catalog):
+    pool = AddressPool.objects.create(zone=catalog["fra1-a"], family=4, cidr="192.0.2.0/28")
+    change = reverse("admin:ipam_addresspool_change", args=[pool.pk])
+    assert "Yes: servers launched in fra1-a get their addresses" in admin_client.get(change).content.decode()
+    zone = catalog["fra1-a"]
+    zone.backend_settings = {"absent": ["operator_addresses"]}
+    zone.save()
+    assert (
+        "No: the cloud of fra1-a (simulated) picks its own addresses"
+        in admin_client.get(change).content.decode()
+    )
