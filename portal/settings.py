@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "portal.catalog",
     "portal.residency",
     "portal.compute",
+    "portal.ipam",
     "portal.metering",
     "portal.statements",
     "portal.budgets",

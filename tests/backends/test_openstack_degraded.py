@@ -17,7 +17,9 @@ WITHOUT_CINDER = pytest.mark.parametrize("fake_openstack", [{"without": ["volume
 
 def test_a_full_cloud_can_do_what_the_backend_implements_and_is_asked_once(openstack_backend, fake_openstack):
     backend, zone = openstack_backend
-    everything = set(Capability) - {Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE}
+    # Not the portal's pools' addresses: Neutron picks (fixed_ips from the pools is not done yet).
+    absent = {Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE, Capability.OPERATOR_ADDRESSES}
+    everything = set(Capability) - absent
     assert backend.capabilities(zone) == everything  # Neutron groups, Cinder and Glance; no consoles yet
     backend.create_server(spec(zone))
     assert backend.capabilities(zone) == everything

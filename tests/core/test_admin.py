@@ -19,6 +19,7 @@ from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
 from portal.compute.models import Instance, Operation
 from portal.core.models import OutboxMessage
+from portal.ipam.models import AddressAllocation, ExhaustionAlert
 from portal.residency.models import ResidencyPolicy
 from portal.statements.models import Statement
 from portal.tenancy import services
@@ -26,6 +27,7 @@ from portal.tenancy.models import Invitation, Role
 from tests.api.rows import api_admin_rows
 from tests.budgets.rows import budget_admin_rows
 from tests.factories import PASSWORD, UserFactory
+from tests.ipam.rows import ipam_admin_rows
 from tests.statements.rows import statement_admin_rows
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +156,7 @@ def populated(owner, member, project, superuser):
     budget_admin_rows(project, owner)
     api_admin_rows(project, owner)
     statement_admin_rows(project)
+    ipam_admin_rows(project)
     OutboxMessage.objects.create(
         subject="Hello",
         body="Hi",
@@ -213,7 +216,12 @@ def _compute_rows(project, owner) -> None:
     )
     BackendOrphan.objects.create(backend="simulated", zone_code="fra1-a", backend_id="sim-2")
     SimulatedVolume.objects.create(
-        backend_id="simvol-1", idempotency_key="k", zone_code="fra1-a", name="v", size_gib=1, state="available"
+        backend_id="simvol-1",
+        idempotency_key="k",
+        zone_code="fra1-a",
+        name="v",
+        size_gib=1,
+        state="available",
     )
 
 
@@ -261,6 +269,8 @@ NOT_ADDABLE = {
     Statement,
     ApiToken,
     OutboxMessage,
+    AddressAllocation,
+    ExhaustionAlert,
 }
 ADDABLE = [model for model in REGISTERED if model not in NOT_ADDABLE]
 
@@ -404,7 +414,9 @@ def test_a_users_email_addresses_are_on_their_page(client_as, superuser, require
     assert 'name="emailaddress_set-0-email"' in page and superuser.email in page
 
 
-def test_simulated_settings_list_says_which_defaults_are_in_effect(client_as, superuser, require_mfa, settings):
+def test_simulated_settings_list_says_which_defaults_are_in_effect(
+    client_as, superuser, require_mfa, settings
+):
     from portal.compute.models import SimulatedKnobs
 
     settings.SIMULATED_BACKEND = {**settings.SIMULATED_BACKEND, "boot_seconds": 7.5, "fail_marker": "doom"}

@@ -87,6 +87,8 @@ class Capability(StrEnum):
     RESCUE = "rescue"  # the server boots a rescue system with its own disk attached (rescue_server)
     # the cloud sets a user's password in the running guest (set_password)
     PASSWORD_RESET = "password_reset"  # noqa: S105 (a name, not a password)
+    # the server is given the addresses the portal's pools assign (ServerSpec.addresses; portal/ipam)
+    OPERATOR_ADDRESSES = "operator_addresses"
 
 
 # What the customer reads when a zone cannot do something: "<name> are not available in <zone>".
@@ -103,6 +105,7 @@ CAPABILITY_NAMES = {
     Capability.GRAPHICAL_CONSOLE: "The cloud's graphical consoles",
     Capability.RESCUE: "Rescue mode",
     Capability.PASSWORD_RESET: "Root password reset",
+    Capability.OPERATOR_ADDRESSES: "Addresses from the operator's pools",
 }
 
 
@@ -127,6 +130,9 @@ class ServerSpec:
     user_data: str = ""
     firewall_rules: tuple[dict, ...] = ()
     image_backend_id: str = ""  # boot this image of the cloud's (a server snapshot) instead of `image`
+    # The addresses the portal's pools assigned (one IPv4, one IPv6 at most): given only to a zone
+    # that declares Capability.OPERATOR_ADDRESSES; empty: the cloud picks.
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ class SimulatedBackend(SimulatedFirewall, SimulatedPassword, SimulatedStorage, C
         return ServerState(
             backend_id=row.backend_id,
             state=BackendState(row.state),
-            addresses=(row.address,) if row.address else (),
+            addresses=tuple(address for address in (row.address, row.address6) if address),
             fault=row.fault,
             flavor=row.flavor_code,
             idempotency_key=row.idempotency_key,
@@ -273,7 +273,10 @@ class SimulatedBackend(SimulatedFirewall, SimulatedPassword, SimulatedStorage, C
                         f"capacity {total} used {used_vcpus} vCPU/{used_ram} GiB, asked {spec.vcpus}/{spec.ram_gib}",
                     )
                     continue
-                address = next(addresses, "")
+                # The portal's pools' addresses where it gives them (Capability.OPERATOR_ADDRESSES),
+                # else the zone's own pool's; an IPv6 address only from the portal.
+                given = {("6" if ":" in a else "4"): a for a in spec.addresses}
+                address = given.get("4") or next(addresses, "")
                 if address == "":
                     results[n] = Rejected(
                         "This zone has run out of public addresses. Please try another zone.",
@@ -297,6 +300,7 @@ class SimulatedBackend(SimulatedFirewall, SimulatedPassword, SimulatedStorage, C
                             target_state=B.ERROR if failing else B.RUNNING,
                             transition_until=timezone.now() + timedelta(seconds=knobs.boot_seconds),
                             address=address,
+                            address6=given.get("6"),
                             root_disk_gib=spec.root_disk_gib,
                             image_ref=spec.image_backend_id,
                             fault="The image failed to boot (kernel panic during start-up)."

@@ -332,6 +332,11 @@ class Instance(models.Model):
         return self.addresses[0] if self.addresses else ""
 
     @property
+    def ipv6_address(self) -> str:
+        """Its IPv6 address beside the public one, where it has one ("" otherwise)."""
+        return next((address for address in self.addresses[1:] if ":" in address), "")
+
+    @property
     def login_user(self) -> str:
         return {"debian": "debian", "ubuntu": "ubuntu", "rocky": "rocky", "alpine": "alpine"}.get(
             self.image.os_family, "Administrator"

@@ -20,6 +20,7 @@ class SimulatedServer(models.Model):
     target_state = models.CharField(max_length=16, blank=True)
     transition_until = models.DateTimeField(null=True, blank=True)
     address = models.GenericIPAddressField(null=True, blank=True)
+    address6 = models.GenericIPAddressField(null=True, blank=True)  # only when the portal's pools give one
     fault = models.CharField(max_length=300, blank=True)
     root_disk_gib = models.PositiveIntegerField(default=0)
     image_ref = models.CharField(max_length=64, blank=True, help_text="The server snapshot it boots from.")

@@ -35,6 +35,8 @@ from portal.compute.models import (
 )
 from portal.compute.operations.kinds import Answers, Kind, Progress, each
 from portal.compute.operations.launch_volumes import release_pending
+from portal.ipam.models import AddressAllocation
+from portal.ipam.services import address_release
 from portal.metering.segments import sync_instance, sync_instances
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,15 @@ def server_specs(instances: list[Instance]) -> list[ServerSpec]:
             "rule_set_id", "protocol", "port_from", "port_to", "source"
         ):
             rules[rule.pop("rule_set_id")].append(rule)
+    # The addresses the operator's pools assigned at launch (services/launch_addresses.py).
+    addresses = defaultdict(list)
+    for instance_id, address in (
+        AddressAllocation.objects.live()
+        .filter(instance__in=ids)
+        .order_by("family")
+        .values_list("instance_id", "address")
+    ):
+        addresses[instance_id].append(address)
     return [
         ServerSpec(
             idempotency_key=str(instance.pk),
@@ -94,6 +105,7 @@ def server_specs(instances: list[Instance]) -> list[ServerSpec]:
             firewall_rules=tuple(rules[instance.firewall_id]) if instance.firewall_id else (),
             # A project's own image (a snapshot, an upload) is the cloud's image in this zone.
             image_backend_id=instance.image.backend_ref(instance.zone.code),
+            addresses=tuple(addresses[instance.pk]),
         )
         for instance in instances
     ]
@@ -291,6 +303,7 @@ def _servers_succeeded(finished: list[tuple[Operation, ServerState | None]]) -> 
             ).update(status=VolumeStatus.AVAILABLE)
             attached.update(attached_to=None, device="", updated_at=now)
             release_pending(terminated)
+            address_release(instance_ids=terminated, now=now)  # to rest in quarantine first
         sync_instances(changed, at=now)
         notify.after_operations(done)
 
@@ -328,6 +341,8 @@ def _server_failed(op: Operation, message: str, detail: str) -> None:
         instance.record_failure(message, status_in_cloud)
         if op.action == Action.CREATE:
             release_pending([instance.pk])
+            if not instance.backend_id:  # never made in the cloud: its addresses are nobody's
+                address_release(instance_ids=[instance.pk])
         instance.save(update_fields=["status", "fault_message", "updated_at"])
         sync_instance(instance)
         notify.after_operations([(op, instance)])
@@ -345,8 +360,10 @@ def _delete_failed_server(instance: Instance) -> None:
             "could not delete failed server", extra={"backend_id": instance.backend_id}, exc_info=True
         )
         return
-    # Gone from the cloud: it no longer holds quota (an error row with a server still does).
+    # Gone from the cloud: it no longer holds quota (an error row with a server still does), nor
+    # its addresses (while the server may still be there, they stay held: terminate returns them).
     Instance.objects.filter(pk=instance.pk, backend_id=instance.backend_id).update(backend_id="")
+    address_release(instance_ids=[instance.pk])
 
 
 def _server_kind(submit, progress, **extra) -> Kind:

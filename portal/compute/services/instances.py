@@ -35,6 +35,7 @@ from portal.compute.pricing import price_per_hour
 from portal.compute.quota import QuotaExceeded, check_quota
 from portal.compute.services.common import ComputeRefused, Problem, enqueue_on_commit
 from portal.compute.services.consoles import console_sessions_end
+from portal.compute.services.launch_addresses import launch_addresses_allocate
 from portal.compute.services.launch_volumes import (
     NewVolume,
     launch_volume_problems,
@@ -43,6 +44,7 @@ from portal.compute.services.launch_volumes import (
     launch_volumes_hourly,
 )
 from portal.compute.snapshot_rules import capability_refusal
+from portal.ipam.services import AddressesExhausted, exhaustion_alert_raise
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
 from portal.residency.services import record_placement_denied
@@ -191,8 +193,18 @@ def validate_launch(project: Project, req: LaunchRequest) -> None:
 def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None = None) -> LaunchBatch:
     """Create `req.count` servers (names numbered when more than one) and queue their provisioning.
 
-    Raises ComputeRefused (bad input, 4xx), QuotaExceeded or PlacementDenied (audited).
+    Raises ComputeRefused (bad input, 4xx; "No addresses left in fra1-a." when the zone's address
+    pools are used up, and the operators are alerted), QuotaExceeded or PlacementDenied (audited).
     """
+    try:
+        return _launch(access=access, req=req, request=request)
+    except AddressesExhausted as exhausted:
+        # The launch was rolled back; the alert is written outside it.
+        exhaustion_alert_raise(zone=req.zone, family=exhausted.family)
+        raise ComputeRefused(str(exhausted), "zone", 409) from None
+
+
+def _launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None) -> LaunchBatch:
     access.require(Perm.RESOURCE_CREATE)
     project = access.project
     validate_launch(project, req)
@@ -234,6 +246,7 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                 )
                 for name in launch_names(req.name, req.count)
             )
+            launch_addresses_allocate(zone=req.zone, instances=instances)
             Instance.ssh_keys.through.objects.bulk_create(
                 Instance.ssh_keys.through(instance_id=instance.pk, sshkey_id=key.pk)
                 for instance in instances
