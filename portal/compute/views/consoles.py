@@ -35,7 +35,10 @@ def instance_console_open(
         )
     return JsonResponse(
         {
-            "websocket_url": websocket_url(request, grant.websocket_path) if grant.ticket else "",
+            "websocket_url": websocket_url(request, grant.websocket_path) if grant.websocket_path else "",
+            "graphical_websocket_url": websocket_url(request, grant.graphical_websocket_path)
+            if grant.graphical_websocket_path
+            else "",
             "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
             "console_url": grant.remote.url if grant.remote else "",
             "console_protocol": grant.remote.protocol if grant.remote else "",
