@@ -27,7 +27,9 @@ DISKS = Disks(root="/d/root.qcow2", seed="/d/seed.iso", console_log="/d/console.
 def _definition(**settings) -> ET.Element:
     wanted = unit_spec()
     config = DEFAULTS | {"domain_type": "qemu"} | settings
-    text = domain_xml(spec=wanted, domain_uuid=wanted.idempotency_key, config=config, disks=DISKS, memory_mib=128)
+    text = domain_xml(
+        spec=wanted, domain_uuid=wanted.idempotency_key, config=config, disks=DISKS, memory_mib=128
+    )
     return ET.fromstring(text)  # noqa: S314 — our own XML
 
 
@@ -35,8 +37,14 @@ def test_the_definition_asks_for_a_vnc_display_on_the_loopback_with_a_port_libvi
     devices = _definition().find("devices")
 
     graphics = devices.find("graphics")
-    assert (graphics.get("type"), graphics.get("listen"), graphics.get("autoport")) == ("vnc", "127.0.0.1", "yes")
-    assert [(e.get("type"), e.get("address")) for e in graphics.findall("listen")] == [("address", "127.0.0.1")]
+    assert (graphics.get("type"), graphics.get("listen"), graphics.get("autoport")) == (
+        "vnc",
+        "127.0.0.1",
+        "yes",
+    )
+    assert [(e.get("type"), e.get("address")) for e in graphics.findall("listen")] == [
+        ("address", "127.0.0.1")
+    ]
     assert devices.find("video/model").get("type") == "vga"
     assert _definition(arch="aarch64").find("devices/video/model").get("type") == "virtio"
     # The zone turned it off: no display at all.
@@ -121,6 +129,8 @@ def test_the_display_of_a_real_vm_answers_rfb(libvirt_backend):
     with pytest.raises(ConsoleClosed):
         stream.read(0.1)
     backend.stop_server(server.backend_id)
-    wait_for(lambda: backend.get_server(server.backend_id).state == BackendState.STOPPED, what="the guest to stop")
+    wait_for(
+        lambda: backend.get_server(server.backend_id).state == BackendState.STOPPED, what="the guest to stop"
+    )
     with pytest.raises(Rejected, match="while it runs"):
         backend.open_graphical_console(server.backend_id)

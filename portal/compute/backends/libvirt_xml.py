@@ -182,7 +182,9 @@ def domain_xml(
     if config.get("graphical_console", True):
         # A VNC display on the host's loopback only, on a port libvirt picks: the portal reaches it
         # through the backend (libvirt_display.py) and relays it to the customer's noVNC.
-        graphics = ET.SubElement(devices, "graphics", type="vnc", port="-1", autoport="yes", listen="127.0.0.1")
+        graphics = ET.SubElement(
+            devices, "graphics", type="vnc", port="-1", autoport="yes", listen="127.0.0.1"
+        )
         ET.SubElement(graphics, "listen", type="address", address="127.0.0.1")
         x86 = config.get("arch", "x86_64") in ("x86_64", "i686")
         video = ET.SubElement(devices, "video")
