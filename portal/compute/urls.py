@@ -17,6 +17,11 @@ urlpatterns = [
         consoles.instance_console_open,
         name="instance_console_open",
     ),
+    path(
+        P + "servers/<uuid:instance_id>/graphical-console/",
+        consoles.instance_graphical_console,
+        name="instance_graphical_console",
+    ),
     path(P + "servers/<uuid:instance_id>/action/", instances.instance_action, name="instance_action"),
     path(
         P + "servers/<uuid:instance_id>/protection/",

@@ -12,13 +12,14 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.urls import reverse
 
 from portal.asgi import application
 from portal.audit.models import AuditAction, AuditEvent
 from portal.compute import services
 from portal.compute.backends import Capability, ConsoleClosed, ConsoleStream
 from portal.compute.backends.simulated import SimulatedBackend
-from portal.compute.models import ConsoleSession
+from portal.compute.models import ConsoleSession, Instance, InstanceStatus
 from portal.tenancy.access import project_access
 from portal.tenancy.models import Membership, Role
 from tests.compute.test_console_sessions import _grant, _open_url, server
@@ -225,3 +226,37 @@ def test_losing_the_role_closes_an_open_display(server, member, settings):
     reason, code = _open_then(grant.graphical_websocket_path, demote)
 
     assert (code, reason) == (4001, "You no longer have access to this server's console.")
+
+
+def _page_url(instance):
+    project = instance.project
+    return reverse(
+        "compute:instance_graphical_console", args=[project.organization.slug, project.slug, instance.pk]
+    )
+
+
+def test_the_graphical_console_page_loads_novnc_for_those_who_may_connect(server, client_as, users):
+    answers = {name: client_as(user).get(_page_url(server)) for name, user in users.items()}
+
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    assert statuses == {"owner": 200, "admin": 200, "member": 200, "viewer": 403, "outsider": 404}
+    page = answers["member"].content.decode()
+    assert "data-graphical-console" in page and 'type="module"' in page and "js/graphical-console.js" in page
+    assert "<style" not in page and "style=" not in page  # the CSP has no 'unsafe-inline'
+    project = server.project
+    detail = client_as(users["member"]).get(
+        reverse("compute:instance_detail", args=[project.organization.slug, project.slug, server.pk])
+    )
+    assert f'href="{_page_url(server)}"' in detail.content.decode()
+    assert not ConsoleSession.objects.exists()  # the page asks for its ticket when it connects
+
+
+def test_the_page_says_so_when_the_server_is_off_or_the_zone_has_no_display(server, client_as, owner, monkeypatch):
+    Instance.objects.filter(pk=server.pk).update(status=InstanceStatus.STOPPED)
+    off = client_as(owner).get(_page_url(server))
+    assert off.status_code == 409 and "stopped: its screen is there while it runs" in off.content.decode()
+
+    Instance.objects.filter(pk=server.pk).update(status=InstanceStatus.RUNNING)
+    monkeypatch.setattr(SimulatedBackend, "RELAYS_GRAPHICAL_CONSOLE", False)
+    absent = client_as(owner).get(_page_url(server))
+    assert absent.status_code == 409 and "graphical-console.js" not in absent.content.decode()
