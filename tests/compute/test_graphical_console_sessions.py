@@ -251,7 +251,9 @@ def test_the_graphical_console_page_loads_novnc_for_those_who_may_connect(server
     assert not ConsoleSession.objects.exists()  # the page asks for its ticket when it connects
 
 
-def test_the_page_says_so_when_the_server_is_off_or_the_zone_has_no_display(server, client_as, owner, monkeypatch):
+def test_the_page_says_so_when_the_server_is_off_or_the_zone_has_no_display(
+    server, client_as, owner, monkeypatch
+):
     Instance.objects.filter(pk=server.pk).update(status=InstanceStatus.STOPPED)
     off = client_as(owner).get(_page_url(server))
     assert off.status_code == 409 and "stopped: its screen is there while it runs" in off.content.decode()

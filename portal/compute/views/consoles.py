@@ -52,7 +52,9 @@ def instance_console_open(
 def _graphical_refusal(instance) -> str:
     """Why the server's page can't show its display now ("" when it can), in plain words."""
     if instance.status not in CONSOLE_STATUSES:
-        return f"{instance.name} is {instance.get_status_display().lower()}: its screen is there while it runs."
+        return (
+            f"{instance.name} is {instance.get_status_display().lower()}: its screen is there while it runs."
+        )
     try:
         kinds = console_capabilities(instance)
         relayed = get_backend(instance.zone.backend).RELAYS_GRAPHICAL_CONSOLE
@@ -71,7 +73,9 @@ def instance_graphical_console(
     """The server's screen in the browser (noVNC), where the portal relays its display."""
     access = project_access(request.user, org_slug, project_slug, Perm.CONSOLE)
     instance = get_instance(access, instance_id)
-    refusal = _graphical_refusal(instance) if instance.backend_id else "This server is not in the cloud (yet)."
+    refusal = (
+        _graphical_refusal(instance) if instance.backend_id else "This server is not in the cloud (yet)."
+    )
     context = {
         "org": access.organization,
         "project": access.project,

@@ -281,7 +281,9 @@ def _consoles(access: Access, instance, refusals: dict) -> dict:
         return {"consoles": set(), "console_absent": "", "graphical_relayed": False}
     kinds = {str(kind) for kind in CONSOLE_KINDS if not refusals[kind]}
     # A display the portal relays opens on a page of ours (noVNC); the cloud's own console, in a tab.
-    relayed = Capability.GRAPHICAL_CONSOLE in kinds and get_backend(instance.zone.backend).RELAYS_GRAPHICAL_CONSOLE
+    relayed = (
+        Capability.GRAPHICAL_CONSOLE in kinds and get_backend(instance.zone.backend).RELAYS_GRAPHICAL_CONSOLE
+    )
     return {
         "consoles": kinds,
         "console_absent": "" if kinds else refusals[Capability.SERIAL_CONSOLE],
