@@ -66,6 +66,7 @@ vendor:
 	cd portal/metering/chartlib && npm ci --no-audit --no-fund && node build.mjs
 	cd portal/api/docsui && npm ci --no-audit --no-fund && node build.mjs
 	cd portal/compute/consoles/xtermjs && npm ci --no-audit --no-fund && node build.mjs
+	cd portal/compute/consoles/novnc && npm ci --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf var $(VENV)

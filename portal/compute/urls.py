@@ -22,6 +22,11 @@ urlpatterns = [
         consoles.instance_password_reset,
         name="instance_password_reset",
     ),
+    path(
+        P + "servers/<uuid:instance_id>/graphical-console/",
+        consoles.instance_graphical_console,
+        name="instance_graphical_console",
+    ),
     path(P + "servers/<uuid:instance_id>/action/", instances.instance_action, name="instance_action"),
     path(
         P + "servers/<uuid:instance_id>/protection/",

@@ -101,3 +101,32 @@ def test_a_revoked_token_ends_the_console_it_opened(server, org, member, token_f
     assert console_session_refusal(open_session.pk) == refusal
     assert _refused_at_connect(second.removeprefix("ws://testserver")) == refusal
     assert first != second
+
+
+def test_where_the_portal_relays_the_display_the_api_answers_its_websocket_too(
+    server, org, member, token_for, monkeypatch
+):
+    from portal.compute.backends import Capability
+    from portal.compute.backends.simulated import SimulatedBackend
+
+    kinds = SimulatedBackend.capabilities
+    monkeypatch.setattr(SimulatedBackend, "RELAYS_GRAPHICAL_CONSOLE", True)
+    monkeypatch.setattr(
+        SimulatedBackend,
+        "capabilities",
+        lambda self, zone: kinds(self, zone) | {Capability.GRAPHICAL_CONSOLE},
+    )
+    _, api = token_for(member, org)
+
+    body = api.post(f"instances/{server.pk}/console").json()
+
+    ticket = body["websocket_url"].rsplit("=", 1)[1]
+    assert body["graphical_websocket_url"] == (
+        f"ws://testserver/ws/servers/{server.pk}/graphical-console/?ticket={ticket}"
+    )
+    assert body["console_url"] is None  # nothing of the cloud's own to link to
+
+
+def test_without_a_relayed_display_the_api_answers_no_graphical_websocket(server, org, member, token_for):
+    _, api = token_for(member, org)
+    assert api.post(f"instances/{server.pk}/console").json()["graphical_websocket_url"] is None

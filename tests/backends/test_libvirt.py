@@ -520,9 +520,10 @@ def test_storage_is_declared_where_disks_are_files_and_a_retried_create_adopts(m
         Capability.SERVER_REBUILD,
     }
     backend = make_backend()
-    assert backend.capabilities(UNIT_ZONE) == storage | {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
+    consoles = {Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE}
+    assert backend.capabilities(UNIT_ZONE) == storage | {Capability.LARGE_ROOT_DISK} | consoles
     pool = make_backend(zone_settings={"storage_pool": "vms"})
-    assert pool.capabilities(UNIT_ZONE) == {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
+    assert pool.capabilities(UNIT_ZONE) == {Capability.LARGE_ROOT_DISK} | consoles
     asked = VolumeSpec(str(uuid.uuid4()), "data", UNIT_ZONE, 1)
     with pytest.raises(Rejected, match=f"Volumes are not available in {UNIT_ZONE}"):
         pool.create_volume(asked)

@@ -29,6 +29,9 @@ ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem, 
 class ConsoleOut(Schema):
     websocket_url: str | None  # wss://…/ws/servers/{id}/console/?ticket=… (opens one session)
     expires_at: datetime | None  # the ticket must be presented before this
+    # the server's display as RFB over a websocket (binary frames; a VNC client such as noVNC),
+    # where the portal relays it (libvirt): the same one-time ticket, for one session of either
+    graphical_websocket_url: str | None = None
     console_url: str | None  # the cloud's own console (OpenStack noVNC…), valid for a short while
     console_protocol: str | None
 
@@ -40,7 +43,8 @@ def open_console(request: HttpRequest, instance_id: UUID):
     """A serial console ticket: connect a websocket to `websocket_url` within `expires_at` (60 s);
     binary frames are the console's bytes both ways (text frames from the portal are JSON about the
     session). It opens one session only. Where the cloud serves a console of its own, `console_url`
-    is its address. Needs a read-write token of someone who may connect (owners, admins, members)."""
+    is its address; where the portal relays the server's display, `graphical_websocket_url` is a
+    websocket of raw RFB bytes (the same ticket: it opens one of the two). Needs a read-write token of someone who may connect (owners, admins, members)."""
     instance, access = get_instance(request, instance_id, Perm.CONSOLE)
     try:
         grant = console_grant(access=access, instance=instance, request=request)
@@ -50,7 +54,10 @@ def open_console(request: HttpRequest, instance_id: UUID):
             status, error.user_message, kind="cloud-unavailable" if status == 503 else "refused"
         ) from None
     return ConsoleOut(
-        websocket_url=websocket_url(request, grant.websocket_path) if grant.ticket else None,
+        websocket_url=websocket_url(request, grant.websocket_path) if grant.websocket_path else None,
+        graphical_websocket_url=websocket_url(request, grant.graphical_websocket_path)
+        if grant.graphical_websocket_path
+        else None,
         expires_at=grant.expires_at,
         console_url=grant.remote.url if grant.remote else None,
         console_protocol=grant.remote.protocol if grant.remote else None,

@@ -83,7 +83,7 @@ class Capability(StrEnum):
     IMAGE_COPY = "image_copy"
     SERVER_REBUILD = "server_rebuild"  # a server's root disk is replaced by a snapshot's (rebuild_server)
     SERIAL_CONSOLE = "serial_console"  # an interactive serial console, relayed by the portal (console.py)
-    GRAPHICAL_CONSOLE = "graphical_console"  # the cloud's own console page, linked to (console.py)
+    GRAPHICAL_CONSOLE = "graphical_console"  # a graphical console: the cloud's page, or relayed (console.py)
     RESCUE = "rescue"  # the server boots a rescue system with its own disk attached (rescue_server)
     # the cloud sets a user's password in the running guest (set_password)
     PASSWORD_RESET = "password_reset"  # noqa: S105 (a name, not a password)
@@ -363,6 +363,15 @@ class ComputeBackend(ABC):
         """A stream to the server's serial console (the server must be running); raises
         BackendError like any call: Rejected with the reason when it can't be had now."""
         raise Rejected("Interactive serial consoles are not available in this zone.")
+
+    # GRAPHICAL_CONSOLE is either the cloud's own console page (`remote_console`, linked to) or,
+    # where this is True, a display the portal relays itself (`open_graphical_console`).
+    RELAYS_GRAPHICAL_CONSOLE = False
+
+    def open_graphical_console(self, backend_id: str) -> ConsoleStream:
+        """A stream to the server's display (RFB bytes, for the portal's noVNC); raises
+        Rejected/NotFound/Transient like `open_serial_console`."""
+        raise Rejected("The cloud's graphical consoles are not available in this zone.")
 
     def remote_console(self, backend_id: str) -> RemoteConsole:
         """The address of the cloud's own console for this server, valid for a short while."""

@@ -8,8 +8,11 @@ Two kinds, declared per zone:
   printed (b"" when nothing came within `timeout`) and raises `ConsoleClosed` once the far end has
   gone (the server stopped, the host closed it); `write(data)` sends keystrokes; `close()` ends it
   and is safe to call twice and from another thread.
-- `Capability.GRAPHICAL_CONSOLE`: the cloud serves a console of its own (OpenStack's noVNC);
-  `remote_console(backend_id)` hands out its short-lived address and the portal links to it.
+- `Capability.GRAPHICAL_CONSOLE`, one of two ways, as the backend's `RELAYS_GRAPHICAL_CONSOLE`
+  says: the cloud serves a console of its own (OpenStack's noVNC) and `remote_console(backend_id)`
+  hands out its short-lived address, which the portal links to; or the portal relays the server's
+  display itself (libvirt's VNC): `open_graphical_console(backend_id)` returns a `ConsoleStream` of
+  RFB bytes, which the portal's websocket hands to the noVNC of its own page.
 """
 
 from __future__ import annotations

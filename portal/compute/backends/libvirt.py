@@ -45,6 +45,7 @@ from portal.compute.backends.base import (
 from portal.compute.backends.console import ConsoleClosed, ConsoleStream
 from portal.compute.backends.libvirt_connection import HostConnections, host_key
 from portal.compute.backends.libvirt_console import ConsoleEnded
+from portal.compute.backends.libvirt_display import LibvirtDisplay
 from portal.compute.backends.libvirt_host import HostError, embedded_root
 from portal.compute.backends.libvirt_storage import LibvirtStorage
 from portal.compute.backends.libvirt_xml import (
@@ -81,16 +82,17 @@ def domain_uuid_for(idempotency_key: str) -> str:
         return str(uuid.uuid5(INSTANCE_NAMESPACE, idempotency_key))
 
 
-class LibvirtBackend(LibvirtStorage, ComputeBackend):
+class LibvirtBackend(LibvirtDisplay, LibvirtStorage, ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         self.hosts = HostConnections()
 
     def capabilities(self, zone: str) -> set[Capability]:
-        """Root disks of any size, the serial console (virDomainOpenConsole), and volumes and
-        snapshots where disks are files (libvirt_storage); firewall rules are not enforced on a
-        libvirt host (yet)."""
-        return {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE} | self._storage_capabilities(zone)
+        """Root disks of any size, the serial console (virDomainOpenConsole), the graphical console
+        (the domain's VNC display, libvirt_display), and volumes and snapshots where disks are
+        files (libvirt_storage); firewall rules are not enforced on a libvirt host (yet)."""
+        kinds = {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
+        return kinds | self._display_capabilities(zone) | self._storage_capabilities(zone)
 
     def absent_reason(self, zone: str, capability: Capability) -> str:
         # Setting a guest's password (virDomainSetUserPassword) goes through the QEMU guest agent,

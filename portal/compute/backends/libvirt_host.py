@@ -289,6 +289,23 @@ def op_status(conn, domain_uuid: str, now: float, address_source: str = "") -> d
     return summary
 
 
+def vnc_display(live_xml: str) -> dict | None:
+    """The running domain's VNC display from its live XML (libvirt writes the port it picked
+    there): {"host": …, "port": …}, or None when it has none (defined without one, or off)."""
+    graphics = ET.fromstring(live_xml).find("devices/graphics[@type='vnc']")  # noqa: S314 — libvirt's own XML
+    port = int(graphics.get("port", "-1")) if graphics is not None else -1
+    if port <= 0:
+        return None
+    listen = graphics.find("listen[@type='address']")
+    address = (listen.get("address") if listen is not None else None) or graphics.get("listen") or "127.0.0.1"
+    return {"host": address, "port": port}
+
+
+def op_display(conn, domain_uuid: str) -> dict | None:
+    domain = _domain(conn, domain_uuid)
+    return vnc_display(domain.XMLDesc(0)) if domain.isActive() else None
+
+
 def op_create(conn, domain_uuid: str, domain_xml: str) -> dict:
     existing = _lookup(conn, domain_uuid)
     if existing is not None:  # a concurrent attempt got here first: never redefine or undo it
@@ -478,6 +495,7 @@ HOST_OPS = {
     "status": op_status,
     "create": op_create,
     "start": op_start,
+    "display": op_display,
     "stop": op_stop,
     "reboot": op_reboot,
     "resize": op_resize,

@@ -179,6 +179,16 @@ def domain_xml(
     ET.SubElement(serial, "target", port="0")
     console = ET.SubElement(devices, "console", type="pty")
     ET.SubElement(console, "target", type="serial", port="0")
+    if config.get("graphical_console", True):
+        # A VNC display on the host's loopback only, on a port libvirt picks: the portal reaches it
+        # through the backend (libvirt_display.py) and relays it to the customer's noVNC.
+        graphics = ET.SubElement(
+            devices, "graphics", type="vnc", port="-1", autoport="yes", listen="127.0.0.1"
+        )
+        ET.SubElement(graphics, "listen", type="address", address="127.0.0.1")
+        x86 = config.get("arch", "x86_64") in ("x86_64", "i686")
+        video = ET.SubElement(devices, "video")
+        ET.SubElement(video, "model", type=config.get("video_model") or ("vga" if x86 else "virtio"))
     ET.SubElement(devices, "controller", type="usb", model="none")
     if "q35" in config.get("machine", ""):
         # PCI Express has no hot plug on the root bus: empty root ports for volumes attached later.

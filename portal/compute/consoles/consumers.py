@@ -1,12 +1,16 @@
-"""The serial console's websocket: thin, like a view. It opens the session its one-time ticket
-names (services.consoles), asks the server's backend for a `ConsoleStream` and relays bytes both
-ways until either side closes, the server stops or is terminated (an event from the service that
-stopped it), or a periodic check finds that the user may no longer connect.
+"""The consoles' websockets: thin, like a view. Each opens the session its one-time ticket names
+(services.consoles), asks the server's backend for a `ConsoleStream` and relays bytes both ways
+until either side closes, the server stops or is terminated (an event from the service that
+stopped it), or a periodic check finds that the user may no longer connect. Close codes: 4403
+refused, 4001 ended by the portal, 4000 the server's end closed, 4503 the cloud did not answer.
 
-Frames: binary (or text) from the browser are keystrokes; binary to it is what the server printed;
-text to it is JSON about the session: {"type": "opened", "server": name}, and {"type": "closed",
-"reason": …} just before the socket closes (code 4403 refused, 4001 ended by the portal, 4000 the
-server's end closed, 4503 the cloud did not answer).
+`SerialConsoleConsumer`: binary (or text) frames from the browser are keystrokes; binary to it is
+what the server printed; text to it is JSON about the session: {"type": "opened", "server": name},
+and {"type": "closed", "reason": …} just before the socket closes.
+
+`GraphicalConsoleConsumer`: the server's display (RFB, for noVNC) in binary frames both ways and
+nothing else (a VNC client reads every frame as RFB): the reason of a refusal or an end is the
+close frame's reason. It speaks the "binary" subprotocol when the client asks for it.
 """
 
 from __future__ import annotations
@@ -31,23 +35,33 @@ MAX_INPUT_BYTES = 64 * 1024  # a generous paste; more in one frame is dropped
 READ_WAIT_SECONDS = 0.5  # how long one read waits, so that the reader notices a close
 
 
-def _open_stream(session) -> ConsoleStream:
+def _open_stream(session, kind: str) -> ConsoleStream:
     """Run in a worker thread of its own (a libvirt console takes a helper process): not in the
     thread the ORM calls of every request share."""
     instance = session.instance
+    backend = get_backend(instance.zone.backend)
     try:
-        return get_backend(instance.zone.backend).open_serial_console(instance.backend_id)
+        if kind == "graphical":
+            return backend.open_graphical_console(instance.backend_id)
+        return backend.open_serial_console(instance.backend_id)
     finally:
         db.connections.close_all()  # this thread's, if the backend read the database
 
 
 class SerialConsoleConsumer(AsyncWebsocketConsumer):
+    kind = "serial"
     session = None
     stream: ConsoleStream | None = None
     ended = False
 
+    async def _accept(self) -> None:
+        await self.accept()
+
+    async def _say_opened(self) -> None:
+        await self.send(text_data=json.dumps({"type": "opened", "server": self.session.instance.name}))
+
     async def connect(self) -> None:
-        await self.accept()  # accepted first, so that a refusal can say why
+        await self._accept()  # accepted first, so that a refusal can say why
         self.tasks: list[asyncio.Task] = []
         self.stop_reading = threading.Event()
         instance_id = self.scope["url_route"]["kwargs"]["instance_id"]
@@ -55,23 +69,23 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
         client = self.scope.get("client") or (None,)
         try:
             self.session = await database_sync_to_async(consoles.console_session_open)(
-                ticket=ticket, instance_id=instance_id, ip_address=client[0]
+                ticket=ticket, instance_id=instance_id, ip_address=client[0], kind=self.kind
             )
         except consoles.ConsoleRefused as refused:
             await self._say_closed(refused.message, 4403)
             return
         try:
-            self.stream = await asyncio.to_thread(_open_stream, self.session)
+            self.stream = await asyncio.to_thread(_open_stream, self.session, self.kind)
         except BackendError as error:
             await self._end(error.user_message, 4503 if isinstance(error, Transient) else 4000)
             return
         except Exception:
-            log.exception("opening the serial console of %s failed", instance_id)
+            log.exception("opening the %s console of %s failed", self.kind, instance_id)
             await self._end("The console could not be opened: please try again later.", 4503)
             return
         self.group = consoles.console_group(instance_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.send(text_data=json.dumps({"type": "opened", "server": self.session.instance.name}))
+        await self._say_opened()
         loop = asyncio.get_running_loop()
         self.tasks = [asyncio.create_task(self._relay_output(loop)), asyncio.create_task(self._recheck())]
 
@@ -173,3 +187,26 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
             if getattr(self, "group", None):
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             await database_sync_to_async(consoles.console_session_close)(session_id=session.pk, reason=reason)
+
+
+class GraphicalConsoleConsumer(SerialConsoleConsumer):
+    """The server's display, relayed to noVNC: the serial console's ticket, checks, audit and
+    ending, with RFB's framing (binary only; the reason goes in the close frame)."""
+
+    kind = "graphical"
+
+    async def _accept(self) -> None:
+        asked = self.scope.get("subprotocols") or []
+        await self.accept(subprotocol="binary" if "binary" in asked else None)
+
+    async def _say_opened(self) -> None:
+        """Nothing: the display's first bytes (the RFB greeting) say it is open."""
+
+    async def _say_closed(self, reason: str, code: int) -> None:
+        self.ended = True
+        # A close frame's reason holds 123 bytes at most.
+        await self.close(code, reason=reason.encode()[:123].decode(errors="ignore"))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if bytes_data is not None:  # a VNC client sends RFB in binary frames only
+            await super().receive(bytes_data=bytes_data)

@@ -6,10 +6,11 @@ from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.urls import path
 
-from portal.compute.consoles.consumers import SerialConsoleConsumer
+from portal.compute.consoles.consumers import GraphicalConsoleConsumer, SerialConsoleConsumer
 
 websocket_urlpatterns = [
     path("ws/servers/<uuid:instance_id>/console/", SerialConsoleConsumer.as_asgi()),
+    path("ws/servers/<uuid:instance_id>/graphical-console/", GraphicalConsoleConsumer.as_asgi()),
 ]
 
 

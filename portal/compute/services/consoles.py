@@ -1,9 +1,10 @@
-"""Consoles: who may open one, the one-time ticket that opens a serial console session, its checks
-while it is open and its record (docs/console.md).
+"""Consoles: who may open one, the one-time ticket that opens a console session (the serial
+console, or a graphical console the portal relays), its checks while it is open and its record
+(docs/console.md).
 
-A ticket is issued by `console_grant` (the server page's button, `POST …/instances/{id}/console`
+A ticket is issued by `console_grant` (the server page's buttons, `POST …/instances/{id}/console`
 in the API) to a user who may connect (Perm.CONSOLE) to a running server in a zone that has a
-serial console. The websocket that presents it within CONSOLE_TICKET_SECONDS opens the session
+serial console or a relayed graphical console; it opens either, once. The websocket that presents it within CONSOLE_TICKET_SECONDS opens the session
 (`console_session_open`, once: a conditional UPDATE); the same access check a view makes is made
 again then, and every CONSOLE_RECHECK_SECONDS while it is open (`console_session_refusal`).
 Opening and closing are audited, the close with how long the session lasted.
@@ -57,12 +58,20 @@ class ConsoleGrant:
     ticket: str = ""
     expires_at: datetime | None = None
     remote: RemoteConsole | None = None
+    serial: bool = False  # the ticket opens the serial console
+    graphical: bool = False  # … and/or the server's display, relayed by the portal (noVNC)
 
     @property
     def websocket_path(self) -> str:
-        if not self.ticket:
+        if not (self.ticket and self.serial):
             return ""
         return f"/ws/servers/{self.instance.pk}/console/?ticket={self.ticket}"
+
+    @property
+    def graphical_websocket_path(self) -> str:
+        if not (self.ticket and self.graphical):
+            return ""
+        return f"/ws/servers/{self.instance.pk}/graphical-console/?ticket={self.ticket}"
 
 
 def console_capabilities(instance: Instance) -> set[Capability]:
@@ -87,8 +96,10 @@ def console_grant(*, access: Access, instance: Instance, request: HttpRequest | 
         )
     user = access.membership.user
     grant = ConsoleGrant(instance=instance)
-    if Capability.GRAPHICAL_CONSOLE in kinds:
-        remote = get_backend(instance.zone.backend).remote_console(instance.backend_id)
+    backend = get_backend(instance.zone.backend)
+    relayed = Capability.GRAPHICAL_CONSOLE in kinds and backend.RELAYS_GRAPHICAL_CONSOLE
+    if Capability.GRAPHICAL_CONSOLE in kinds and not relayed:
+        remote = backend.remote_console(instance.backend_id)
         audit_record(
             action=AuditAction.REMOTE_CONSOLE_ISSUED,
             actor=user,
@@ -99,7 +110,7 @@ def console_grant(*, access: Access, instance: Instance, request: HttpRequest | 
             request=request,
         )
         grant = ConsoleGrant(instance=instance, remote=remote)
-    if Capability.SERIAL_CONSOLE in kinds:
+    if Capability.SERIAL_CONSOLE in kinds or relayed:
         ticket = secrets.token_urlsafe(32)
         expires_at = timezone.now() + timedelta(seconds=settings.CONSOLE_TICKET_SECONDS)
         session = ConsoleSession.objects.create(
@@ -110,7 +121,13 @@ def console_grant(*, access: Access, instance: Instance, request: HttpRequest | 
             api_token=getattr(access, "token", None),  # an API caller's TokenAccess has one
         )
         grant = ConsoleGrant(
-            instance=instance, session=session, ticket=ticket, expires_at=expires_at, remote=grant.remote
+            instance=instance,
+            session=session,
+            ticket=ticket,
+            expires_at=expires_at,
+            remote=grant.remote,
+            serial=Capability.SERIAL_CONSOLE in kinds,
+            graphical=relayed,
         )
     return grant
 
@@ -145,10 +162,11 @@ def _session(**lookup) -> ConsoleSession | None:
 
 
 def console_session_open(
-    *, ticket: str, instance_id: uuid.UUID, ip_address: str | None = None
+    *, ticket: str, instance_id: uuid.UUID, ip_address: str | None = None, kind: str = "serial"
 ) -> ConsoleSession:
     """Consume the ticket and open its session, or raise ConsoleRefused: a ticket opens one
-    session at most, only for its server and before it expires."""
+    session at most, only for its server and before it expires. `kind` ("serial", "graphical")
+    is which console the websocket relays: the audit says so."""
     digest = ticket_digest(ticket)
     now = timezone.now()
     with transaction.atomic():
@@ -175,7 +193,7 @@ def console_session_open(
                 organization=session.instance.project.organization,
                 project=session.instance.project,
                 target=session.instance,
-                changes={"session": [None, str(session.pk)]},
+                changes={"session": [None, str(session.pk)], "console": [None, kind]},
                 ip_address=ip_address,
             )
     if reason:

@@ -280,9 +280,17 @@ def _consoles(access: Access, instance, refusals: dict) -> dict:
     and, for a user who may connect to a zone that has none, the sentence that says so (or why the
     cloud could not be asked: the log below still shows what it printed)."""
     if not instance.backend_id or not access.can(Perm.CONSOLE):
-        return {"consoles": set(), "console_absent": ""}
+        return {"consoles": set(), "console_absent": "", "graphical_relayed": False}
     kinds = {str(kind) for kind in CONSOLE_KINDS if not refusals[kind]}
-    return {"consoles": kinds, "console_absent": "" if kinds else refusals[Capability.SERIAL_CONSOLE]}
+    # A display the portal relays opens on a page of ours (noVNC); the cloud's own console, in a tab.
+    relayed = (
+        Capability.GRAPHICAL_CONSOLE in kinds and get_backend(instance.zone.backend).RELAYS_GRAPHICAL_CONSOLE
+    )
+    return {
+        "consoles": kinds,
+        "console_absent": "" if kinds else refusals[Capability.SERIAL_CONSOLE],
+        "graphical_relayed": relayed,
+    }
 
 
 def detail_page(
