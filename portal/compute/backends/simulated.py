@@ -36,6 +36,7 @@ from portal.compute.backends.base import (
 )
 from portal.compute.backends.simulated_console import SimulatedConsole
 from portal.compute.backends.simulated_firewall import SimulatedFirewall, launch_rules
+from portal.compute.backends.simulated_networks import SimulatedNetworks
 from portal.compute.backends.simulated_storage import SimulatedStorage
 
 B = BackendState
@@ -91,7 +92,7 @@ def _knobs():
     return SimulatedKnobs.objects.first() or SimulatedKnobs.from_settings()
 
 
-class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
+class SimulatedBackend(SimulatedFirewall, SimulatedNetworks, SimulatedStorage, ComputeBackend):
     """Every capability (`capabilities` in simulated_storage.py: a zone's settings may declare
     some absent); volumes and snapshots are simulated_storage.py's."""
 
@@ -478,6 +479,7 @@ class SimulatedBackend(SimulatedFirewall, SimulatedStorage, ComputeBackend):
         with transaction.atomic():
             SimulatedServer.objects.filter(backend_id=backend_id).update(deleted=True, address=None)
             self._detach_from_deleted_server(backend_id)
+            self._leave_networks(backend_id)
 
     def zone_capacity(self, zone: str) -> ZoneCapacity:
         self._call()
