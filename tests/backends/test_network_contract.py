@@ -47,7 +47,9 @@ def ports_until(backend, network_id: str, want, timeout: float = 30) -> dict:
 def test_a_network_holds_two_servers_at_distinct_addresses_inside_its_range(network_cloud):
     backend, zone = network_cloud
     key = str(uuid.uuid4())
-    made = backend.create_network(NetworkSpec(idempotency_key=key, name="lan", zone=zone, cidr="10.20.0.0/24"))
+    made = backend.create_network(
+        NetworkSpec(idempotency_key=key, name="lan", zone=zone, cidr="10.20.0.0/24")
+    )
     assert backend.find_network(zone, key).backend_id == made.backend_id  # a retried create adopts it
     assert backend.find_network(zone, str(uuid.uuid4())) is None
     network = backend.get_network(made.backend_id)

@@ -68,6 +68,7 @@ from portal.compute.backends.openstack_mapping import (
     translated_error,
     user_data_with_keys,
 )
+from portal.compute.backends.openstack_networks import OpenStackNetworks
 from portal.compute.backends.openstack_rescue import OpenStackRescue
 from portal.compute.backends.openstack_storage import ZONE_METADATA_KEY, OpenStackStorage
 
@@ -89,7 +90,13 @@ HYPERVISOR_STATISTICS_MICROVERSION = "2.87"
 
 
 class OpenStackBackend(
-    OpenStackFirewall, OpenStackConsoles, OpenStackRescue, OpenStackStorage, OpenStackImageCopy, ComputeBackend
+    OpenStackFirewall,
+    OpenStackNetworks,
+    OpenStackConsoles,
+    OpenStackRescue,
+    OpenStackStorage,
+    OpenStackImageCopy,
+    ComputeBackend,
 ):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
@@ -535,7 +542,7 @@ class OpenStackBackend(
         if expires > time.monotonic():
             return set(known) | configured
         conn = self._connection(zone)
-        found = {Capability.FIREWALL, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
+        found = {Capability.FIREWALL, Capability.PRIVATE_NETWORKS, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
         with self._cloud("capabilities", conn):
             if "security-group" not in {extension.alias for extension in conn.network.extensions()}:
                 found.discard(Capability.FIREWALL)

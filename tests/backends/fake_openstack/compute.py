@@ -18,6 +18,7 @@ import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
 from tests.backends.fake_openstack.compute_firewall import NovaSecurityGroups
+from tests.backends.fake_openstack.compute_interfaces import NovaInterfaces
 from tests.backends.fake_openstack.compute_rescue import rescue_action
 from tests.backends.fake_openstack.compute_storage import NovaStorage
 from tests.backends.fake_openstack.identity import REGION, REGION_TWO
@@ -78,6 +79,7 @@ class Compute(Service):
         self.storage = NovaStorage(self)  # volume attachments and createImage
         self.consoles = NovaConsoles(self)  # remote consoles and the serial proxy behind them
         self.firewall = NovaSecurityGroups(self)  # a server's security groups, changed while it runs
+        self.interfaces = NovaInterfaces(self)  # ports of the project's networks (os-interface)
 
     def stop(self) -> None:
         self.consoles.stop()
@@ -236,6 +238,7 @@ class Compute(Service):
                 if server_id not in self.deleted:
                     server.task_state, server.landing = "deleting", None
                     self.storage.server_deleted(server)
+                    self.interfaces.server_deleted(server)
                     self.deleted[server_id] = time.monotonic() + self.delete_seconds
                     self.settle()
                 return 204, None, {}
@@ -246,6 +249,7 @@ class Compute(Service):
             answer = self.consoles.route(method, route, body, microversion)
         if answer is None:
             answer = self.firewall.route(method, route, body, microversion)
+            answer = self.interfaces.route(method, route, body, microversion)
         if answer is None:
             raise nova_error(404, NOT_FOUND)
         return answer
