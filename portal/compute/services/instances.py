@@ -42,6 +42,7 @@ from portal.compute.services.launch_volumes import (
     launch_volumes_gib,
     launch_volumes_hourly,
 )
+from portal.compute.services.networks import launch_network_problems, launch_ports_create
 from portal.compute.snapshot_rules import capability_refusal
 from portal.metering.segments import sync_instance
 from portal.residency.placement import PlacementDenied, placement_decision
@@ -77,6 +78,7 @@ class LaunchRequest:
     firewall_preset: object = None  # a presets.Preset to turn into a rule set with the launch
     new_volumes: tuple[NewVolume, ...] = ()  # created with each server, attached once it runs
     existing_volumes: tuple = ()  # Volume rows of the project, attached to the (single) server
+    networks: tuple = ()  # private networks of the project each server joins once it runs
 
 
 def launch_names(name: str, count: int) -> list[str]:
@@ -97,6 +99,7 @@ def launch_problems(
     firewall: FirewallRuleSet | None = None,
     new_volumes: tuple[NewVolume, ...] = (),
     existing_volumes: tuple = (),
+    networks: tuple = (),
 ) -> list[Problem]:
     """Every rule of a launch that can be checked without locks, each broken one a Problem naming
     its field, so that all of them are shown at once. None means "not given, or not understood":
@@ -165,6 +168,7 @@ def launch_problems(
         new_volumes=new_volumes,
         existing_volumes=existing_volumes,
     )
+    problems += launch_network_problems(project, zone=zone, networks=networks)
     return problems
 
 
@@ -183,6 +187,7 @@ def validate_launch(project: Project, req: LaunchRequest) -> None:
         firewall=req.firewall,
         new_volumes=req.new_volumes,
         existing_volumes=req.existing_volumes,
+        networks=req.networks,
     )
     if problems:
         raise ComputeRefused.of(problems)
@@ -259,6 +264,7 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                 user=user,
                 request=request,
             )
+            launch_ports_create(instances=instances, networks=req.networks)
             audit_record(
                 action=AuditAction.INSTANCES_LAUNCHED,
                 organization=project.organization,
@@ -274,7 +280,8 @@ def instance_launch(*, access: Access, req: LaunchRequest, request: HttpRequest 
                     {"volumes": [None, ", ".join(_volumes_said(req))]}
                     if req.new_volumes or req.existing_volumes
                     else {}
-                ),
+                )
+                | ({"networks": [None, ", ".join(n.name for n in req.networks)]} if req.networks else {}),
                 actor=user,
                 request=request,
             )

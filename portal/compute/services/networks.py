@@ -61,6 +61,10 @@ def cidr_problems(cidr: str) -> tuple[ipaddress.IPv4Network | None, list[Problem
     _, slash, prefix = cidr.partition("/")
     if not slash or not prefix.isdigit():
         return None, [Problem("cidr", "Write the range as an address and a prefix, e.g. 10.20.0.0/24.")]
+    if ":" in cidr:
+        return None, [
+            Problem("cidr", f"{cidr} is an IPv6 range: private networks are IPv4, e.g. 10.20.0.0/24.")
+        ]
     if int(prefix) > 32:
         return None, [
             Problem(
@@ -73,7 +77,7 @@ def cidr_problems(cidr: str) -> tuple[ipaddress.IPv4Network | None, list[Problem
     except ValueError:
         return None, [Problem("cidr", f"{cidr} is not an IPv4 range like 10.20.0.0/24.")]
     problems = []
-    if str(network) != cidr:
+    if str(network) != cidr and network.prefixlen:
         problems.append(Problem("cidr", f"{cidr} has host bits set: the range starts at {network}."))
     if network.prefixlen == 0:
         problems.append(
@@ -358,3 +362,40 @@ def network_delete(*, access: Access, network: Network, request: HttpRequest | N
     network.save(update_fields=["status", "updated_at"])
     audit(access, AuditAction.NETWORK_DELETED, network, {"cidr": [network.cidr, None]}, request)
     return _operation(access, network, Action.NETWORK_DELETE)
+
+
+# --- chosen in the launch wizard --------------------------------------------------------------
+
+
+def launch_network_problems(project, *, zone: Zone | None, networks) -> list[Problem]:
+    """Every reason the servers of a launch in `zone` can't join `networks` (the project's,
+    available, in that zone, which has private networks)."""
+    problems = []
+    if networks and zone is not None and (refusal := network_refusal(zone)):
+        return [Problem("networks", refusal, 409)]
+    for network in networks:
+        if network.project_id != project.pk:
+            problems.append(Problem("networks", "Choose networks of this project."))
+        elif zone is not None and network.zone_id != zone.pk:
+            problems.append(
+                Problem(
+                    "networks",
+                    f"Network {network.name} is in {network.zone.code}, not {zone.code}: a server joins "
+                    "networks of its own zone.",
+                    409,
+                )
+            )
+        elif network.status != NS.AVAILABLE:
+            problems.append(
+                Problem("networks", f"Network {network.name} is {network.get_status_display().lower()}.", 409)
+            )
+    return problems
+
+
+def launch_ports_create(*, instances, networks) -> None:
+    """Each new server waits to join each chosen network (compute/operations/launch_networks.py)."""
+    NetworkPort.objects.bulk_create(
+        NetworkPort(network=network, instance=instance, status=PS.WAITING)
+        for instance in instances
+        for network in networks
+    )
