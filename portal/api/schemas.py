@@ -204,6 +204,8 @@ class OperationOut(Schema):
     instance_url: str | None
     volume: UUID | None = Field(description="The volume it changes (null for a server's operation).")
     volume_url: str | None
+    network: UUID | None = Field(None, description="The private network it changes (network_* actions).")
+    network_url: str | None = None
     created_at: datetime
     finished_at: datetime | None
     error_message: str

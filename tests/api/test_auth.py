@@ -116,9 +116,10 @@ def test_the_openapi_schema_is_public_and_lists_every_endpoint(client):
             "{volume}": "{volume_id}",
             "{snapshot}": "{snapshot_id}",
             "{image}": "{image_id}",
+            "{network}": "{network_id}",
         }.items():
             template = template.replace(name, param)
         assert endpoint.method in paths[template], endpoint.id
-    assert len(paths) == 32  # ENDPOINTS, and the console ticket (tests/api/test_console.py)
+    assert len(paths) == 35  # ENDPOINTS, and the console ticket (tests/api/test_console.py)
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert client.get("/api/v1/docs").status_code == 200  # the interactive reference

@@ -78,6 +78,8 @@ def operation_out(request: HttpRequest, operation: Operation) -> OperationOut:
         else None,
         volume=operation.volume_id,
         volume_url=api_url(request, f"volumes/{operation.volume_id}") if operation.volume_id else None,
+        network=operation.network_id,
+        network_url=api_url(request, f"networks/{operation.network_id}") if operation.network_id else None,
         created_at=operation.created_at,
         finished_at=operation.finished_at,
         error_message=operation.error_message,
