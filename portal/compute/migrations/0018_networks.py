@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0004_project_images'),
-        ('compute', '0013_rebuild_status_and_action'),
+        ('compute', '0017_operation_actions'),
         ('tenancy', '0002_project_default_zone'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='operation',
             name='action',
-            field=models.CharField(choices=[('create', 'Launch'), ('start', 'Start'), ('stop', 'Stop'), ('reboot', 'Reboot'), ('hard_reboot', 'Hard reboot'), ('resize', 'Resize'), ('terminate', 'Terminate'), ('rebuild', 'Restore disk'), ('volume_create', 'Create volume'), ('volume_attach', 'Attach volume'), ('volume_detach', 'Detach volume'), ('volume_extend', 'Extend volume'), ('volume_delete', 'Delete volume'), ('snapshot_create', 'Take snapshot'), ('snapshot_delete', 'Delete snapshot'), ('snapshot_copy', 'Copy to region'), ('network_create', 'Create network'), ('network_delete', 'Delete network'), ('network_attach', 'Join network'), ('network_detach', 'Leave network')], max_length=16),
+            field=models.CharField(choices=[('create', 'Launch'), ('start', 'Start'), ('stop', 'Stop'), ('reboot', 'Reboot'), ('hard_reboot', 'Hard reboot'), ('resize', 'Resize'), ('terminate', 'Terminate'), ('rescue', 'Rescue'), ('unrescue', 'Leave rescue'), ('rebuild', 'Restore disk'), ('volume_create', 'Create volume'), ('volume_attach', 'Attach volume'), ('volume_detach', 'Detach volume'), ('volume_extend', 'Extend volume'), ('volume_delete', 'Delete volume'), ('snapshot_create', 'Take snapshot'), ('snapshot_delete', 'Delete snapshot'), ('snapshot_copy', 'Copy to region'), ('firewall_apply', 'Apply firewall'), ('network_create', 'Create network'), ('network_delete', 'Delete network'), ('network_attach', 'Join network'), ('network_detach', 'Leave network')], max_length=16),
         ),
         migrations.AddField(
             model_name='network',
