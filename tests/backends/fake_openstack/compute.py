@@ -249,6 +249,7 @@ class Compute(Service):
             answer = self.consoles.route(method, route, body, microversion)
         if answer is None:
             answer = self.firewall.route(method, route, body, microversion)
+        if answer is None:
             answer = self.interfaces.route(method, route, body, microversion)
         if answer is None:
             raise nova_error(404, NOT_FOUND)
