@@ -17,7 +17,7 @@ from django.utils import timezone
 from portal.api.models import ApiToken
 from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
-from portal.compute.models import Instance, Operation
+from portal.compute.models import Instance, Network, Operation
 from portal.core.models import OutboxMessage
 from portal.residency.models import ResidencyPolicy
 from portal.statements.models import Statement
@@ -172,8 +172,11 @@ def _compute_rows(project, owner) -> None:
         BackendOrphan,
         FirewallRule,
         FirewallRuleSet,
+        Network,
+        NetworkPort,
         Operation,
         SimulatedKnobs,
+        SimulatedNetwork,
         SimulatedServer,
         SimulatedVolume,
         Snapshot,
@@ -213,7 +216,25 @@ def _compute_rows(project, owner) -> None:
     )
     BackendOrphan.objects.create(backend="simulated", zone_code="fra1-a", backend_id="sim-2")
     SimulatedVolume.objects.create(
-        backend_id="simvol-1", idempotency_key="k", zone_code="fra1-a", name="v", size_gib=1, state="available"
+        backend_id="simvol-1",
+        idempotency_key="k",
+        zone_code="fra1-a",
+        name="v",
+        size_gib=1,
+        state="available",
+    )
+    network = Network.objects.create(project=project, name="lan", zone=instance.zone, cidr="10.20.0.0/24")
+    NetworkPort.objects.create(network=network, instance=instance, status="attached", address="10.20.0.2")
+    Operation.objects.create(
+        network=network, action="network_create", deadline=timezone.now() + timedelta(hours=1)
+    )
+    SimulatedNetwork.objects.create(
+        backend_id="simnet-1",
+        idempotency_key="k",
+        zone_code="fra1-a",
+        name="lan",
+        cidr="10.20.0.0/24",
+        state="available",
     )
 
 
@@ -257,6 +278,7 @@ NOT_ADDABLE = {
     Invitation,
     ResidencyPolicy,
     Instance,
+    Network,
     Operation,
     Statement,
     ApiToken,
@@ -404,7 +426,9 @@ def test_a_users_email_addresses_are_on_their_page(client_as, superuser, require
     assert 'name="emailaddress_set-0-email"' in page and superuser.email in page
 
 
-def test_simulated_settings_list_says_which_defaults_are_in_effect(client_as, superuser, require_mfa, settings):
+def test_simulated_settings_list_says_which_defaults_are_in_effect(
+    client_as, superuser, require_mfa, settings
+):
     from portal.compute.models import SimulatedKnobs
 
     settings.SIMULATED_BACKEND = {**settings.SIMULATED_BACKEND, "boot_seconds": 7.5, "fail_marker": "doom"}
