@@ -53,6 +53,7 @@ from portal.compute.operations import STATUS_FOR
 from portal.compute.operations.launch_networks import join_ready
 from portal.compute.operations.launch_volumes import attach_ready
 from portal.compute.reconciler_firewalls import firewall_drift
+from portal.compute.reconciler_networks import network_port_drift
 from portal.metering.segments import sync_instance, sync_volume
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ def _per_zone(report: Report) -> None:
         _fix_drift(zone, {server.backend_id: server for server in servers}, report)
         _volumes(zone, backend, report)
         firewall_drift(zone, backend, report)
+        network_port_drift(zone, backend, report)
         keys = {server.metadata.get(IDEMPOTENCY_METADATA_KEY, "") for server in servers} - {""}
         known = {
             str(pk)

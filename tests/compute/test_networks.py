@@ -198,3 +198,29 @@ def test_a_terminated_server_leaves_its_networks(
     drive(Operation.objects.get(instance=servers[0], action="terminate"))
     assert network.ports.get(instance=servers[0]).status == PortStatus.DETACHED
     assert SimulatedNetwork.objects.get(backend_id=network.backend_id).ports == {}
+
+
+def test_the_reconciler_notices_a_port_the_cloud_lost(
+    network, servers, access, django_capture_on_commit_callbacks
+):
+    from portal.compute import reconciler
+    from portal.compute.reconciler_networks import PORT_LOST
+
+    with django_capture_on_commit_callbacks():
+        ops = [svc.network_attach(access=access, network=network, instance=s) for s in servers]
+    drive(*ops)
+    assert reconciler.reconcile().drifted == []  # the cloud agrees: nothing changes
+    row = SimulatedNetwork.objects.get(backend_id=network.backend_id)
+    row.ports = {k: v for k, v in row.ports.items() if k != servers[0].backend_id}  # deleted in the cloud
+    row.save(update_fields=["ports"])
+
+    assert reconciler.reconcile().drifted == [str(servers[0].pk)]
+    lost, kept = network.ports.get(instance=servers[0]), network.ports.get(instance=servers[1])
+    assert (lost.status, lost.fault_message, kept.status) == (PortStatus.ERROR, PORT_LOST, PortStatus.ATTACHED)
+    event = AuditEvent.objects.get(action=AuditAction.INSTANCE_CHANGED_OUTSIDE, target_id=str(servers[0].pk))
+    assert event.changes == {"network": ["lan", None]}
+    assert reconciler.reconcile().drifted == []  # recorded once
+
+    with django_capture_on_commit_callbacks():  # joined again: a new port replaces the failed one
+        drive(svc.network_attach(access=access, network=network, instance=servers[0]))
+    assert network.ports.filter(instance=servers[0], status=PortStatus.ATTACHED).count() == 1
