@@ -6,7 +6,8 @@ from django.urls import reverse
 from portal.api.access import TokenAccess, token_project_access, token_projects
 from portal.api.errors import ApiProblem
 from portal.api.models import ApiToken
-from portal.api.schemas import InstanceOut, OperationOut, OperationRef, QuotaOut
+from portal.api.schemas import InstanceOut, OperationRef, QuotaOut
+from portal.api.schemas_operations import OperationOut
 from portal.catalog.models import Zone
 from portal.compute.models import Instance, InstanceStatus, Operation
 from portal.compute.quota import project_usage

@@ -35,11 +35,11 @@ from portal.api.schemas import (
     LaunchedVolume,
     LaunchIn,
     LaunchOut,
-    OperationOut,
     Problem,
     ProtectionIn,
     ReverseDnsIn,
 )
+from portal.api.schemas_operations import OperationOut
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute import services
 from portal.compute.models import (
