@@ -15,7 +15,7 @@ from portal.api import errors
 from portal.api.auth import TokenAuth
 from portal.api.docs import PortalSwagger
 from portal.api.parser import JsonBodyParser
-from portal.api.routers import budgets, catalog, consoles, instances, projects, resources, snapshots
+from portal.api.routers import budgets, catalog, consoles, instances, networks, projects, resources, snapshots
 
 
 class PortalApi(NinjaAPI):
@@ -35,7 +35,7 @@ api = PortalApi(
     title="Nimbus Cloud API",
     version="1",
     description=(
-        "Automate servers, volumes, SSH keys, firewalls, usage and budgets. Authenticate with a "
+        "Automate servers, volumes, private networks, SSH keys, firewalls, usage and budgets. Authenticate with a "
         "personal access token (create one under API tokens in the portal): "
         "`Authorization: Bearer npt_…`. A read token only reads; read-write may launch and change "
         "servers; the billing flag adds costs and budgets. Send bodies as `Content-Type: "
@@ -61,5 +61,6 @@ api.add_router("", consoles.router)
 api.add_router("", resources.keys)
 api.add_router("", resources.firewalls)
 api.add_router("", resources.volumes)
+api.add_router("", networks.router)
 api.add_router("", snapshots.router)
 api.add_router("", budgets.router)

@@ -196,20 +196,6 @@ class OperationRef(Schema):
     url: str
 
 
-class OperationOut(Schema):
-    id: UUID
-    action: str
-    state: Literal["pending", "running", "succeeded", "failed"]
-    instance: UUID | None = Field(description="The server it changes (null for a volume's operation).")
-    instance_url: str | None
-    volume: UUID | None = Field(description="The volume it changes (null for a server's operation).")
-    volume_url: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    error_message: str
-    url: str
-
-
 class InstanceOut(Schema):
     id: UUID
     name: str

@@ -15,8 +15,11 @@ from portal.compute.models import (
     FirewallRuleSet,
     Instance,
     InstanceStatus,
+    Network,
+    NetworkPort,
     Operation,
     SimulatedKnobs,
+    SimulatedNetwork,
     SimulatedServer,
     SimulatedVolume,
     Snapshot,
@@ -135,10 +138,12 @@ class OperationAdmin(admin.ModelAdmin):
         "instance__pk",
         "volume__name",
         "volume__pk",
+        "network__name",
+        "network__pk",
         "error_message",
         "error_detail",
     ]
-    list_select_related = ["instance", "volume"]
+    list_select_related = ["instance", "volume", "network"]
     readonly_fields = [f.name for f in Operation._meta.fields]
     actions = ["retry", "mark_failed"]
 
@@ -153,7 +158,7 @@ class OperationAdmin(admin.ModelAdmin):
         with transaction.atomic():
             for op in (
                 queryset.select_for_update(of=("self",))
-                .select_related("instance__zone", "volume__zone")
+                .select_related("instance__zone", "volume__zone", "network__zone")
                 .active()
                 .order_by("pk")  # the order every multi-row lock on operations takes
             ):
@@ -169,7 +174,7 @@ class OperationAdmin(admin.ModelAdmin):
     @admin.action(description="Mark the selected operations failed")
     def mark_failed(self, request, queryset) -> None:
         failed = 0
-        for op in queryset.active().select_related("instance__zone", "volume__zone"):
+        for op in queryset.active().select_related("instance__zone", "volume__zone", "network__zone"):
             runner.fail_operation(
                 op, "Stopped by an operator. Please try again.", f"marked failed by {request.user.email}"
             )
@@ -217,6 +222,42 @@ class SnapshotAdmin(admin.ModelAdmin):
         "deleted_at",
     ]
     inlines = [OperationInline]
+
+
+class NetworkPortInline(admin.TabularInline):
+    model = NetworkPort
+    extra = 0
+    can_delete = False
+    fields = ["instance", "status", "address", "fault_message", "created_at", "updated_at"]
+    readonly_fields = fields
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Network)
+class NetworkAdmin(admin.ModelAdmin):
+    """Read-mostly, like volumes: the customer's network changes only through operations."""
+
+    list_display = ["name", "cidr", "project", "zone", "status", "created_at"]
+    list_filter = ["status", "zone"]
+    search_fields = ["name", "cidr", "backend_id", "project__name", "project__organization__name"]
+    list_select_related = ["project", "zone"]
+    readonly_fields = [
+        "project",
+        "zone",
+        "cidr",
+        "backend_id",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ]
+    inlines = [NetworkPortInline, OperationInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(SshKey)
@@ -299,6 +340,14 @@ class SimulatedVolumeAdmin(admin.ModelAdmin):
     list_filter = ["state", "zone_code", "deleted"]
     search_fields = ["name", "backend_id", "idempotency_key"]
     readonly_fields = [f.name for f in SimulatedVolume._meta.fields]
+
+
+@admin.register(SimulatedNetwork)
+class SimulatedNetworkAdmin(admin.ModelAdmin):
+    list_display = ["name", "backend_id", "zone_code", "cidr", "state", "deleted", "created_at"]
+    list_filter = ["state", "zone_code", "deleted"]
+    search_fields = ["name", "backend_id", "idempotency_key"]
+    readonly_fields = [f.name for f in SimulatedNetwork._meta.fields]
 
 
 @admin.register(BackendOrphan)

@@ -50,8 +50,10 @@ from portal.compute.models import (
     VolumeStatus,
 )
 from portal.compute.operations import STATUS_FOR
+from portal.compute.operations.launch_networks import join_ready
 from portal.compute.operations.launch_volumes import attach_ready
 from portal.compute.reconciler_firewalls import firewall_drift
+from portal.compute.reconciler_networks import network_port_drift
 from portal.metering.segments import sync_instance, sync_volume
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,8 @@ def reconcile(now=None) -> Report:
     _claim_lost_work(now, report)
     # Launch volumes whose server and volume are both ready but whose attach a dead worker missed.
     report.lost += [(op.pk, op.step_token, op.volume.zone.backend) for op in attach_ready(sweep=True)]
+    # Likewise servers waiting to join the private networks chosen at launch.
+    report.lost += [(op.pk, op.step_token, op.network.zone.backend) for op in join_ready(sweep=True)]
     _fail_stuck(now, report)
     _per_zone(report)
     _notify_finished_batches()
@@ -101,7 +105,12 @@ def _claim_lost_work(now, report: Report) -> None:
         Operation.objects.filter(pk__in=candidates, step_token=token).values_list(
             "pk",
             "step_token",
-            Coalesce("instance__zone__backend", "volume__zone__backend", "snapshot__zone__backend"),
+            Coalesce(
+                "instance__zone__backend",
+                "volume__zone__backend",
+                "snapshot__zone__backend",
+                "network__zone__backend",
+            ),
         )
     )
 
@@ -117,7 +126,7 @@ def _fail_stuck(now, report: Report) -> None:
     for op in (
         Operation.objects.active()
         .filter(deadline__lte=now)
-        .select_related("instance__zone", "volume__zone", "snapshot__zone")[:500]
+        .select_related("instance__zone", "volume__zone", "snapshot__zone", "network__zone")[:500]
     ):
         runner.fail_operation(op, runner.DEADLINE_MESSAGE, "deadline passed (reconciler)")
         report.timed_out.append(str(op.pk))
@@ -199,6 +208,7 @@ def _per_zone(report: Report) -> None:
         _fix_drift(zone, {server.backend_id: server for server in servers}, report)
         _volumes(zone, backend, report)
         firewall_drift(zone, backend, report)
+        network_port_drift(zone, backend, report)
         keys = {server.metadata.get(IDEMPOTENCY_METADATA_KEY, "") for server in servers} - {""}
         known = {
             str(pk)

@@ -28,6 +28,7 @@ from portal.compute.backends import BackendError, NotFound, Transient, get_backe
 from portal.compute.crashpoints import CrashPoint, crash_point
 from portal.compute.models import Action, Operation
 from portal.compute.operations import OPERATIONS, Kind, Progress
+from portal.compute.operations.launch_networks import join_ready
 from portal.compute.operations.launch_volumes import attach_ready
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _launch_attaches(operations: list[Operation], result: dict[str, Step]) -> di
     if not (servers or volumes):
         return {}
     try:
-        attaches = attach_ready(instance_ids=servers, volume_ids=volumes)
+        attaches = attach_ready(instance_ids=servers, volume_ids=volumes) + join_ready(instance_ids=servers)
     except Exception:  # the reconciler's sweep makes them later; the finished steps stand
         log.exception("launch volumes: attach failed to start", extra={"servers": servers})
         return {}

@@ -1,7 +1,7 @@
-# SSH keys, firewall rule sets and volumes (pages in portal/compute/views/).
+# SSH keys, firewall rule sets, volumes and private networks (pages in portal/compute/views/).
 from django.urls import path
 
-from portal.compute.views import firewalls, keys, volumes
+from portal.compute.views import firewalls, keys, networks, volumes
 
 P = "o/<slug:org_slug>/p/<slug:project_slug>/"
 
@@ -23,4 +23,10 @@ urlpatterns = [
     path(P + "volumes/<uuid:volume_id>/attach/", volumes.volume_attach, name="volume_attach"),
     path(P + "volumes/<uuid:volume_id>/detach/", volumes.volume_detach, name="volume_detach"),
     path(P + "volumes/<uuid:volume_id>/delete/", volumes.volume_delete, name="volume_delete"),
+    path(P + "networks/", networks.networks, name="networks"),
+    path(P + "networks/join/", networks.network_join, name="network_join"),
+    path(P + "networks/<uuid:network_id>/", networks.network_detail, name="network_detail"),
+    path(P + "networks/<uuid:network_id>/attach/", networks.network_attach, name="network_attach"),
+    path(P + "networks/<uuid:network_id>/detach/", networks.network_detach, name="network_detach"),
+    path(P + "networks/<uuid:network_id>/delete/", networks.network_delete, name="network_delete"),
 ]

@@ -116,11 +116,12 @@ def test_the_openapi_schema_is_public_and_lists_every_endpoint(client):
             "{volume}": "{volume_id}",
             "{snapshot}": "{snapshot_id}",
             "{image}": "{image_id}",
+            "{network}": "{network_id}",
         }.items():
             template = template.replace(name, param)
         assert endpoint.method in paths[template], endpoint.id
-    # ENDPOINTS, the console ticket (tests/api/test_console.py), the root password reset
-    # (tests/api/test_password_api.py)
-    assert len(paths) == 33
+    # ENDPOINTS (networks among them), the console ticket (tests/api/test_console.py), the root
+    # password reset (tests/api/test_password_api.py)
+    assert len(paths) == 36
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert client.get("/api/v1/docs").status_code == 200  # the interactive reference

@@ -47,6 +47,24 @@ def _attach(project):
     return f"volumes/{volume.pk}/actions", {"action": "attach", "instance": str(server.pk)}
 
 
+def _network(project):
+    return "networks", {"project": project.pk, "name": "lan", "zone": "fra1-a", "cidr": "10.20.0.0/24"}
+
+
+def _join(project):
+    from portal.compute.models import Network
+
+    network = Network.objects.create(
+        project=project,
+        name="lan",
+        zone=Zone.objects.get(code="fra1-a"),
+        cidr="10.20.0.0/24",
+        status="available",
+    )
+    server = InstanceFactory(project=project, status="running")
+    return f"networks/{network.pk}/actions", {"action": "attach", "instance": str(server.pk)}
+
+
 def _snapshot(project):
     return "snapshots", {"project": project.pk, "server": str(InstanceFactory(project=project).pk)}
 
@@ -86,6 +104,8 @@ POSTS = {
     "add_rule": _rule,
     "create_volume": _volume,
     "volume_action": _attach,
+    "create_network": _network,
+    "network_action": _join,
     "create_snapshot": _snapshot,
     "copy_snapshot": _copy,
     "restore_instance_disk": _restore,

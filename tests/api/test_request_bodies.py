@@ -25,6 +25,7 @@ PATH_OBJECTS = {
     "volume_id": "volume",
     "project_id": "project",
     "snapshot_id": "snapshot",
+    "network_id": "network",
 }
 
 

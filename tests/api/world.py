@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from portal.catalog.models import Image
-from portal.compute.models import FirewallRule, FirewallRuleSet, Operation, Snapshot, SshKey, Volume
+from portal.compute.models import FirewallRule, FirewallRuleSet, Network, Operation, Snapshot, SshKey, Volume
 from tests.factories import InstanceFactory
 
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx0ctUYh4bn/lOm/GXl9lZtN0mRRlWwwQxGD1fWqWeP alice@laptop"
@@ -60,6 +60,9 @@ def build_world(project) -> dict:
         ).pk,
         "snapshot": snapshot.pk,
         "image": image.pk,
+        "network": Network.objects.create(
+            project=project, name="lan", zone=instance.zone, cidr="10.99.0.0/24", status="available"
+        ).pk,
     }
 
 
@@ -74,6 +77,7 @@ MISSING = {
     "volume": "00000000-0000-4000-8000-000000000001",
     "snapshot": "00000000-0000-4000-8000-000000000002",
     "image": MISSING_INT,
+    "network": "00000000-0000-4000-8000-000000000003",
 }
 
 
@@ -147,6 +151,21 @@ ENDPOINTS = [
         lambda w: {"action": "attach", "instance": str(w["instance"])},
     ),
     Endpoint("delete", "volumes/{volume}", "write"),
+    Endpoint("get", "networks", "list"),
+    Endpoint("get", "networks/{network}", "read"),
+    Endpoint(
+        "post",
+        "networks",
+        "write",
+        lambda w: {"project": w["project"], "name": "backend", "zone": "fra1-a", "cidr": "10.98.0.0/24"},
+    ),
+    Endpoint(
+        "post",
+        "networks/{network}/actions",
+        "write",
+        lambda w: {"action": "attach", "instance": str(w["instance"])},
+    ),
+    Endpoint("delete", "networks/{network}", "write"),
     Endpoint("get", "snapshots", "list"),
     Endpoint("get", "snapshots/{snapshot}", "read"),
     Endpoint("post", "snapshots", "write", lambda w: {"project": w["project"], "server": str(w["instance"])}),

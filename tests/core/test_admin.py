@@ -17,7 +17,7 @@ from django.utils import timezone
 from portal.api.models import ApiToken
 from portal.audit.models import AuditAction, AuditEvent
 from portal.catalog.demo import load_demo_catalog
-from portal.compute.models import Instance, Operation
+from portal.compute.models import Instance, Network, Operation
 from portal.core.models import OutboxMessage
 from portal.ipam.models import AddressAllocation, ExhaustionAlert
 from portal.residency.models import ResidencyPolicy
@@ -175,8 +175,11 @@ def _compute_rows(project, owner) -> None:
         BackendOrphan,
         FirewallRule,
         FirewallRuleSet,
+        Network,
+        NetworkPort,
         Operation,
         SimulatedKnobs,
+        SimulatedNetwork,
         SimulatedServer,
         SimulatedVolume,
         Snapshot,
@@ -223,6 +226,19 @@ def _compute_rows(project, owner) -> None:
         size_gib=1,
         state="available",
     )
+    network = Network.objects.create(project=project, name="lan", zone=instance.zone, cidr="10.20.0.0/24")
+    NetworkPort.objects.create(network=network, instance=instance, status="attached", address="10.20.0.2")
+    Operation.objects.create(
+        network=network, action="network_create", deadline=timezone.now() + timedelta(hours=1)
+    )
+    SimulatedNetwork.objects.create(
+        backend_id="simnet-1",
+        idempotency_key="k",
+        zone_code="fra1-a",
+        name="lan",
+        cidr="10.20.0.0/24",
+        state="available",
+    )
 
 
 def _admin_url(model, view: str, *args) -> str:
@@ -265,6 +281,7 @@ NOT_ADDABLE = {
     Invitation,
     ResidencyPolicy,
     Instance,
+    Network,
     Operation,
     Statement,
     ApiToken,

@@ -6,7 +6,8 @@ from django.urls import reverse
 from portal.api.access import TokenAccess, token_project_access, token_projects
 from portal.api.errors import ApiProblem
 from portal.api.models import ApiToken
-from portal.api.schemas import InstanceOut, OperationOut, OperationRef, QuotaOut
+from portal.api.schemas import InstanceOut, OperationRef, QuotaOut
+from portal.api.schemas_operations import OperationOut
 from portal.catalog.models import Zone
 from portal.compute.models import Instance, InstanceStatus, Operation
 from portal.compute.quota import project_usage
@@ -78,6 +79,8 @@ def operation_out(request: HttpRequest, operation: Operation) -> OperationOut:
         else None,
         volume=operation.volume_id,
         volume_url=api_url(request, f"volumes/{operation.volume_id}") if operation.volume_id else None,
+        network=operation.network_id,
+        network_url=api_url(request, f"networks/{operation.network_id}") if operation.network_id else None,
         created_at=operation.created_at,
         finished_at=operation.finished_at,
         error_message=operation.error_message,

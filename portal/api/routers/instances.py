@@ -35,11 +35,11 @@ from portal.api.schemas import (
     LaunchedVolume,
     LaunchIn,
     LaunchOut,
-    OperationOut,
     Problem,
     ProtectionIn,
     ReverseDnsIn,
 )
+from portal.api.schemas_operations import OperationOut
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute import services
 from portal.compute.models import (
@@ -423,12 +423,17 @@ def set_instance_firewall(request: HttpRequest, instance_id: UUID, body: Firewal
 )
 def get_operation(request: HttpRequest, operation_id: UUID):
     """Poll this until `state` is succeeded or failed (every 2 to 5 s is plenty). A server's
-    operation names its `instance`, a volume's its `volume`."""
+    operation names its `instance`, a volume's its `volume`, a private network's its `network`."""
     token = token_of(request)
     projects = token_projects(token)
     operation = (
-        Operation.objects.select_related("instance__project", "volume__project")
-        .filter(Q(instance__project__in=projects) | Q(volume__project__in=projects), pk=operation_id)
+        Operation.objects.select_related("instance__project", "volume__project", "network__project")
+        .filter(
+            Q(instance__project__in=projects)
+            | Q(volume__project__in=projects)
+            | Q(network__project__in=projects),
+            pk=operation_id,
+        )
         .first()
     )
     if operation is None:

@@ -18,6 +18,7 @@ from portal.compute.backends.base import (
     not_available,
 )
 from portal.compute.backends.console import ConsoleClosed, ConsoleStream, RemoteConsole
+from portal.compute.backends.networks import NetworkCloudState, NetworkSpec, NetworkState
 from portal.compute.backends.storage import (
     STORAGE_METADATA_KEY,
     SnapshotCloudState,
@@ -40,6 +41,9 @@ __all__ = [
     "ComputeBackend",
     "ConsoleClosed",
     "ConsoleStream",
+    "NetworkCloudState",
+    "NetworkSpec",
+    "NetworkState",
     "NotFound",
     "Rejected",
     "RemoteConsole",

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from portal.compute.backends.console import ConsoleStream, RemoteConsole
+from portal.compute.backends.networks import NetworkSpec, NetworkState
 from portal.compute.backends.storage import (
     SnapshotCopySpec,
     SnapshotSpec,
@@ -89,6 +90,7 @@ class Capability(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 (a name, not a password)
     # the server is given the addresses the portal's pools assign (ServerSpec.addresses; portal/ipam)
     OPERATOR_ADDRESSES = "operator_addresses"
+    PRIVATE_NETWORKS = "private_networks"  # a project's own networks, servers attached (networks.py)
 
 
 # What the customer reads when a zone cannot do something: "<name> are not available in <zone>".
@@ -106,6 +108,7 @@ CAPABILITY_NAMES = {
     Capability.RESCUE: "Rescue mode",
     Capability.PASSWORD_RESET: "Root password reset",
     Capability.OPERATOR_ADDRESSES: "Addresses from the operator's pools",
+    Capability.PRIVATE_NETWORKS: "Private networks",
 }
 
 
@@ -345,6 +348,38 @@ class ComputeBackend(ABC):
         """The inbound rules the cloud enforces for this server now, in the shape `apply_firewall`
         takes (for drift checks), or None when the cloud holds no portal rules for it."""
         return None
+
+    # --- private networks (networks.py): a backend declares PRIVATE_NETWORKS and overrides these ---
+
+    def create_network(self, spec: NetworkSpec) -> NetworkState:
+        """A network with one subnet of `spec.cidr`; submits and returns (poll `get_network`)."""
+        raise not_available(Capability.PRIVATE_NETWORKS, spec.zone)
+
+    def get_network(self, backend_id: str) -> NetworkState:
+        raise NotFound(f"No network {backend_id}.")
+
+    def find_network(self, zone: str, idempotency_key: str) -> NetworkState | None:
+        """The network created with this key, if any (to adopt it instead of creating a second)."""
+        return None
+
+    def list_networks(self, zone: str) -> list[NetworkState]:
+        """Networks in the zone made by the portal (for drift and orphan checks)."""
+        return []
+
+    def attach_network(self, backend_id: str, server_id: str) -> None:
+        """Give the server (running or stopped, in the network's zone) a port on the network, with
+        an address the cloud allocates inside the CIDR. Idempotent: a server already attached
+        keeps its port. Returns while it may still attach (`get_network().ports` tells)."""
+        raise Rejected("Private networks are not available in this zone.")
+
+    def detach_network(self, backend_id: str, server_id: str) -> None:
+        """Remove the server's port; a server that is not attached is not an error."""
+        raise Rejected("Private networks are not available in this zone.")
+
+    def delete_network(self, backend_id: str) -> None:
+        """Delete; Rejected while a server is attached (as Neutron's 409 "in use"); a network
+        that is already gone is not an error."""
+        raise Rejected("Private networks are not available in this zone.")
 
     def check_health(self, zone: str) -> str:
         """One line on how the zone's cloud answers ("2 hosts, 14 GiB free"); raises BackendError

@@ -67,6 +67,7 @@ from portal.compute.backends.openstack_mapping import (
     translated_error,
     user_data_with_keys,
 )
+from portal.compute.backends.openstack_networks import OpenStackNetworks
 from portal.compute.backends.openstack_password import OpenStackPassword
 from portal.compute.backends.openstack_rescue import OpenStackRescue
 from portal.compute.backends.openstack_storage import ZONE_METADATA_KEY, OpenStackStorage
@@ -89,6 +90,7 @@ CAPABILITIES_SECONDS = 300.0
 class OpenStackBackend(
     OpenStackCapacity,
     OpenStackFirewall,
+    OpenStackNetworks,
     OpenStackConsoles,
     OpenStackRescue,
     OpenStackPassword,
@@ -487,7 +489,7 @@ class OpenStackBackend(
         if expires > time.monotonic():
             return set(known) | configured
         conn = self._connection(zone)
-        found = {Capability.FIREWALL, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
+        found = {Capability.FIREWALL, Capability.PRIVATE_NETWORKS, *CINDER_CAPABILITIES, *GLANCE_CAPABILITIES}
         with self._cloud("capabilities", conn):
             if "security-group" not in {extension.alias for extension in conn.network.extensions()}:
                 found.discard(Capability.FIREWALL)

@@ -36,6 +36,7 @@ from portal.compute.backends.base import (
 )
 from portal.compute.backends.simulated_console import SimulatedConsole
 from portal.compute.backends.simulated_firewall import SimulatedFirewall, launch_rules
+from portal.compute.backends.simulated_networks import SimulatedNetworks
 from portal.compute.backends.simulated_password import SimulatedPassword
 from portal.compute.backends.simulated_storage import SimulatedStorage
 
@@ -92,7 +93,9 @@ def _knobs():
     return SimulatedKnobs.objects.first() or SimulatedKnobs.from_settings()
 
 
-class SimulatedBackend(SimulatedFirewall, SimulatedPassword, SimulatedStorage, ComputeBackend):
+class SimulatedBackend(
+    SimulatedFirewall, SimulatedPassword, SimulatedNetworks, SimulatedStorage, ComputeBackend
+):
     """Every capability (`capabilities` in simulated_storage.py: a zone's settings may declare
     some absent); volumes and snapshots are simulated_storage.py's."""
 
@@ -483,6 +486,7 @@ class SimulatedBackend(SimulatedFirewall, SimulatedPassword, SimulatedStorage, C
         with transaction.atomic():
             SimulatedServer.objects.filter(backend_id=backend_id).update(deleted=True, address=None)
             self._detach_from_deleted_server(backend_id)
+            self._leave_networks(backend_id)
 
     def zone_capacity(self, zone: str) -> ZoneCapacity:
         self._call()

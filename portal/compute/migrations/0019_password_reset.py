@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compute', '0017_operation_actions'),
+        ('compute', '0018_networks'),
     ]
 
     operations = [

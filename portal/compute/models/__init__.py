@@ -10,10 +10,18 @@ from portal.compute.models.instances import (
     LaunchBatch,
 )
 from portal.compute.models.keys import SshKey
+from portal.compute.models.networks import (
+    PORT_PRESENT,
+    Network,
+    NetworkPort,
+    NetworkStatus,
+    PortStatus,
+)
 from portal.compute.models.operations import ACTIVE_STATES, Operation, OperationState
 from portal.compute.models.simulated import (
     BackendOrphan,
     SimulatedKnobs,
+    SimulatedNetwork,
     SimulatedServer,
     SimulatedSnapshot,
     SimulatedVolume,
@@ -32,6 +40,7 @@ __all__ = [
     "ACTIONS",
     "ACTIVE_STATES",
     "NEEDS_CAPABILITY",
+    "PORT_PRESENT",
     "REBUILD_FROM",
     "VOLUME_SETTLED",
     "VOLUME_TRANSITIONAL",
@@ -46,10 +55,15 @@ __all__ = [
     "Instance",
     "InstanceStatus",
     "LaunchBatch",
+    "Network",
+    "NetworkPort",
+    "NetworkStatus",
     "Operation",
     "OperationState",
+    "PortStatus",
     "Protocol",
     "SimulatedKnobs",
+    "SimulatedNetwork",
     "SimulatedServer",
     "SimulatedSnapshot",
     "SimulatedVolume",

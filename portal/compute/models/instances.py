@@ -101,6 +101,11 @@ class Action(models.TextChoices):
     SNAPSHOT_COPY = "snapshot_copy", "Copy to region"
     # The server's firewall rules made the cloud's (compute/operations/firewalls.py).
     FIREWALL_APPLY = "firewall_apply", "Apply firewall"
+    # Private networks (target `Operation.network`; see compute/operations/networks.py).
+    NETWORK_CREATE = "network_create", "Create network"
+    NETWORK_DELETE = "network_delete", "Delete network"
+    NETWORK_ATTACH = "network_attach", "Join network"
+    NETWORK_DETACH = "network_detach", "Leave network"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ class OperationQuerySet(models.QuerySet["Operation"]):
             "volume__project",
             "snapshot__zone",
             "snapshot__project",
+            "network__zone",
+            "network__project",
         ).filter(pk__in=[pk for ids in by_token.values() for pk in ids], step_token=new)
         return new, list(claimed.order_by("pk"))
 
@@ -106,7 +108,8 @@ class Operation(models.Model):
     """One request to the cloud, from the click to its outcome; what the worker picks up."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # The target: a server, (for the volume_* kinds) a volume or (snapshot_*) a snapshot; exactly one.
+    # The target: a server, (volume_*) a volume, (snapshot_*) a snapshot or (network_*) a network;
+    # exactly one.
     instance = models.ForeignKey(
         "compute.Instance", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
     )
@@ -115,6 +118,9 @@ class Operation(models.Model):
     )
     snapshot = models.ForeignKey(
         "compute.Snapshot", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
+    )
+    network = models.ForeignKey(
+        "compute.Network", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
     )
     action = models.CharField(max_length=16, choices=Action.choices)
     state = models.CharField(
@@ -147,9 +153,12 @@ class Operation(models.Model):
         indexes = [models.Index(fields=["state", "next_check_at"])]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(instance__isnull=False, volume__isnull=True, snapshot__isnull=True)
-                | models.Q(instance__isnull=True, volume__isnull=False, snapshot__isnull=True)
-                | models.Q(instance__isnull=True, volume__isnull=True, snapshot__isnull=False),
+                condition=models.Q(
+                    instance__isnull=False, volume__isnull=True, snapshot__isnull=True, network__isnull=True
+                )
+                | models.Q(instance__isnull=True, volume__isnull=False, snapshot__isnull=True, network__isnull=True)
+                | models.Q(instance__isnull=True, volume__isnull=True, snapshot__isnull=False, network__isnull=True)
+                | models.Q(instance__isnull=True, volume__isnull=True, snapshot__isnull=True, network__isnull=False),
                 name="operation_has_one_target",
             )
         ]
@@ -159,10 +168,12 @@ class Operation(models.Model):
 
     @property
     def target(self):
-        """What the operation changes: its server, its volume or its snapshot."""
+        """What the operation changes: its server, its volume, its snapshot or its network."""
         if self.instance_id:
             return self.instance
-        return self.volume if self.volume_id else self.snapshot
+        if self.volume_id:
+            return self.volume
+        return self.snapshot if self.snapshot_id else self.network
 
     @property
     def is_final(self) -> bool:

@@ -153,3 +153,21 @@ class BackendOrphan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.backend}:{self.backend_id}"
+
+
+class SimulatedNetwork(models.Model):
+    """A private network of the simulated cloud: one subnet (`cidr`) and its ports, each a server's
+    backend id and the address the cloud gave it (`ports`), changed under the row's lock."""
+
+    backend_id = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(max_length=64, db_index=True)  # not unique, as in a cloud
+    zone_code = models.CharField(max_length=24, db_index=True)
+    name = models.CharField(max_length=63)
+    cidr = models.CharField(max_length=18)
+    state = models.CharField(max_length=16)
+    ports = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted = models.BooleanField(default=False, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.cidr}"

@@ -5,14 +5,15 @@ nothing else about a kind: it claims operations, groups them by backend, kind an
 calls the entry's functions with lists (one operation is a list of one). Adding a kind of
 operation is an entry here and the backend calls it makes; see docs/architecture.md.
 
-`kinds.py` says what a kind is; `servers.py`, `volumes.py`, `snapshots.py` and `firewalls.py` hold
-the entries of each target.
+`kinds.py` says what a kind is; `servers.py`, `volumes.py`, `snapshots.py`, `firewalls.py` and
+`networks.py` hold the entries of each target.
 """
 
 from __future__ import annotations
 
 from portal.compute.operations.firewalls import FIREWALL_OPERATIONS
 from portal.compute.operations.kinds import Answers, Kind, Progress, each
+from portal.compute.operations.networks import NETWORK_OPERATIONS
 from portal.compute.operations.servers import SERVER_OPERATIONS, STATUS_FOR, server_specs
 from portal.compute.operations.snapshots import SNAPSHOT_OPERATIONS
 from portal.compute.operations.volumes import VOLUME_OPERATIONS
@@ -22,6 +23,7 @@ OPERATIONS: dict[str, Kind] = {
     **VOLUME_OPERATIONS,
     **SNAPSHOT_OPERATIONS,
     **FIREWALL_OPERATIONS,
+    **NETWORK_OPERATIONS,
 }
 
 __all__ = ["OPERATIONS", "STATUS_FOR", "Answers", "Kind", "Progress", "each", "server_specs"]

@@ -34,6 +34,7 @@ from portal.compute.models import (
     VolumeStatus,
 )
 from portal.compute.operations.kinds import Answers, Kind, Progress, each
+from portal.compute.operations.launch_networks import leave_networks
 from portal.compute.operations.launch_volumes import release_pending
 from portal.ipam.models import AddressAllocation
 from portal.ipam.services import address_release
@@ -303,6 +304,7 @@ def _servers_succeeded(finished: list[tuple[Operation, ServerState | None]]) -> 
             ).update(status=VolumeStatus.AVAILABLE)
             attached.update(attached_to=None, device="", updated_at=now)
             release_pending(terminated)
+            leave_networks(terminated)
             address_release(instance_ids=terminated, now=now)  # to rest in quarantine first
         sync_instances(changed, at=now)
         notify.after_operations(done)
@@ -341,6 +343,7 @@ def _server_failed(op: Operation, message: str, detail: str) -> None:
         instance.record_failure(message, status_in_cloud)
         if op.action == Action.CREATE:
             release_pending([instance.pk])
+            leave_networks([instance.pk], waiting_only=True)
             if not instance.backend_id:  # never made in the cloud: its addresses are nobody's
                 address_release(instance_ids=[instance.pk])
         instance.save(update_fields=["status", "fault_message", "updated_at"])

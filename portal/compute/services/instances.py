@@ -43,6 +43,7 @@ from portal.compute.services.launch_volumes import (
     launch_volumes_gib,
     launch_volumes_hourly,
 )
+from portal.compute.services.networks import launch_network_problems, launch_ports_create
 from portal.compute.snapshot_rules import capability_refusal
 from portal.ipam.services import AddressesExhausted, exhaustion_alert_raise
 from portal.metering.segments import sync_instance
@@ -79,6 +80,7 @@ class LaunchRequest:
     firewall_preset: object = None  # a presets.Preset to turn into a rule set with the launch
     new_volumes: tuple[NewVolume, ...] = ()  # created with each server, attached once it runs
     existing_volumes: tuple = ()  # Volume rows of the project, attached to the (single) server
+    networks: tuple = ()  # private networks of the project each server joins once it runs
 
 
 def launch_names(name: str, count: int) -> list[str]:
@@ -99,6 +101,7 @@ def launch_problems(
     firewall: FirewallRuleSet | None = None,
     new_volumes: tuple[NewVolume, ...] = (),
     existing_volumes: tuple = (),
+    networks: tuple = (),
 ) -> list[Problem]:
     """Every rule of a launch that can be checked without locks, each broken one a Problem naming
     its field, so that all of them are shown at once. None means "not given, or not understood":
@@ -167,6 +170,7 @@ def launch_problems(
         new_volumes=new_volumes,
         existing_volumes=existing_volumes,
     )
+    problems += launch_network_problems(project, zone=zone, networks=networks)
     return problems
 
 
@@ -185,6 +189,7 @@ def validate_launch(project: Project, req: LaunchRequest) -> None:
         firewall=req.firewall,
         new_volumes=req.new_volumes,
         existing_volumes=req.existing_volumes,
+        networks=req.networks,
     )
     if problems:
         raise ComputeRefused.of(problems)
@@ -272,6 +277,7 @@ def _launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None) 
                 user=user,
                 request=request,
             )
+            launch_ports_create(instances=instances, networks=req.networks)
             audit_record(
                 action=AuditAction.INSTANCES_LAUNCHED,
                 organization=project.organization,
@@ -287,7 +293,8 @@ def _launch(*, access: Access, req: LaunchRequest, request: HttpRequest | None) 
                     {"volumes": [None, ", ".join(_volumes_said(req))]}
                     if req.new_volumes or req.existing_volumes
                     else {}
-                ),
+                )
+                | ({"networks": [None, ", ".join(n.name for n in req.networks)]} if req.networks else {}),
                 actor=user,
                 request=request,
             )

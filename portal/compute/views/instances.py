@@ -25,6 +25,7 @@ from portal.compute.selectors import instance_activity, instance_tombstone, inst
 from portal.compute.snapshot_rules import capability_refusals
 from portal.compute.views.common import get_instance
 from portal.compute.views.firewall_card import firewall_context
+from portal.compute.views.networks import instance_networks
 from portal.compute.views.password_card import password_context
 from portal.compute.views.snapshots import instance_storage
 from portal.lib.ids import as_id
@@ -228,6 +229,7 @@ PAGE_CAPABILITIES = (
     Capability.SERIAL_CONSOLE,
     Capability.GRAPHICAL_CONSOLE,
     Capability.PASSWORD_RESET,
+    Capability.PRIVATE_NETWORKS,
 )
 CONSOLE_KINDS = (Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE)
 
@@ -258,6 +260,7 @@ def _detail_context(
         **firewall_context(access, instance, refusals[Capability.FIREWALL]),
         "can_console": access.can(Perm.CONSOLE),
         **_rescue(access, instance, refusals[Capability.RESCUE]),
+        **instance_networks(access, instance, refusals[Capability.PRIVATE_NETWORKS]),
     }
 
 

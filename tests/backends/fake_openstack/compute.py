@@ -18,6 +18,7 @@ import uuid
 
 from tests.backends.fake_openstack.compute_console import NovaConsoles
 from tests.backends.fake_openstack.compute_firewall import NovaSecurityGroups
+from tests.backends.fake_openstack.compute_interfaces import NovaInterfaces
 from tests.backends.fake_openstack.compute_password import password_action
 from tests.backends.fake_openstack.compute_rescue import rescue_action
 from tests.backends.fake_openstack.compute_storage import NovaStorage
@@ -82,6 +83,7 @@ class Compute(Service):
         self.password_unsupported = (
             ""  # "agent" / "driver": changePassword fails as Nova's do (compute_password)
         )
+        self.interfaces = NovaInterfaces(self)  # ports of the project's networks (os-interface)
 
     def stop(self) -> None:
         self.consoles.stop()
@@ -240,6 +242,7 @@ class Compute(Service):
                 if server_id not in self.deleted:
                     server.task_state, server.landing = "deleting", None
                     self.storage.server_deleted(server)
+                    self.interfaces.server_deleted(server)
                     self.deleted[server_id] = time.monotonic() + self.delete_seconds
                     self.settle()
                 return 204, None, {}
@@ -250,6 +253,8 @@ class Compute(Service):
             answer = self.consoles.route(method, route, body, microversion)
         if answer is None:
             answer = self.firewall.route(method, route, body, microversion)
+        if answer is None:
+            answer = self.interfaces.route(method, route, body, microversion)
         if answer is None:
             raise nova_error(404, NOT_FOUND)
         return answer

@@ -1,4 +1,5 @@
-"""Neutron v2.0: networks, its extensions, and security groups with their rules (Neutron's default
+"""Neutron v2.0: networks (the project's own, with subnets and ports: network_ports.py), its
+extensions, and security groups with their rules (Neutron's default
 egress rules included; a duplicate rule answers 409 as Neutron does, a rule Neutron would not
 take a 400: an unknown protocol, a port range running backwards or past 65535, a prefix that is
 not a network or of the other family than its ethertype). Without the `security-group`
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 
+from tests.backends.fake_openstack.network_ports import NeutronPorts
 from tests.backends.fake_openstack.server import HttpError, Service, now_iso
 
 
@@ -24,7 +26,9 @@ class Network(Service):
 
     def __init__(self, cloud) -> None:
         super().__init__(cloud)
-        self.networks = {str(uuid.UUID(int=100)): {"id": str(uuid.UUID(int=100)), "name": "public"}}
+        public = str(uuid.UUID(int=100))
+        self.networks = {public: {"id": public, "name": "public", "shared": True, "router:external": True}}
+        self.project_networks = NeutronPorts(self)  # networks of the project, subnets, ports
         self.security_groups: dict[str, dict] = {}
         self.ignores_filters = False  # lists answer everything, whatever the query asks
         # A few of the aliases a stock ML2/OVN Neutron lists at GET /v2.0/extensions.
@@ -101,7 +105,8 @@ class Network(Service):
                 raise neutron_error(
                     404, "SecurityGroupRuleNotFound", f"Security group rule {rule_id} does not exist"
                 )
-        return self.not_found(headers)
+        answer = self.project_networks.route(method, rest[1:], query, body)
+        return answer if answer is not None else self.not_found(headers)
 
     def _filtered(self, items: list[dict], query: dict) -> list[dict]:
         """Neutron's list filters: every query parameter that names a field must match."""
@@ -112,16 +117,15 @@ class Network(Service):
 
     def _network_view(self, network: dict) -> dict:
         return {
-            **network,
             "status": "ACTIVE",
             "admin_state_up": True,
-            "shared": True,
-            "router:external": True,
-            "subnets": [],
+            "description": "",
             "project_id": "p-admin",
             "tenant_id": "p-admin",
             "mtu": 1500,
             "tags": [],
+            **network,
+            "subnets": self.project_networks.subnet_ids(network["id"]),
         }
 
     def _rule_create(self, data: dict) -> dict:
