@@ -1,7 +1,9 @@
 // Copies xterm.js (the terminal of the serial console), its fit addon, stylesheet and licences to
 // static/vendor/xterm/. xterm.js creates <style> elements for its measures and colours: under the
-// portal's CSP (no 'unsafe-inline') static/js/console.js gives each the page's nonce.
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+// portal's CSP (no 'unsafe-inline') static/js/console.js gives each the page's nonce. The scripts'
+// source-map comments are dropped: the maps are not shipped, and collectstatic's manifest storage
+// refuses a file that points at one it cannot find.
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,7 +20,12 @@ for (const [name, files] of [
   const pkg = join(modules, name);
   versions.push(`@xterm/${name} ${JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version}`);
   for (const [from, to] of files) {
-    copyFileSync(join(pkg, from), join(out, to));
+    if (to.endsWith(".js")) {
+      const text = readFileSync(join(pkg, from), "utf8").replace(/\n\/\/# sourceMappingURL=\S+\s*$/, "\n");
+      writeFileSync(join(out, to), text);
+    } else {
+      copyFileSync(join(pkg, from), join(out, to));
+    }
   }
 }
 console.log(`wrote ${out} (${versions.join(", ")})`);
