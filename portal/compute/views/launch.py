@@ -26,7 +26,9 @@ from portal.compute.forms import LaunchForm
 from portal.compute.presets import Preset, presets_for
 from portal.compute.pricing import default_disk_gib, launch_price, monthly, price_per_hour
 from portal.compute.quota import project_usage
+from portal.compute.services.networks import LaunchNetworks
 from portal.compute.views.common import apply_problems, refusal_status
+from portal.compute.views.launch_networks import launch_networks_context
 from portal.compute.views.launch_volumes import launch_volumes_context
 from portal.lib.ids import as_id
 from portal.residency.picker import zone_picker
@@ -96,6 +98,7 @@ def _judge(project, form: LaunchForm) -> int:
     parsed = form.is_valid()
     data = form.cleaned_data
     firewall = data.get("firewall")
+    networks = data.get("networks") or LaunchNetworks()
     problems = services.launch_problems(
         project,
         name=data.get("name"),
@@ -109,7 +112,8 @@ def _judge(project, form: LaunchForm) -> int:
         firewall=None if isinstance(firewall, Preset) else firewall,
         new_volumes=tuple(data.get("new_volumes") or ()),
         existing_volumes=tuple(data.get("existing_volumes") or ()),
-    )
+        networks=networks.networks,
+    ) + list(networks.problems)
     apply_problems(form, problems)
     if problems and parsed:
         return services.ComputeRefused.of(problems).status
@@ -232,6 +236,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
         "monthly": monthly(hourly) if hourly is not None else None,
         "servers_monthly": monthly(server_hourly * count) if server_hourly is not None else None,
         "volumes": volumes,
+        "networks": launch_networks_context(project, form, zone, redraw_sections),
         "impact": impact,
         "budget": launch_budget_impact(project, hourly) if hourly is not None else None,
         "guard": guard,
@@ -263,6 +268,7 @@ def _launch_request(form: LaunchForm) -> services.LaunchRequest:
         new_keys=tuple(k for k in (data["new_ssh_key"], data["ssh_key_file"]) if k is not None),
         new_volumes=tuple(data["new_volumes"] or ()),
         existing_volumes=tuple(data["existing_volumes"] or ()),
+        networks=data["networks"].networks,
     )
 
 
