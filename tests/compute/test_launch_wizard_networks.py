@@ -90,7 +90,7 @@ def test_launching_onto_a_network_lists_it_and_joins_once_running(
     client = client_as(owner)
     data = form_data | {"networks": [str(lan.pk)]}
     summary = _summary(client.post(urls["check"], data).content.decode())
-    assert 'Private networks</dt><dd><ul class="plain summary-networks">' in summary
+    assert 'Networks</dt><dd><ul class="plain summary-networks">' in summary
     assert '<span class="user-text">lan</span> · 10.20.0.0/24' in summary
     with django_capture_on_commit_callbacks():
         answer = client.post(urls["launch"], data | {"count": 2})
@@ -147,7 +147,9 @@ def test_a_zone_without_private_networks_says_so_and_takes_none(
     assert "Private networks are not available in fra1-a." in page and 'name="networks"' not in page
     refused = client.post(urls["launch"], form_data | {"networks": [str(lan.pk)]})
     assert refused.status_code == 409
-    assert _errors_of(refused.content.decode(), "networks") == ["Private networks are not available in fra1-a."]
+    assert _errors_of(refused.content.decode(), "networks") == [
+        "Private networks are not available in fra1-a."
+    ]
     assert not Instance.objects.exists() and not NetworkPort.objects.exists()
 
 
@@ -157,7 +159,7 @@ def test_a_project_without_networks_in_the_zone_is_shown_where_to_create_one(
     _network(project, catalog["iad1-a"], "far")
     page = client_as(owner).post(urls["check"], form_data).content.decode()
     assert "The project has no private networks in fra1-a." in page
-    link = f'{urls["networks"]}?zone={catalog["fra1-a"].pk}#new-network'
+    link = f"{urls['networks']}?zone={catalog['fra1-a'].pk}#new-network"
     assert f'<a href="{link}">Create one</a>' in page
     created = client_as(owner).get(link).content.decode()
     assert f'<option value="{catalog["fra1-a"].pk}" selected>' in created
