@@ -88,7 +88,7 @@ def test_launching_onto_a_network_lists_it_and_joins_once_running(
     drive(made)
     lan = Network.objects.get()
     client = client_as(owner)
-    data = form_data | {"networks": [str(lan.pk)]}
+    data = form_data | {"networks": [str(lan.pk)], "sections_zone": catalog["fra1-a"].pk}
     summary = _summary(client.post(urls["check"], data).content.decode())
     assert 'Networks</dt><dd><ul class="plain summary-networks">' in summary
     assert '<span class="user-text">lan</span> · 10.20.0.0/24' in summary
@@ -100,6 +100,16 @@ def test_launching_onto_a_network_lists_it_and_joins_once_running(
     drive(*Operation.objects.filter(network=lan, action="network_attach"))
     ports = NetworkPort.objects.filter(network=lan)
     assert {p.status for p in ports} == {PortStatus.ATTACHED} and len({p.address for p in ports}) == 2
+
+
+def test_another_zone_replaces_the_list_ticked(client_as, owner, form_data, urls, lan, catalog):
+    data = form_data | {"networks": [str(lan.pk)], "sections_zone": catalog["fra1-a"].pk}
+    page = client_as(owner).post(urls["check"], data | {"zone": catalog["iad1-a"].pk}).content.decode()
+    assert _errors_of(page, "networks") == [] and "summary-networks" not in _summary(page)
+    assert "The project has no private networks in iad1-a." in page
+    # The launch itself still judges what it is sent.
+    answer = client_as(owner).post(urls["launch"], data | {"zone": catalog["iad1-a"].pk})
+    assert answer.status_code == 409 and not Instance.objects.exists()
 
 
 def test_none_is_fine(client_as, owner, form_data, urls, lan):
@@ -173,11 +183,21 @@ def test_the_wizard_reads_networks_in_the_same_queries_however_many(
     def queries(n: int) -> tuple[int, int]:
         Network.objects.all().delete()
         ids = [str(_network(project, catalog["fra1-a"], f"n{i}", f"10.{i}.0.0/24").pk) for i in range(n)]
+        # Ticked in the zone shown (judged, summed up), and the zone's list drawn (another zone
+        # shown before), and the page.
+        ticked = form_data | {"networks": ids, "sections_zone": catalog["fra1-a"].pk}
         with CaptureQueriesContext(connection) as check:
-            assert client.post(urls["check"], form_data | {"networks": ids}).status_code == 200
+            assert "summary-networks" in client.post(urls["check"], ticked).content.decode()
+        with CaptureQueriesContext(connection) as listed:
+            assert (
+                client.post(urls["check"], form_data | {"sections_zone": ""}).content.count(
+                    b'name="networks"'
+                )
+                == n
+            )
         with CaptureQueriesContext(connection) as page:
             assert client.get(urls["launch"]).status_code == 200
-        return len(check), len(page)
+        return len(check), len(listed), len(page)
 
     queries(1)  # the first request of a client reads what later ones find cached
     assert queries(1) == queries(6)

@@ -309,7 +309,13 @@ def launch(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespon
 def launch_check(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     """Validate the wizard as it is filled in; answer the summary and each section's messages."""
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_CREATE)
-    form = _form(request, access, request.POST)
+    data = request.POST
+    if data.get("sections_zone", "") != data.get("zone", ""):
+        # The networks ticked were the list of the zone the page showed; another zone's list
+        # replaces it unticked, so they are neither judged nor summed up against the new zone.
+        data = data.copy()
+        data.setlist("networks", [])
+    form = _form(request, access, data)
     _judge(access.project, form)
     # Only speak about what has been filled in: an untouched section is not an error yet.
     for name in list(form.errors):
