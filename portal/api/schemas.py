@@ -271,6 +271,11 @@ class LaunchIn(InputSchema):
         description="Ids of the project's unattached volumes in the zone, attached once the server "
         "runs; with count 1 only.",
     )
+    networks: list[str] = Field(
+        default_factory=list,
+        description="Ids of the project's private networks in the zone (GET /networks): each server joins "
+        "them once it runs. Zones with private networks only.",
+    )
 
 
 class LaunchedVolume(Schema):

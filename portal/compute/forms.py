@@ -8,6 +8,7 @@ from django.conf import settings
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute.models import FirewallRuleSet, SshKey, Volume
 from portal.compute.services import NAME_MAX_LENGTH, ROOT_DISK_MAX_GIB, NewVolume
+from portal.compute.services.networks import LaunchNetworks, launch_networks_find
 from portal.compute.sshkeys import InvalidKey, PrivateKeyPasted, parse_public_key
 from portal.lib.ids import as_id
 
@@ -39,6 +40,25 @@ class VolumeRowsField(forms.Field):
         if errors:
             raise forms.ValidationError(errors)
         return rows
+
+
+class IdsWidget(forms.Widget):
+    """Checkboxes the template draws itself: the values ticked (or sent), as a list."""
+
+    def value_from_datadict(self, data, files, name) -> list[str]:
+        getlist = getattr(data, "getlist", None)
+        return [v for v in getlist(name) if v.strip()] if getlist else []
+
+
+class NetworkIdsField(forms.Field):
+    """Private networks chosen by id. Looked up in the form's clean_networks, which never refuses:
+    the launch rules judge the networks found, and every id that finds none is a problem of its own
+    (services.networks.launch_networks_find), all shown at once."""
+
+    widget = IdsWidget
+
+    def to_python(self, value) -> list[str]:
+        return list(value or [])
 
 
 class LaunchForm(forms.Form):
@@ -106,6 +126,7 @@ class LaunchForm(forms.Form):
         help_text="It is saved to the project's keys.",
     )
     ssh_key_file = forms.FileField(required=False, label="Or upload a .pub file")
+    networks = NetworkIdsField(required=False, label="Private networks")
     user_data = forms.CharField(
         required=False,
         label="User data (cloud-init)",
@@ -179,6 +200,9 @@ class LaunchForm(forms.Form):
             raise forms.ValidationError("That file is not a text public key.") from None
         except InvalidKey as error:
             raise forms.ValidationError(str(error)) from None
+
+    def clean_networks(self) -> LaunchNetworks:
+        return launch_networks_find(self.project, self.cleaned_data["networks"])
 
     def clean_firewall(self):
         value = self.cleaned_data["firewall"]

@@ -1,19 +1,22 @@
 """Private networks in Chromium: a customer creates a network with the form (a bad range first:
 every problem at once), puts two servers on it from their pages, and each server's page shows its
-address inside the range; the network's page lists both. Shots at 1366 and 390 px into
-docs/screenshots/ (100-…102-)."""
+address inside the range; the network's page lists both. Then a third server is launched onto it
+from the launch wizard (the network ticked, named in the summary) and joins it once it runs. Shots
+at 1366 and 390 px into docs/screenshots/ (100-…103-)."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 
 from portal.catalog.models import Flavor, Image, Zone
 from portal.compute import services
-from portal.compute.models import Network, NetworkPort, Operation, SimulatedKnobs
+from portal.compute.models import Instance, Network, NetworkPort, Operation, SimulatedKnobs
 from portal.tenancy.access import project_access
 from tests.browser.pages import WIDTHS, fitting_shots, look, owner_page
+from tests.browser.wizard import choose, launch_from_wizard
 from tests.steps import drive
 
 pytestmark = pytest.mark.browser
@@ -86,3 +89,25 @@ def test_two_servers_on_a_private_network(owner_page, monkeypatch, shoot, tmp_pa
     page.get_by_text("detach them first").wait_for()
     _both_widths(page, shoot, "101-private-network")
     look(page, tmp_path, "network")
+
+    # --- Launched onto the network from the wizard ---------------------------------------------
+    page.goto(page.base + f"/o/{project.organization.slug}/p/{project.slug}/servers/new/")
+    page.fill("input[name=name]", "db")
+    choose(page, page.locator(f"input[name=zone][value='{fra.pk}']"), "Debian 13", "Starter 2")
+    section = page.locator("#section-networks")
+    section.get_by_label(re.compile("backend")).check()
+    summary = page.locator("#launch-summary")
+    summary.locator(".summary-networks").get_by_text("10.40.0.0/24").wait_for()
+    assert "Networks" in summary.inner_text()
+    page.locator("#s-access").scroll_into_view_if_needed()
+    _both_widths(page, shoot, "103-launch-on-network")
+    launch_from_wizard(page, "Launch server")
+    server = Instance.objects.get(name="db")
+    drive(*Operation.objects.filter(instance=server))
+    drive(*Operation.objects.filter(network__name="backend", action="network_attach", state="pending"))
+    address = NetworkPort.objects.get(instance=server).address
+    assert ipaddress.ip_address(address) in ipaddress.ip_network("10.40.0.0/24")
+    assert address not in addresses.values()
+    page.goto(page.base + server.get_absolute_url())
+    page.locator("#networks").get_by_text(address).wait_for()
+    assert not page.csp_violations

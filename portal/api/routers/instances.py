@@ -53,6 +53,7 @@ from portal.compute.models import (
     Volume,
 )
 from portal.compute.services.instance_firewall import instance_firewall_set
+from portal.compute.services.networks import launch_networks_find
 from portal.lib.ids import as_id
 from portal.tenancy.access import Perm
 
@@ -203,6 +204,8 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
     problems += key_problems
     existing_volumes, volume_problems = _existing_volumes(project, body.existing_volumes)
     problems += volume_problems
+    networks = launch_networks_find(project, body.networks)
+    problems += networks.problems
     new_volumes = tuple(
         services.NewVolume(name=v.name.strip(), size_gib=v.size_gib) for v in body.new_volumes
     )
@@ -224,6 +227,7 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
         firewall=firewall,
         new_volumes=new_volumes,
         existing_volumes=existing_volumes,
+        networks=networks.networks,
     )
     if problems:
         raise services.ComputeRefused.of(problems)
@@ -241,6 +245,7 @@ def _launch_request(project, body: LaunchIn) -> services.LaunchRequest:
         termination_protection=body.termination_protection,
         new_volumes=new_volumes,
         existing_volumes=existing_volumes,
+        networks=networks.networks,
     )
 
 

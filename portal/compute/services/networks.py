@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -364,7 +365,47 @@ def network_delete(*, access: Access, network: Network, request: HttpRequest | N
     return _operation(access, network, Action.NETWORK_DELETE)
 
 
-# --- chosen in the launch wizard --------------------------------------------------------------
+# --- chosen with a launch (the wizard and POST /instances) -------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchNetworks:
+    """The networks a launch names by id: those of the project found, and a problem for each id
+    that finds none. Parsing never refuses on its own, so the launch rules still judge the ones
+    found and every problem shows at once."""
+
+    networks: tuple[Network, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+def launch_networks_find(project, refs) -> LaunchNetworks:
+    """The project's networks by id, in one query whatever their number. Another project's (or a
+    deleted one) is answered in the words of one that does not exist: an id says nothing about
+    other projects."""
+    texts = list(dict.fromkeys(str(ref).strip() for ref in refs))  # each once, in the order given
+    ids = {text: _as_uuid(text) for text in texts}
+    found = {
+        network.pk: network
+        for network in Network.objects.existing()
+        .select_related("zone")
+        .filter(project=project, pk__in=[pk for pk in ids.values() if pk])
+    }
+    networks, problems = [], []
+    for text, pk in ids.items():
+        if pk is None:
+            problems.append(Problem("networks", f"“{text[:40]}” is not a network id."))
+        elif pk not in found:
+            problems.append(Problem("networks", f"No private network “{text[:40]}” in this project."))
+        else:
+            networks.append(found[pk])
+    return LaunchNetworks(tuple(networks), tuple(problems))
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 def launch_network_problems(project, *, zone: Zone | None, networks) -> list[Problem]:

@@ -26,7 +26,9 @@ from portal.compute.forms import LaunchForm
 from portal.compute.presets import Preset, presets_for
 from portal.compute.pricing import default_disk_gib, launch_price, monthly, price_per_hour
 from portal.compute.quota import project_usage
+from portal.compute.services.networks import LaunchNetworks
 from portal.compute.views.common import apply_problems, refusal_status
+from portal.compute.views.launch_networks import launch_networks_context
 from portal.compute.views.launch_volumes import launch_volumes_context
 from portal.lib.ids import as_id
 from portal.residency.picker import zone_picker
@@ -96,6 +98,7 @@ def _judge(project, form: LaunchForm) -> int:
     parsed = form.is_valid()
     data = form.cleaned_data
     firewall = data.get("firewall")
+    networks = data.get("networks") or LaunchNetworks()
     problems = services.launch_problems(
         project,
         name=data.get("name"),
@@ -109,7 +112,8 @@ def _judge(project, form: LaunchForm) -> int:
         firewall=None if isinstance(firewall, Preset) else firewall,
         new_volumes=tuple(data.get("new_volumes") or ()),
         existing_volumes=tuple(data.get("existing_volumes") or ()),
-    )
+        networks=networks.networks,
+    ) + list(networks.problems)
     apply_problems(form, problems)
     if problems and parsed:
         return services.ComputeRefused.of(problems).status
@@ -232,6 +236,7 @@ def _context(request: HttpRequest, access: Access, form: LaunchForm, shown_zone:
         "monthly": monthly(hourly) if hourly is not None else None,
         "servers_monthly": monthly(server_hourly * count) if server_hourly is not None else None,
         "volumes": volumes,
+        "networks": launch_networks_context(project, form, zone, redraw_sections),
         "impact": impact,
         "budget": launch_budget_impact(project, hourly) if hourly is not None else None,
         "guard": guard,
@@ -263,6 +268,7 @@ def _launch_request(form: LaunchForm) -> services.LaunchRequest:
         new_keys=tuple(k for k in (data["new_ssh_key"], data["ssh_key_file"]) if k is not None),
         new_volumes=tuple(data["new_volumes"] or ()),
         existing_volumes=tuple(data["existing_volumes"] or ()),
+        networks=data["networks"].networks,
     )
 
 
@@ -303,7 +309,13 @@ def launch(request: HttpRequest, org_slug: str, project_slug: str) -> HttpRespon
 def launch_check(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     """Validate the wizard as it is filled in; answer the summary and each section's messages."""
     access = project_access(request.user, org_slug, project_slug, Perm.RESOURCE_CREATE)
-    form = _form(request, access, request.POST)
+    data = request.POST
+    if data.get("sections_zone", "") != data.get("zone", ""):
+        # The networks ticked were the list of the zone the page showed; another zone's list
+        # replaces it unticked, so they are neither judged nor summed up against the new zone.
+        data = data.copy()
+        data.setlist("networks", [])
+    form = _form(request, access, data)
     _judge(access.project, form)
     # Only speak about what has been filled in: an untouched section is not an error yet.
     for name in list(form.errors):

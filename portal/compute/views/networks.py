@@ -21,6 +21,7 @@ from portal.compute.services import networks as network_services
 from portal.compute.services.volumes import VOLUME_NAME_MAX_LENGTH, VOLUME_NAME_RE, VOLUME_NAME_RULE
 from portal.compute.views.common import refusal_status
 from portal.compute.views.volumes import _polled
+from portal.lib.ids import as_id
 from portal.residency.picker import zone_picker
 from portal.residency.placement import PlacementDenied, PlacementRules
 from portal.tenancy.access import Access, Perm, project_access
@@ -109,7 +110,8 @@ def _page(request: HttpRequest, access: Access, form: NetworkForm, status: int =
 def networks(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     access = project_access(request.user, org_slug, project_slug)
     if request.method == "GET":
-        return _page(request, access, NetworkForm())
+        # The launch wizard's "create one" link names the zone it was launching in.
+        return _page(request, access, NetworkForm(initial={"zone": as_id(request.GET.get("zone", ""))}))
     access.require(Perm.RESOURCE_CREATE)
     form = NetworkForm(request.POST)
     form.is_valid()
