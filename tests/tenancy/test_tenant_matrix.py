@@ -14,7 +14,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from portal.catalog.models import Image
-from portal.compute.models import FirewallRule, FirewallRuleSet, Snapshot, SshKey, Volume
+from portal.compute.models import FirewallRule, FirewallRuleSet, Network, Snapshot, SshKey, Volume
 from portal.tenancy.models import Invitation, Role
 from tests.factories import InstanceFactory, MembershipFactory, UserFactory
 
@@ -30,6 +30,7 @@ OBJECT_KWARGS = {
     "rule_id": lambda w: w["rule"].pk,
     "volume_id": lambda w: w["volume"].pk,
     "snapshot_id": lambda w: w["snapshot"].pk,
+    "network_id": lambda w: w["network"].pk,
     "image_id": lambda w: w["image"].pk,
     "token_id": lambda w: w["api_token"].pk,
     # A statement's month: the organization's first (the current month, shown as a live preview).
@@ -47,6 +48,7 @@ MISSING = {
     "rule_id": 987654,
     "volume_id": "00000000-0000-4000-8000-000000000001",
     "snapshot_id": "00000000-0000-4000-8000-000000000002",
+    "network_id": "00000000-0000-4000-8000-000000000003",
     "image_id": 987654,
     "token_id": 987654,
     "year": 2000,
@@ -77,6 +79,8 @@ VIEWER_MAY_GET = {
     "compute:firewall_detail",
     "compute:volumes",
     "compute:volume_detail",
+    "compute:networks",
+    "compute:network_detail",
     "compute:volume_price",  # the price of a size typed into the new-volume form: catalog prices
     "compute:snapshots",
     "compute:images",
@@ -183,6 +187,9 @@ def _compute_resources(project, instance) -> dict:
         "volume": Volume.objects.create(project=project, name="data", zone=instance.zone, size_gib=10),
         "snapshot": snapshot,
         "image": image,
+        "network": Network.objects.create(
+            project=project, name="lan", zone=instance.zone, cidr="10.20.0.0/24"
+        ),
     }
 
 

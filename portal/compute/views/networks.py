@@ -235,6 +235,7 @@ def network_attach(request: HttpRequest, org_slug: str, project_slug: str, netwo
 def network_join(request: HttpRequest, org_slug: str, project_slug: str) -> HttpResponse:
     """The server page's "Join a network": the network is chosen in the form (no script needed)."""
     access = project_access(request.user, org_slug, project_slug)
+    access.require(Perm.RESOURCE_OPERATE)  # a viewer: 403, whatever the form holds
     try:
         network = _get_network(access, request.POST.get("network", ""))
     except (Http404, ValidationError):
