@@ -16,10 +16,11 @@ from portal.compute.backends.libvirt_host_rescue import rescue_definition, with_
 from portal.compute.backends.libvirt_xml import Disks, domain_xml
 from tests.backends import libvirt_env
 from tests.backends.libvirt_env import MARKER, wait_for
-from tests.backends.test_libvirt import UNIT_ZONE, make_backend, spec, unit_spec, unit_tools
+from tests.backends.test_libvirt import UNIT_ZONE, console_log, make_backend, spec, unit_spec, unit_tools
 from tests.backends.test_libvirt_console import read_until
 
 libvirt_backend = libvirt_env.libvirt_backend
+libvirt_root = libvirt_env.libvirt_root
 __all__ = ["make_backend", "unit_tools"]  # fixtures
 
 B = BackendState
@@ -140,7 +141,7 @@ def _state(backend, sid: str):
 
 
 @pytest.mark.django_db
-def test_a_real_vm_boots_its_rescue_system_with_its_own_disk_and_leaves_it(libvirt_backend):
+def test_a_real_vm_boots_its_rescue_system_with_its_own_disk_and_leaves_it(libvirt_backend, libvirt_root):
     backend, zone = libvirt_backend
     assert Capability.RESCUE in backend.capabilities(zone)
     server = backend.create_server(spec(zone, name="sick-vm"))
@@ -173,7 +174,7 @@ def test_a_real_vm_boots_its_rescue_system_with_its_own_disk_and_leaves_it(libvi
     assert _state(backend, sid) in (B.UNRESCUING, B.RUNNING)
     backend.unrescue_server(sid)  # leaving already: nothing
     wait_for(
-        lambda: _state(backend, sid) == B.RUNNING and backend.console_output(sid).count(MARKER) >= 2,
+        lambda: _state(backend, sid) == B.RUNNING and console_log(libvirt_root, sid).count(MARKER) >= 2,
         timeout=60,
         what="the normal boot after rescue",
     )
