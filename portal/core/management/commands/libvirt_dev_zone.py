@@ -51,6 +51,7 @@ def zone_settings(root: Path, files: guest.GuestFiles) -> dict:
         # Rescue mode: the same kernel with the rescue initramfs (it sees the server's disk as vdb).
         "rescue_kernel": str(files.kernel),
         "rescue_initrd": str(files.rescue_initrd),
+        "rescue_cmdline": "console=ttyS0 panic=-1 quiet",  # the rescue system's lines, not the kernel's
         "images": {IMAGE: str(files.image)},
         "ram_mib_per_gib": 128,  # a 1 GiB size gets 128 MiB: the busybox guest needs ~60
         "max_ram_mib": 512,
