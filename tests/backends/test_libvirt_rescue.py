@@ -189,3 +189,26 @@ def test_a_real_vm_boots_its_rescue_system_with_its_own_disk_and_leaves_it(libvi
     finally:
         console.close()
     backend.delete_server(sid)
+
+
+def test_a_rescue_system_that_does_not_start_leaves_the_server_as_it_was(make_backend, monkeypatch):
+    import libvirt
+
+    from portal.compute.backends.base import BackendError
+
+    backend = make_backend(zone_settings=RESCUE_SETTINGS)
+    server = backend.create_server(unit_spec())
+    backend.stop_server(server.backend_id)
+    normal_kernel = _definition(backend, server).findtext("os/kernel")
+
+    def refuse(domain, *args):
+        raise libvirt.libvirtError("Cannot access storage file '/rescue/vmlinuz': No such file or directory")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(libvirt.virDomain, "create", refuse)
+        with pytest.raises(BackendError):
+            backend.rescue_server(server.backend_id)
+    assert backend.get_server(server.backend_id).state == B.STOPPED
+    assert _definition(backend, server).findtext("os/kernel") == normal_kernel
+    backend.rescue_server(server.backend_id)  # the file is there now
+    assert backend.get_server(server.backend_id).state == B.RESCUE

@@ -23,6 +23,7 @@ the guest, which names virtio disks in the order it finds them on the bus, sees 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import types
 import xml.etree.ElementTree as ET
@@ -93,7 +94,14 @@ def _enter(conn, domain, boot: dict):
     normal = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     meta = {key: value for key, value in host._persistent_meta(domain).items() if key not in RESCUE_KEYS}
     definition = rescue_definition(normal, **boot)
-    return _define_and_start(conn, definition, {**meta, "rescue": "1", "normal-definition": normal})
+    try:
+        return _define_and_start(conn, definition, {**meta, "rescue": "1", "normal-definition": normal})
+    except libvirt.libvirtError:
+        # The rescue system would not start (a file missing on the host): the server gets its own
+        # definition back, stopped, and the error goes to the portal.
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.defineXML(with_meta(normal, meta, host.METADATA_NS))
+        raise
 
 
 def _leave(conn, domain):
