@@ -13,7 +13,8 @@ the domain's live metadata; the next `get_server` after the deadline pulls the p
 This module decides (configuration, placement, disks, ids); the rest is in three others:
 `libvirt_xml` writes the definitions and the seed, `libvirt_connection` reaches a host (a kept
 connection to a daemon, or a helper process for the embedded driver), and `libvirt_host` is what
-runs against the host's libvirt connection.
+runs against the host's libvirt connection. Storage, the graphical console and rescue mode are
+mixins of their own (libvirt_storage, libvirt_display, libvirt_rescue).
 """
 
 from __future__ import annotations
