@@ -65,7 +65,7 @@ def guest_files() -> GuestFiles:
     reach the checkout (a clone in a private directory), the files are copied to /tmp, in the
     cache's own layout, so that the copy serves as a cache too (`guest_cache`)."""
     files = guest.guest_files(CACHE)
-    paths = (files.kernel, files.initrd, files.image)
+    paths = (files.kernel, files.initrd, files.image, files.rescue_initrd)
     if not embed_user() or all(_others_can_read(path) for path in paths):
         return files
     shared = SHORT_TMP / f"portal-lv-guest-{os.getuid()}"
@@ -194,6 +194,8 @@ def backend_options(root: Path, guest: GuestFiles, zone: str, **zone_settings) -
         "machine": "q35",
         "kernel": str(guest.kernel),
         "initrd": str(guest.initrd),
+        "rescue_kernel": str(guest.kernel),  # rescue mode: the same kernel, the rescue initramfs
+        "rescue_initrd": str(guest.rescue_initrd),
         "cmdline": "console=ttyS0 panic=-1 quiet",
         "image_store": str(guest.image.parent),
         "snapshot_store": str(root / "snapshots"),  # not beside the shared cache's image

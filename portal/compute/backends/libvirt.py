@@ -13,7 +13,8 @@ the domain's live metadata; the next `get_server` after the deadline pulls the p
 This module decides (configuration, placement, disks, ids); the rest is in three others:
 `libvirt_xml` writes the definitions and the seed, `libvirt_connection` reaches a host (a kept
 connection to a daemon, or a helper process for the embedded driver), and `libvirt_host` is what
-runs against the host's libvirt connection.
+runs against the host's libvirt connection. Storage, the graphical console and rescue mode are
+mixins of their own (libvirt_storage, libvirt_display, libvirt_rescue).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from portal.compute.backends.libvirt_connection import HostConnections, host_key
 from portal.compute.backends.libvirt_console import ConsoleEnded
 from portal.compute.backends.libvirt_display import LibvirtDisplay
 from portal.compute.backends.libvirt_host import HostError, embedded_root
+from portal.compute.backends.libvirt_rescue import LibvirtRescue
 from portal.compute.backends.libvirt_storage import LibvirtStorage
 from portal.compute.backends.libvirt_xml import (
     Disks,
@@ -82,16 +84,17 @@ def domain_uuid_for(idempotency_key: str) -> str:
         return str(uuid.uuid5(INSTANCE_NAMESPACE, idempotency_key))
 
 
-class LibvirtBackend(LibvirtDisplay, LibvirtStorage, ComputeBackend):
+class LibvirtBackend(LibvirtDisplay, LibvirtStorage, LibvirtRescue, ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         self.hosts = HostConnections()
 
     def capabilities(self, zone: str) -> set[Capability]:
         """Root disks of any size, the serial console (virDomainOpenConsole), the graphical console
-        (the domain's VNC display, libvirt_display), and volumes and snapshots where disks are
-        files (libvirt_storage); firewall rules are not enforced on a libvirt host (yet)."""
-        kinds = {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE}
+        (the domain's VNC display, libvirt_display), volumes and snapshots where disks are files
+        (libvirt_storage), rescue mode where the zone names a rescue kernel and initramfs
+        (libvirt_rescue); firewall rules are not enforced on a libvirt host (yet)."""
+        kinds = {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE} | self._rescue_capabilities(zone)
         return kinds | self._display_capabilities(zone) | self._storage_capabilities(zone)
 
     def absent_reason(self, zone: str, capability: Capability) -> str:
@@ -102,6 +105,8 @@ class LibvirtBackend(LibvirtDisplay, LibvirtStorage, ComputeBackend):
                 "Password reset needs the QEMU guest agent, which this server's image does not run; "
                 "use the console instead (rescue mode where the zone has it)."
             )
+        if capability == Capability.RESCUE:
+            return "The zone's operator has not set up a rescue system here."
         return ""
 
     # --- configuration -----------------------------------------------------------------------
@@ -479,7 +484,7 @@ class LibvirtBackend(LibvirtDisplay, LibvirtStorage, ComputeBackend):
     def open_serial_console(self, backend_id: str) -> ConsoleStream:
         """The domain's serial console through a libvirt stream (libvirt_console.py)."""
         config, uri, domain_uuid, summary = self._locate(backend_id)
-        if summary["state"] not in ("running", "rebooting"):
+        if summary["state"] not in ("running", "rebooting", "rescue"):
             raise Rejected(f"The server is {summary['state']}: its serial console answers while it runs.")
         try:
             return LibvirtConsole(self.hosts.open_console(uri, domain_uuid, run_as=self._run_as(config)))

@@ -150,7 +150,7 @@ class LibvirtDisplay:
         if Capability.GRAPHICAL_CONSOLE not in self._display_capabilities(zone):
             raise not_available(Capability.GRAPHICAL_CONSOLE, zone)
         config, uri, domain_uuid, summary = self._locate(backend_id)
-        if summary["state"] not in ("running", "rebooting"):
+        if summary["state"] not in ("running", "rebooting", "rescue"):
             raise Rejected(f"The server is {summary['state']}: its display is there while it runs.")
         display = self._host(config, uri, "display", domain_uuid=domain_uuid)
         if display is None:

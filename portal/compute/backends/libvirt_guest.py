@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "PORTAL-VM-BOOTED"
+RESCUE_MARKER = "PORTAL-RESCUE-BOOTED"  # what the rescue initramfs prints instead
 POWEROFF_MARKER = "PORTAL-VM-POWEROFF"
 BUSYBOX = Path("/bin/busybox")
 
@@ -84,7 +85,12 @@ case " $(cat /proc/cmdline) " in
     *" portal-ignore-acpi "*) ;;  # a guest that ignores the power button (tests the forced stop)
     *) acpid -c /etc/acpi -l /dev/null -p /run/acpid.pid ;;
 esac
-echo "PORTAL-VM-BOOTED $name $instance" > /dev/ttyS0
+if [ -f /etc/portal-rescue ]; then
+    # The rescue initramfs (rescue mode): the seed is vda, the server's own disk vdb.
+    echo "PORTAL-RESCUE-BOOTED $name disks: $(echo /dev/vd?)" > /dev/ttyS0
+else
+    echo "PORTAL-VM-BOOTED $name $instance" > /dev/ttyS0
+fi
 # User data that is a shell script (a MIME part, as the backend sends it; plain ASCII) runs in the
 # background, printing to the serial console.
 if [ -f /seed/user-data ]; then
@@ -115,6 +121,7 @@ class GuestFiles:
     kernel: Path
     initrd: Path
     image: Path  # a blank qcow2 "image": the busybox guest runs from its initramfs
+    rescue_initrd: Path  # the same initramfs marked as the rescue system (rescue mode)
 
 
 def binding_missing() -> bool:
@@ -209,15 +216,17 @@ def _guest_files(cache: Path) -> GuestFiles:
         + kernel.name.encode()
     ).hexdigest()[:12]
     initrd = cache / f"initramfs-{recipe}.cpio.gz"
-    if not initrd.exists():
-        for stale in cache.glob("initramfs-*.cpio.gz"):
-            stale.unlink()
-        build_initramfs(tree, initrd)
+    rescue_initrd = cache / f"rescue-initramfs-{recipe}.cpio.gz"
+    for target, rescue in ((initrd, False), (rescue_initrd, True)):
+        if not target.exists():
+            for stale in cache.glob(target.name.replace(recipe, "*")):
+                stale.unlink()
+            build_initramfs(tree, target, rescue=rescue)
     image = cache / "blank-1g.qcow2"
     if not image.exists():
         _run("qemu-img", "create", "-q", "-f", "qcow2", str(image.with_suffix(".partial")), "1G")
         image.with_suffix(".partial").rename(image)
-    return GuestFiles(kernel=kernel, initrd=initrd, image=image)
+    return GuestFiles(kernel=kernel, initrd=initrd, image=image, rescue_initrd=rescue_initrd)
 
 
 def _extracted_kernel(cache: Path) -> Path:
@@ -273,7 +282,8 @@ def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def build_initramfs(kernel_tree: Path, target: Path) -> None:
+def build_initramfs(kernel_tree: Path, target: Path, *, rescue: bool = False) -> None:
+    """The guest's initramfs; `rescue` marks it as the rescue system (its /init says so)."""
     module_root = next((kernel_tree / "lib" / "modules").iterdir()) / "kernel"
     directory, executable, regular = 0o040755, 0o100755, 0o100644
     entries: list[tuple[str, int, bytes]] = [
@@ -305,6 +315,8 @@ def build_initramfs(kernel_tree: Path, target: Path) -> None:
             names.append(name)
             entries.append((f"lib/modules/{name}.ko", regular, source.read_bytes()))
     entries.append(("etc/modules", regular, "\n".join(names).encode() + b"\n"))
+    if rescue:
+        entries.append(("etc/portal-rescue", regular, b""))
     partial = target.with_suffix(".partial")
     partial.write_bytes(gzip.compress(_cpio_newc(entries), compresslevel=6, mtime=0))
     partial.rename(target)

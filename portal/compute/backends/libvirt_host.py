@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import types
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlsplit
 
@@ -148,18 +149,29 @@ def _persistent_meta(domain) -> dict:
     return _meta_of(domain, libvirt.VIR_DOMAIN_AFFECT_CONFIG) or {}
 
 
+POWERING_OFF_FOR = (("then-start", "rebooting"), ("then-rescue", "rescuing"), ("then-unrescue", "unrescuing"))
+OFF_UNTIL = (
+    ("start-after-stop", "rebooting"),
+    ("rescue-pending", "rescuing"),
+    ("unrescue-pending", "unrescuing"),
+)
+
+
 def domain_state(state: int, reason: int, meta: dict) -> tuple[str, str]:
     """libvirt's (state, reason) as a BackendState value and a fault for the customer."""
     v = libvirt
-    powering_off = "rebooting" if meta.get("then-start") else "stopping"
+    # What the power button is pressed for, and what a shut-off domain waits for (libvirt_host_rescue).
+    powering_off = next((name for key, name in POWERING_OFF_FOR if meta.get(key)), "stopping")
     if state in (v.VIR_DOMAIN_RUNNING, v.VIR_DOMAIN_BLOCKED, v.VIR_DOMAIN_PMSUSPENDED):
-        return (powering_off if meta.get("stop-deadline") else "running"), ""
+        return (
+            powering_off if meta.get("stop-deadline") else "rescue" if meta.get("rescue") else "running"
+        ), ""
     if state == v.VIR_DOMAIN_SHUTDOWN:
         return powering_off, ""
     if state == v.VIR_DOMAIN_SHUTOFF:
         # A guest that powers itself off while no helper watches is recorded as "crashed" by
         # some libvirt versions: every shut-off domain is simply stopped.
-        return ("rebooting" if meta.get("start-after-stop") else "stopped"), ""
+        return next((name for key, name in OFF_UNTIL if meta.get(key)), "stopped"), ""
     if state == v.VIR_DOMAIN_PAUSED:
         if reason == v.VIR_DOMAIN_PAUSED_SHUTTING_DOWN:
             return powering_off, ""
@@ -284,6 +296,8 @@ def op_status(conn, domain_uuid: str, now: float, address_source: str = "") -> d
         _set_meta(domain, _without(summary["meta"], "start-after-stop"), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         domain.create()
         summary = _summary(domain)
+    if not summary["active"] and summary["state"] in ("rescuing", "unrescuing"):
+        summary = _summary(RESCUE.finish(conn, domain))  # off now: boot the rescue system, or leave it
     if summary["active"] and address_source:
         summary["addresses"] = _addresses(domain, address_source)
     return summary
@@ -504,18 +518,21 @@ HOST_OPS = {
 }
 
 
-def _load_disk_ops() -> dict:
-    """Volumes' and snapshots' operations, from libvirt_host_disks.py beside this file. Loaded by
-    path and handed this module, since the helper process can't import the portal package."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libvirt_host_disks.py")
-    spec = importlib.util.spec_from_file_location("portal_libvirt_host_disks", path)
+def _load_sibling(name: str) -> types.ModuleType:
+    """Host operations from a file beside this one (libvirt_host_disks.py: volumes and snapshots;
+    libvirt_host_rescue.py: rescue mode). Loaded by path and handed this module, since the helper
+    process can't import the portal package."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"portal_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.host = sys.modules[__name__]
-    return module.OPS
+    HOST_OPS.update(module.OPS)
+    return module
 
 
-HOST_OPS.update(_load_disk_ops())
+_load_sibling("libvirt_host_disks")
+RESCUE = _load_sibling("libvirt_host_rescue")
 
 
 def embedded_root(uri: str) -> str | None:

@@ -48,6 +48,10 @@ def zone_settings(root: Path, files: guest.GuestFiles) -> dict:
         "kernel": str(files.kernel),
         "initrd": str(files.initrd),
         "cmdline": "console=ttyS0 panic=-1 loglevel=6",  # the kernel's notices: a short boot log
+        # Rescue mode: the same kernel with the rescue initramfs (it sees the server's disk as vdb).
+        "rescue_kernel": str(files.kernel),
+        "rescue_initrd": str(files.rescue_initrd),
+        "rescue_cmdline": "console=ttyS0 panic=-1 quiet",  # the rescue system's lines, not the kernel's
         "images": {IMAGE: str(files.image)},
         "ram_mib_per_gib": 128,  # a 1 GiB size gets 128 MiB: the busybox guest needs ~60
         "max_ram_mib": 512,
@@ -110,7 +114,7 @@ class Command(BaseCommand):
         user = guest.embed_user()
         if user:
             var.mkdir(parents=True, exist_ok=True)
-            self._check_reachable(user, [files.kernel, files.initrd, files.image], var)
+            self._check_reachable(user, [files.kernel, files.initrd, files.rescue_initrd, files.image], var)
 
         zone, created = self._configure(options["zone"], zone_settings(root, files))
         health = self._check_zone(zone)
