@@ -85,6 +85,14 @@ def domain_uuid_for(idempotency_key: str) -> str:
         return str(uuid.uuid5(INSTANCE_NAMESPACE, idempotency_key))
 
 
+def agent_socket_for(uri: str, domain_uuid: str) -> str:
+    """The guest agent's socket: libvirt's own choice on a daemon; under an embedded driver's root
+    one of ours, since libvirt's (root/lib/qemu/channel/target/domain-N-name/…) can outgrow the
+    108 characters a socket's path may have."""
+    root = embedded_root(uri)
+    return f"{root.rstrip('/')}/lib/qemu/{domain_uuid}.qga" if root else ""
+
+
 class LibvirtBackend(LibvirtDisplay, LibvirtStorage, LibvirtRescue, LibvirtPassword, ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
@@ -417,6 +425,7 @@ class LibvirtBackend(LibvirtDisplay, LibvirtStorage, LibvirtRescue, LibvirtPassw
             disks=disks,
             memory_mib=memory_mib,
             root_format=root_format,
+            agent_socket=agent_socket_for(uri, domain_uuid),
         )
         try:
             summary = self._host(config, uri, "create", domain_uuid=domain_uuid, domain_xml=definition)

@@ -108,8 +108,10 @@ def domain_xml(
     disks: Disks,
     memory_mib: int,
     root_format: str = "qcow2",
+    agent_socket: str = "",
 ) -> str:
-    """The domain definition (a pure function, so tests can read what we would ask for)."""
+    """The domain definition (a pure function, so tests can read what we would ask for).
+    `agent_socket`: the guest agent's socket on the host; empty, libvirt picks it."""
     domain = ET.Element("domain", type=config["domain_type"])
     ET.SubElement(domain, "name").text = f"portal-{domain_uuid}"
     ET.SubElement(domain, "uuid").text = domain_uuid
@@ -184,6 +186,8 @@ def domain_xml(
     # The QEMU guest agent's port (virtio-serial); libvirt picks the host socket's path. An image
     # that runs an agent answers on it (password reset, libvirt_password.py); others leave it shut.
     channel = ET.SubElement(devices, "channel", type="unix")
+    if agent_socket:
+        ET.SubElement(channel, "source", mode="bind", path=agent_socket)
     ET.SubElement(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
     if config.get("graphical_console", True):
         # A VNC display on the host's loopback only, on a port libvirt picks: the portal reaches it
