@@ -520,7 +520,8 @@ def test_storage_is_declared_where_disks_are_files_and_a_retried_create_adopts(m
         Capability.SERVER_REBUILD,
     }
     backend = make_backend()
-    consoles = {Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE}
+    # the guest agent's password reset too (libvirt_password)
+    consoles = {Capability.SERIAL_CONSOLE, Capability.GRAPHICAL_CONSOLE, Capability.PASSWORD_RESET}
     assert backend.capabilities(UNIT_ZONE) == storage | {Capability.LARGE_ROOT_DISK} | consoles
     pool = make_backend(zone_settings={"storage_pool": "vms"})
     assert pool.capabilities(UNIT_ZONE) == {Capability.LARGE_ROOT_DISK} | consoles

@@ -13,8 +13,8 @@ the domain's live metadata; the next `get_server` after the deadline pulls the p
 This module decides (configuration, placement, disks, ids); the rest is in three others:
 `libvirt_xml` writes the definitions and the seed, `libvirt_connection` reaches a host (a kept
 connection to a daemon, or a helper process for the embedded driver), and `libvirt_host` is what
-runs against the host's libvirt connection. Storage, the graphical console and rescue mode are
-mixins of their own (libvirt_storage, libvirt_display, libvirt_rescue).
+runs against the host's libvirt connection. Storage, the graphical console, rescue mode and password reset
+are mixins of their own (libvirt_storage, libvirt_display, libvirt_rescue, libvirt_password).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from portal.compute.backends.libvirt_connection import HostConnections, host_key
 from portal.compute.backends.libvirt_console import ConsoleEnded
 from portal.compute.backends.libvirt_display import LibvirtDisplay
 from portal.compute.backends.libvirt_host import HostError, embedded_root
+from portal.compute.backends.libvirt_password import LibvirtPassword
 from portal.compute.backends.libvirt_rescue import LibvirtRescue
 from portal.compute.backends.libvirt_storage import LibvirtStorage
 from portal.compute.backends.libvirt_xml import (
@@ -84,7 +85,15 @@ def domain_uuid_for(idempotency_key: str) -> str:
         return str(uuid.uuid5(INSTANCE_NAMESPACE, idempotency_key))
 
 
-class LibvirtBackend(LibvirtDisplay, LibvirtStorage, LibvirtRescue, ComputeBackend):
+def agent_socket_for(uri: str, domain_uuid: str) -> str:
+    """The guest agent's socket: libvirt's own choice on a daemon; under an embedded driver's root
+    one of ours, since libvirt's (root/lib/qemu/channel/target/domain-N-name/…) can outgrow the
+    108 characters a socket's path may have."""
+    root = embedded_root(uri)
+    return f"{root.rstrip('/')}/lib/qemu/{domain_uuid}.qga" if root else ""
+
+
+class LibvirtBackend(LibvirtDisplay, LibvirtStorage, LibvirtRescue, LibvirtPassword, ComputeBackend):
     def __init__(self, name: str, **options) -> None:
         super().__init__(name, **options)
         self.hosts = HostConnections()
@@ -93,16 +102,19 @@ class LibvirtBackend(LibvirtDisplay, LibvirtStorage, LibvirtRescue, ComputeBacke
         """Root disks of any size, the serial console (virDomainOpenConsole), the graphical console
         (the domain's VNC display, libvirt_display), volumes and snapshots where disks are files
         (libvirt_storage), rescue mode where the zone names a rescue kernel and initramfs
-        (libvirt_rescue); firewall rules are not enforced on a libvirt host (yet)."""
+        (libvirt_rescue), root password reset through the guest agent unless the zone says
+        `"password_reset": false` (libvirt_password); firewall rules are not enforced on a libvirt
+        host (yet)."""
         kinds = {Capability.LARGE_ROOT_DISK, Capability.SERIAL_CONSOLE} | self._rescue_capabilities(zone)
+        kinds |= self._password_capabilities(zone)
         return kinds | self._display_capabilities(zone) | self._storage_capabilities(zone)
 
     def absent_reason(self, zone: str, capability: Capability) -> str:
-        # Setting a guest's password (virDomainSetUserPassword) goes through the QEMU guest agent,
-        # whose channel the domains made here do not have (libvirt_xml): nothing answers in them.
+        # Setting a guest's password (virDomainSetUserPassword) goes through the QEMU guest agent;
+        # a zone whose images run none says so (`"password_reset": false`).
         if capability == Capability.PASSWORD_RESET:
             return (
-                "Password reset needs the QEMU guest agent, which this server's image does not run; "
+                "Password reset needs the QEMU guest agent, which this zone's images do not run; "
                 "use the console instead (rescue mode where the zone has it)."
             )
         if capability == Capability.RESCUE:
@@ -413,6 +425,7 @@ class LibvirtBackend(LibvirtDisplay, LibvirtStorage, LibvirtRescue, ComputeBacke
             disks=disks,
             memory_mib=memory_mib,
             root_format=root_format,
+            agent_socket=agent_socket_for(uri, domain_uuid),
         )
         try:
             summary = self._host(config, uri, "create", domain_uuid=domain_uuid, domain_xml=definition)

@@ -58,6 +58,7 @@ GUEST_MODULES = (
     "fs/isofs/isofs",
     "drivers/acpi/button",
     "drivers/input/evdev",
+    "drivers/char/virtio_console",  # the QEMU guest agent's virtio-serial port
 )
 
 GUEST_INIT = r"""#!/bin/busybox sh
@@ -81,6 +82,13 @@ for disk in /dev/vd?; do
     fi
 done
 hostname "$name"
+# root has no password until the guest agent sets one (virDomainSetUserPassword); from then on the
+# serial line asks for it (login), as a real image's getty does.
+echo 'root:x:0:0:root:/:/bin/sh' > /etc/passwd
+echo 'root::20000:0:99999:7:::' > /etc/shadow
+echo 'root:x:0:' > /etc/group
+chmod 600 /etc/shadow
+portal-guest-agent > /dev/null 2>&1 &
 case " $(cat /proc/cmdline) " in
     *" portal-ignore-acpi "*) ;;  # a guest that ignores the power button (tests the forced stop)
     *) acpid -c /etc/acpi -l /dev/null -p /run/acpid.pid ;;
@@ -100,9 +108,65 @@ if [ -f /seed/user-data ]; then
          part == 2 {print}' /seed/user-data > /run/user-script
     if [ -s /run/user-script ]; then sh /run/user-script > /dev/ttyS0 2>&1 & fi
 fi
-# A root shell on the serial line, for the portal's serial console (started again after `exit`).
+# A root shell on the serial line, for the portal's serial console (started again after `exit`);
+# once root has a password, the login prompt instead.
 export PS1='$(hostname):$PWD# '
-while true; do setsid cttyhack sh -l < /dev/ttyS0 > /dev/ttyS0 2>&1; sleep 1; done
+while true; do
+    if grep -q '^root::' /etc/shadow; then
+        setsid cttyhack sh -l < /dev/ttyS0 > /dev/ttyS0 2>&1
+    else
+        setsid cttyhack login < /dev/ttyS0 > /dev/ttyS0 2>&1
+    fi
+    sleep 1
+done
+"""
+
+# A minimal QEMU guest agent (the protocol qemu-ga speaks, docs/interop/qemu-ga-ref): one JSON
+# command a line on the virtio-serial port libvirt's channel `org.qemu.guest_agent.0` makes, one
+# answer a line. It does what libvirt asks for virDomainSetUserPassword: `guest-sync` first (the id
+# echoed back), then `guest-set-user-password` (base64, as qemu-ga takes it), which it writes to
+# /etc/shadow as a SHA-512 crypt hash. Opening the port is what libvirt sees as "connected".
+GUEST_AGENT = r"""#!/bin/sh
+AGENT=org.qemu.guest_agent.0
+field() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",}]*\).*/\1/p"; }
+answer() { printf '%s\n' "$1" >&3; }
+set_password() {
+    user=$(echo "$1" | field username)
+    secret=$(echo "$1" | field password | base64 -d)
+    if ! grep -q "^$user:" /etc/shadow || [ -z "$secret" ]; then
+        answer '{"error": {"class": "GenericError", "desc": "no such user or empty password"}}'
+        return
+    fi
+    if [ "$(echo "$1" | field crypted)" = true ]; then hash=$secret; else hash=$(mkpasswd -m sha512 "$secret"); fi
+    sed -i "s|^$user:[^:]*:|$user:$hash:|" /etc/shadow
+    answer '{"return": {}}'
+}
+handle() {
+    case $(echo "$1" | field execute) in
+        guest-sync) answer "{\"return\": $(echo "$1" | field id)}" ;;
+        guest-sync-delimited) printf '\377' >&3; answer "{\"return\": $(echo "$1" | field id)}" ;;
+        guest-ping) answer '{"return": {}}' ;;
+        guest-info) answer '{"return": {"version": "portal-busybox-1", "supported_commands": [{"name": "guest-sync", "enabled": true, "success-response": true}, {"name": "guest-ping", "enabled": true, "success-response": true}, {"name": "guest-set-user-password", "enabled": true, "success-response": true}]}}' ;;
+        guest-set-user-password) set_password "$1" ;;
+        *) answer '{"error": {"class": "CommandNotFound", "desc": "not supported by this agent"}}' ;;
+    esac
+}
+while true; do
+    for dir in /sys/class/virtio-ports/*; do
+        [ "$(cat "$dir/name" 2>/dev/null)" = "$AGENT" ] && port=/dev/${dir##*/}
+    done
+    [ -n "$port" ] && [ -c "$port" ] && break
+    sleep 1
+done
+exec 3<> "$port"
+# While no one listens on the host side a read ends at once (end of file): wait, keep the port open.
+while true; do
+    if IFS= read -r line <&3; then
+        handle "$(printf '%s' "$line" | tr -d '\377')"
+    else
+        usleep 200000
+    fi
+done
 """
 
 POWER_BUTTON_HANDLER = r"""#!/bin/sh
@@ -211,7 +275,7 @@ def _guest_files(cache: Path) -> GuestFiles:
     tree = _extracted_kernel(cache)
     kernel = next((tree / "boot").glob("vmlinuz-*"))
     recipe = hashlib.sha256(
-        (GUEST_INIT + POWER_BUTTON_HANDLER + "".join(GUEST_MODULES)).encode()
+        (GUEST_INIT + POWER_BUTTON_HANDLER + GUEST_AGENT + "".join(GUEST_MODULES)).encode()
         + BUSYBOX.read_bytes()
         + kernel.name.encode()
     ).hexdigest()[:12]
@@ -231,9 +295,12 @@ def _guest_files(cache: Path) -> GuestFiles:
 
 def _extracted_kernel(cache: Path) -> Path:
     """The unpacked kernel package (cached); returns its root directory."""
+    wanted = "\n".join(GUEST_MODULES)
     for tree in sorted(cache.glob("linux-image-*/")):
-        if list((tree / "boot").glob("vmlinuz-*")):
+        stamp = tree / ".portal-modules"  # pruned for this list of modules (a new one: unpack again)
+        if list((tree / "boot").glob("vmlinuz-*")) and stamp.exists() and stamp.read_text() == wanted:
             return tree
+        shutil.rmtree(tree, ignore_errors=True)
     package = kernel_package()
     download = cache / "download"
     download.mkdir(parents=True, exist_ok=True)
@@ -244,6 +311,7 @@ def _extracted_kernel(cache: Path) -> Path:
     partial = Path(tempfile.mkdtemp(prefix="unpack-", dir=cache))
     _run("dpkg-deb", "-x", str(debs[-1]), str(partial))
     _prune_kernel_tree(partial)
+    (partial / ".portal-modules").write_text(wanted)
     partial.chmod(0o755)  # mkdtemp makes it private; QEMU may run as another user
     tree = cache / package
     partial.rename(tree)
@@ -305,6 +373,7 @@ def build_initramfs(kernel_tree: Path, target: Path, *, rescue: bool = False) ->
     entries += [
         ("bin/busybox", executable, BUSYBOX.read_bytes()),
         ("init", executable, GUEST_INIT.encode()),
+        ("bin/portal-guest-agent", executable, GUEST_AGENT.encode()),
         ("etc/acpi/PWRF/00000080", executable, POWER_BUTTON_HANDLER.encode()),
     ]
     names = []

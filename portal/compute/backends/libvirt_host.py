@@ -520,7 +520,7 @@ HOST_OPS = {
 
 def _load_sibling(name: str) -> types.ModuleType:
     """Host operations from a file beside this one (libvirt_host_disks.py: volumes and snapshots;
-    libvirt_host_rescue.py: rescue mode). Loaded by path and handed this module, since the helper
+    libvirt_host_rescue.py: rescue mode; libvirt_host_password.py: password reset). Loaded by path and handed this module, since the helper
     process can't import the portal package."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"portal_{name}", path)
@@ -533,6 +533,7 @@ def _load_sibling(name: str) -> types.ModuleType:
 
 _load_sibling("libvirt_host_disks")
 RESCUE = _load_sibling("libvirt_host_rescue")
+_load_sibling("libvirt_host_password")
 
 
 def embedded_root(uri: str) -> str | None:

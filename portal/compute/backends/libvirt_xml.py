@@ -19,6 +19,8 @@ from pathlib import Path
 from portal.compute.backends.base import ServerSpec, Transient
 from portal.compute.backends.libvirt_host import METADATA_NS, METADATA_PREFIX
 
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"  # the name qemu-ga looks for
+
 
 def hostname_for(name: str) -> str:
     cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
@@ -106,8 +108,10 @@ def domain_xml(
     disks: Disks,
     memory_mib: int,
     root_format: str = "qcow2",
+    agent_socket: str = "",
 ) -> str:
-    """The domain definition (a pure function, so tests can read what we would ask for)."""
+    """The domain definition (a pure function, so tests can read what we would ask for).
+    `agent_socket`: the guest agent's socket on the host; empty, libvirt picks it."""
     domain = ET.Element("domain", type=config["domain_type"])
     ET.SubElement(domain, "name").text = f"portal-{domain_uuid}"
     ET.SubElement(domain, "uuid").text = domain_uuid
@@ -179,6 +183,12 @@ def domain_xml(
     ET.SubElement(serial, "target", port="0")
     console = ET.SubElement(devices, "console", type="pty")
     ET.SubElement(console, "target", type="serial", port="0")
+    # The QEMU guest agent's port (virtio-serial); libvirt picks the host socket's path. An image
+    # that runs an agent answers on it (password reset, libvirt_password.py); others leave it shut.
+    channel = ET.SubElement(devices, "channel", type="unix")
+    if agent_socket:
+        ET.SubElement(channel, "source", mode="bind", path=agent_socket)
+    ET.SubElement(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
     if config.get("graphical_console", True):
         # A VNC display on the host's loopback only, on a port libvirt picks: the portal reaches it
         # through the backend (libvirt_display.py) and relays it to the customer's noVNC.
