@@ -9,10 +9,11 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent
-from portal.compute.backends import BackendState, Rejected, get_backend
+from portal.compute.backends import BackendState, Capability, Rejected, get_backend
 from portal.compute.models import Instance, Operation, SimulatedServer
 from portal.compute.services.common import ComputeRefused
-from portal.compute.services.rescue import instance_rescue, instance_unrescue, rescue_refusal
+from portal.compute.services.rescue import instance_rescue, instance_unrescue
+from portal.compute.snapshot_rules import capability_refusal
 from portal.metering.models import UsageSegment
 from portal.tenancy.access import project_access
 from tests.steps import drive
@@ -98,7 +99,10 @@ def test_leaving_rescue_when_not_in_it_is_refused(access, server):
 def test_a_zone_without_rescue_refuses_and_names_the_zone(access, server):
     server.zone.backend_settings = {"absent": ["rescue"]}
     server.zone.save()
-    assert rescue_refusal(server) == f"Rescue mode is not available in {server.zone.code}."
+    assert (
+        capability_refusal(server.zone, Capability.RESCUE)
+        == f"Rescue mode is not available in {server.zone.code}."
+    )
     with pytest.raises(ComputeRefused) as refused:
         instance_rescue(access=access, instance=server)
     assert refused.value.status == 409 and server.zone.code in refused.value.message

@@ -10,16 +10,9 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from portal.compute.backends import Capability
 from portal.compute.models import Action, Instance, Operation
 from portal.compute.services.instances import instance_action
-from portal.compute.snapshot_rules import capability_refusal
 from portal.tenancy.access import Access
-
-
-def rescue_refusal(instance: Instance) -> str:
-    """Why the server's zone has no rescue mode ("Rescue mode is not available in …"), or ""."""
-    return capability_refusal(instance.zone, Capability.RESCUE)
 
 
 def instance_rescue(*, access: Access, instance: Instance, request: HttpRequest | None = None) -> Operation:
